@@ -1,0 +1,9 @@
+"""The one exception type users see: a clear, one-line message, never a bare traceback."""
+
+
+class BertkitError(Exception):
+    """An error caused by the user's input or environment.
+
+    The CLI prints ``bertkit: error: <message>`` and exits with status 2. The message should
+    name the file (and line or byte offset) and the problem.
+    """

@@ -1,0 +1,118 @@
+"""Small I/O helpers shared by every stage: text reading with precise errors, atomic writes."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from bertkit.errors import BertkitError
+
+
+def open_binary(path: str | os.PathLike) -> io.BufferedIOBase:
+    """Open a file for reading bytes, transparently decompressing ``.gz``."""
+    p = Path(path)
+    if not p.exists():
+        raise BertkitError(f"{p}: no such file")
+    if p.is_dir():
+        raise BertkitError(f"{p}: is a directory, expected a file")
+    if p.suffix == ".gz":
+        return gzip.open(p, "rb")  # type: ignore[return-value]
+    return open(p, "rb")
+
+
+def iter_lines(path: str | os.PathLike, errors: str = "strict") -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` (1-based, without the newline) from a UTF-8 text file.
+
+    Invalid UTF-8 raises :class:`BertkitError` naming the file, line and byte offset, unless
+    ``errors="replace"`` is given, in which case bad bytes become U+FFFD.
+    A NUL byte marks a binary file and is reported the same way.
+    """
+    offset = 0
+    with open_binary(path) as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8", errors=errors)
+            except UnicodeDecodeError as e:
+                raise BertkitError(
+                    f"{path}:{lineno}: invalid UTF-8 at byte offset {offset + e.start} "
+                    f"(pass --encoding-errors replace to substitute U+FFFD)"
+                ) from None
+            if "\x00" in text:
+                raise BertkitError(
+                    f"{path}:{lineno}: NUL byte at byte offset {offset + raw.index(0)}; "
+                    "this looks like a binary file, not text"
+                )
+            offset += len(raw)
+            yield lineno, text.rstrip("\r\n")
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
+    """Build a directory at a temporary path beside ``target``; rename it into place on success.
+
+    An existing ``target`` is replaced only after the new one is complete, so a crash never
+    leaves a half-written directory under the final name.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file + fsync + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: object) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> dict:
+    """Read a JSON object, raising :class:`BertkitError` with the position of a syntax error."""
+    p = Path(path)
+    if not p.is_file():
+        raise BertkitError(f"{p}: no such file")
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise BertkitError(f"{p}:{e.lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+    except UnicodeDecodeError as e:
+        raise BertkitError(f"{p}: invalid UTF-8 at byte offset {e.start}") from None
+    if not isinstance(obj, dict):
+        raise BertkitError(f"{p}: expected a JSON object, found {type(obj).__name__}")
+    return obj

@@ -1,0 +1,26 @@
+"""Shared test fixtures: where the real data lives, and torch kept to a modest thread count."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# ../shared/data beside the project; BERTKIT_SHARED_DATA overrides.
+SHARED_DATA = Path(os.environ.get("BERTKIT_SHARED_DATA", REPO.parent / "shared" / "data"))
+MINILM = SHARED_DATA / "checkpoints" / "minilm-l6-uncased"
+
+
+def require_shared(*parts: str) -> Path:
+    """Return ``SHARED_DATA/parts``, or skip the test with a clear reason if it is absent."""
+    p = SHARED_DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"shared data not available: {p} (set BERTKIT_SHARED_DATA)")
+    return p
+
+
+@pytest.fixture
+def minilm_dir() -> Path:
+    return require_shared("checkpoints", "minilm-l6-uncased")
