@@ -4,4 +4,44 @@ __version__ = "0.1.0"
 
 from bertkit.errors import BertkitError
 
-__all__ = ["__version__", "BertkitError"]
+# Model classes import torch; load them on first use so `bertkit --help` stays fast.
+_LAZY = {
+    "BertConfig": "bertkit.config",
+    "BertModel": "bertkit.model",
+    "BertOutput": "bertkit.model",
+    "BertForPreTraining": "bertkit.heads",
+    "PreTrainingOutput": "bertkit.heads",
+    "pretraining_loss": "bertkit.heads",
+    "BertForSequenceClassification": "bertkit.heads",
+    "BertForTokenClassification": "bertkit.heads",
+    "BertForQuestionAnswering": "bertkit.heads",
+    "QAOutput": "bertkit.heads",
+    "BertForMultipleChoice": "bertkit.heads",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bertkit' has no attribute {name!r}")
+
+
+__all__ = [
+    "__version__",
+    "BertkitError",
+    "BertConfig",
+    "BertModel",
+    "BertOutput",
+    "BertForPreTraining",
+    "PreTrainingOutput",
+    "pretraining_loss",
+    "BertForSequenceClassification",
+    "BertForTokenClassification",
+    "BertForQuestionAnswering",
+    "QAOutput",
+    "BertForMultipleChoice",
+]

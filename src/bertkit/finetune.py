@@ -1,0 +1,467 @@
+"""Fine-tune, evaluate and predict for every task family, on the one training loop.
+
+::
+
+    from bertkit.finetune import FinetuneConfig, finetune, evaluate, predict
+    result = finetune(FinetuneConfig(task="classification", train="train.tsv", dev="dev.tsv",
+                                     test="test.tsv", init="checkpoints/minilm", out="runs/sst2"))
+    result["dev"]["accuracy"], result["test"]["accuracy"], result["dev_history"]
+
+Recipe (the BERT paper's): AdamW, linear decay after 10% warmup, dropout 0.1, learning rate in
+{5e-5, 3e-5, 2e-5}, batch {16, 32}, epochs {2, 3, 4}. ``search=True`` runs that grid;
+``seeds=N`` runs every setting with N seeds. A setting is scored by the median dev value of the
+task's main metric over its seeds; the best setting's best seed is the selected model (best on
+dev), evaluated on the test file once and saved as the task checkpoint in ``out``:
+
+``out/`` = ``config.json`` (with ``id2label`` / ``label2id``) + ``model.safetensors`` + tokenizer
+files + ``task.json`` (task family and its settings) + ``metrics.json`` + ``predictions_dev.jsonl``
+(+ ``predictions_test.jsonl``) + ``runs/NAME/metrics.jsonl`` (the training loop's log per run).
+
+``metrics.json``: ``{"dev": {metric: median over seeds, ..., "std": {...}, "per_seed": [...]},
+"test": {metric: value, ...}, "selected": {...}, "dev_history": [per-epoch dev metrics], ...}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from bertkit import runtime
+from bertkit.errors import BertkitError
+from bertkit.fileio import atomic_dir, atomic_write_json, atomic_write_text, iter_lines, read_json
+from bertkit.tasks import TASKS, get_task
+from bertkit.tasks.base import EpochLoader, Task
+
+TASK_FILE = "task.json"
+METRICS_FILE = "metrics.json"
+# The BERT paper's fine-tuning grid (Appendix A.3).
+PAPER_LRS = (5e-5, 3e-5, 2e-5)
+PAPER_BATCH_SIZES = (16, 32)
+PAPER_EPOCHS = (2, 3, 4)
+
+
+@dataclass
+class FinetuneConfig:
+    """Everything a fine-tuning run needs; the CLI fills it from flags, the quickstart directly.
+
+    ``init`` is any checkpoint directory (bertkit pre-training run, bertkit task checkpoint, HF
+    BERT directory). For a from-scratch baseline leave ``init`` empty and give ``model_config``
+    (``BertConfig`` keys, or ``{"preset": "mini", ...}``) and ``tokenizer`` (a directory with
+    ``vocab.txt``): the encoder starts from random weights.
+    """
+
+    task: str
+    train: str
+    dev: str
+    test: str | None = None
+    init: str | None = None
+    model_config: dict[str, Any] | None = None
+    tokenizer: str | None = None
+    out: str | None = None
+    epochs: int = 3
+    lr: float = 3e-5
+    batch_size: int = 32
+    warmup_ratio: float = 0.1
+    dropout: float = 0.1
+    weight_decay: float = 0.01
+    max_seq_length: int | None = None  # None: the task's default (128; QA 384)
+    seeds: int = 1
+    seed: int = 0  # first seed; the others are seed+1, seed+2, ...
+    search: bool = False
+    search_lrs: Sequence[float] = PAPER_LRS
+    search_batch_sizes: Sequence[int] = PAPER_BATCH_SIZES
+    search_epochs: Sequence[int] = PAPER_EPOCHS
+    task_settings: dict[str, Any] = field(default_factory=dict)  # column names, QA lengths, ...
+    max_train_examples: int | None = None  # a seeded random subset of the training file
+    max_eval_examples: int | None = None  # first N dev/test examples (quick runs)
+    max_steps: int | None = None  # cap on optimizer steps per run (quick runs)
+    eval_batch_size: int = 64
+    device: str = "auto"
+    precision: str = "fp32"
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.task not in TASKS:
+            raise BertkitError(f"unknown task {self.task!r} (choose from {', '.join(TASKS)})")
+        if self.init is None and (self.model_config is None or self.tokenizer is None):
+            raise BertkitError("give --init DIR (a checkpoint), or model_config + tokenizer for random init")
+        if self.init is not None and self.model_config is not None:
+            raise BertkitError("give either init (a checkpoint) or model_config (random init), not both")
+        for name in ("epochs", "batch_size", "seeds", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise BertkitError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise BertkitError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise BertkitError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.max_seq_length is not None and self.max_seq_length < 8:
+            raise BertkitError(f"max_seq_length must be >= 8, got {self.max_seq_length}")
+
+    def grid(self) -> list[tuple[float, int, int]]:
+        """(lr, batch_size, epochs) settings to run: the paper grid with ``search``, else one."""
+        if self.search:
+            return [(lr, b, e) for lr in self.search_lrs for b in self.search_batch_sizes for e in self.search_epochs]
+        return [(self.lr, self.batch_size, self.epochs)]
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+@dataclass
+class Split:
+    """A file's examples and features."""
+
+    path: str
+    examples: list
+    features: Any
+
+
+def _subset(examples: list, n: int | None, seed: int, random_pick: bool) -> list:
+    if n is None or n >= len(examples):
+        return examples
+    if not random_pick:
+        return examples[:n]
+    keep = sorted(random.Random(seed).sample(range(len(examples)), n))
+    return [examples[i] for i in keep]
+
+
+def _featurize(task: Task, path: str, examples: list, tok: Any, label2id, training: bool) -> Any:
+    feats = task.featurize(examples, tok, label2id, training)
+    if feats.n_truncated:
+        runtime.log(f"{path}: {feats.n_truncated} of {feats.n_examples} examples truncated "
+                    f"(max_seq_length {task.settings['max_seq_length']})")
+    return feats
+
+
+def load_tokenizer(directory: str) -> Any:
+    from bertkit.tokenization import Tokenizer
+
+    return Tokenizer.from_pretrained(directory)
+
+
+# ------------------------------------------------------------------------------------------ model
+
+
+def build_model(task: Task, cfg: FinetuneConfig, labels: list[str] | None, vocab_size: int, seed: int):
+    """The task's head model from ``cfg.init`` (or random weights), its head seeded by ``seed``."""
+    from bertkit import heads
+    from bertkit.config import BertConfig
+
+    runtime.seed_everything(seed)
+    cls = getattr(heads, task.head)
+    overrides: dict[str, Any] = {"hidden_dropout_prob": cfg.dropout, "attention_probs_dropout_prob": cfg.dropout}
+    if labels:
+        overrides["id2label"] = {i: lab for i, lab in enumerate(labels)}
+    else:
+        overrides["num_labels"] = task.num_outputs(None)
+    if cfg.init is not None:
+        return cls.from_pretrained(cfg.init, ignore_mismatched_sizes=True, **overrides)
+    mc = dict(cfg.model_config or {})
+    preset = mc.pop("preset", None)
+    mc.update(overrides, vocab_size=vocab_size)
+    if "num_labels" in mc and labels:
+        del mc["num_labels"]
+    bc = BertConfig.from_preset(preset, **mc) if preset else BertConfig.from_dict(mc)
+    return cls(bc)
+
+
+# ------------------------------------------------------------------------------------------ runs
+
+
+def _median_std(values: list[float]) -> tuple[float, float]:
+    return statistics.median(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _aggregate(per_seed: list[dict]) -> dict[str, Any]:
+    """Median of every numeric metric over seeds, their std, and the per-seed values."""
+    keys = [k for k, v in per_seed[0]["metrics"].items() if isinstance(v, (int, float))]
+    out: dict[str, Any] = {}
+    std: dict[str, float] = {}
+    for k in keys:
+        out[k], std[k] = _median_std([float(r["metrics"][k]) for r in per_seed])
+    out["std"] = std
+    out["per_seed"] = [{"seed": r["seed"], **r["metrics"]} for r in per_seed]
+    return out
+
+
+class _Runner:
+    """Runs one (setting, seed) fine-tuning and keeps what the selection needs."""
+
+    def __init__(self, cfg: FinetuneConfig, task: Task, tok: Any, labels, train: Split, dev: Split,
+                 log_root: Path | None):
+        self.cfg, self.task, self.tok, self.labels = cfg, task, tok, labels
+        self.train, self.dev = train, dev
+        self.log_root = log_root
+        self.id2label = {i: lab for i, lab in enumerate(labels)} if labels else None
+
+    def evaluate_dev(self, model) -> tuple[dict, list]:
+        preds = self.task.predict(model, self.dev.features, self.dev.examples, self.id2label,
+                                  self.cfg.eval_batch_size, self.tok.pad_id)
+        return self.task.score(self.dev.examples, preds, tune=True), preds
+
+    def run(self, lr: float, batch_size: int, epochs: int, seed: int) -> dict:
+        from bertkit.training import Trainer, TrainConfig
+
+        cfg, task = self.cfg, self.task
+        model = build_model(task, cfg, self.labels, len(self.tok), seed)
+        loader = EpochLoader(self.train.features, batch_size, self.tok.pad_id, seed=seed)
+        steps = epochs * loader.steps_per_epoch
+        if cfg.max_steps is not None:
+            steps = min(steps, cfg.max_steps)
+        name = f"lr{lr:g}-b{batch_size}-e{epochs}-s{seed}"
+        history: list[dict] = []
+
+        def eval_fn(m) -> dict[str, float]:
+            metrics, _ = self.evaluate_dev(m)
+            epoch = loader.epoch + loader.position / loader.steps_per_epoch
+            history.append({"epoch": round(epoch, 3), **metrics})
+            return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+
+        tcfg = TrainConfig(
+            max_steps=steps, lr=lr, warmup_steps=int(round(cfg.warmup_ratio * steps)), schedule="linear",
+            optimizer="adamw", weight_decay=cfg.weight_decay, max_grad_norm=1.0, precision=cfg.precision,
+            device=cfg.device, eval_every=loader.steps_per_epoch, seed=seed, progress=cfg.progress,
+            log_every=max(1, min(50, loader.steps_per_epoch // 4)), tensorboard=False,
+        )
+        run_dir = self.log_root / name if self.log_root is not None else None
+        runtime.log(f"fine-tune {name}: {len(self.train.examples)} train examples, {steps} steps")
+        start = time.perf_counter()
+        trainer = Trainer(model, tcfg, task.loss, loader, out_dir=run_dir, tokenizer=self.tok,
+                          eval_fn=eval_fn, run_config={"finetune": _jsonable(dataclasses.asdict(cfg)),
+                                                       "lr": lr, "batch_size": batch_size, "epochs": epochs,
+                                                       "seed": seed})
+        summary = trainer.fit()
+        if summary.get("checkpoint"):  # the loop's resume checkpoint is not needed after the run
+            shutil.rmtree(summary["checkpoint"], ignore_errors=True)
+        final = history[-1] if history else {}
+        train_losses = [h["loss"] for h in summary["history"] if h.get("kind") == "train"]
+        return {
+            "name": name, "lr": lr, "batch_size": batch_size, "epochs": epochs, "seed": seed, "steps": steps,
+            "metrics": {k: v for k, v in final.items() if k != "epoch"},
+            "epoch_history": history,
+            "train_loss_first": train_losses[0] if train_losses else None,
+            "train_loss_last": train_losses[-1] if train_losses else None,
+            "time_s": time.perf_counter() - start,
+            "model": trainer.model,
+        }
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str))
+
+
+def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
+    """Fine-tune per ``cfg``; write the task checkpoint + reports to ``cfg.out`` (when given).
+
+    Returns the ``metrics.json`` content (plus ``"out"``): dev medians / std / per-seed, test
+    metrics of the selected model, the selected setting, per-epoch dev history of every run,
+    and per-setting medians when searching.
+    """
+    cfg.validate()
+    t0 = time.perf_counter()
+    settings = dict(cfg.task_settings)
+    if cfg.max_seq_length is not None:
+        settings["max_seq_length"] = cfg.max_seq_length
+    task = get_task(cfg.task, **settings)
+    tok = load_tokenizer(cfg.init or cfg.tokenizer)
+
+    train_ex = _subset(task.read(cfg.train), cfg.max_train_examples, cfg.seed, random_pick=True)
+    labels = task.label_list(train_ex)
+    task.labels = labels
+    label2id = {lab: i for i, lab in enumerate(labels)} if labels else None
+    dev_ex = _subset(task.read(cfg.dev), cfg.max_eval_examples, 0, random_pick=False)
+    task.check_labels(cfg.dev, dev_ex, label2id or {})
+    test_ex = None
+    if cfg.test:
+        test_ex = _subset(task.read(cfg.test), cfg.max_eval_examples, 0, random_pick=False)
+        task.check_labels(cfg.test, test_ex, label2id or {})
+    train = Split(cfg.train, train_ex, _featurize(task, cfg.train, train_ex, tok, label2id, training=True))
+    dev = Split(cfg.dev, dev_ex, _featurize(task, cfg.dev, dev_ex, tok, label2id, training=False))
+    test = Split(cfg.test, test_ex, _featurize(task, cfg.test, test_ex, tok, label2id, training=False)) \
+        if cfg.test else None
+
+    work = Path(tempfile.mkdtemp(prefix="bertkit-finetune-")) if cfg.out is None else None
+    with atomic_dir(cfg.out) if cfg.out is not None else contextlib.nullcontext(work) as out_dir:
+        result = _search_and_select(cfg, task, tok, labels, train, dev, test, out_dir)
+        result["elapsed_s"] = time.perf_counter() - t0
+        atomic_write_json(out_dir / METRICS_FILE, result)
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)
+    result["out"] = cfg.out
+    return result
+
+
+def _search_and_select(cfg, task, tok, labels, train, dev, test, out_dir: Path) -> dict[str, Any]:
+    runner = _Runner(cfg, task, tok, labels, train, dev, out_dir / "runs")
+    main = task.main_metric
+    seeds = [cfg.seed + i for i in range(cfg.seeds)]
+    settings_summary, all_runs = [], []
+    best: dict | None = None  # the selected setting: {"median", "runs", "model_state", "run"}
+    for lr, bs, ep in cfg.grid():
+        runs, best_run, best_state = [], None, None
+        for seed in seeds:
+            r = runner.run(lr, bs, ep, seed)
+            model = r.pop("model")
+            runs.append(r)
+            if best_run is None or r["metrics"].get(main, -math.inf) > best_run["metrics"].get(main, -math.inf):
+                best_run, best_state = r, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            del model
+        median, std = _median_std([r["metrics"].get(main, math.nan) for r in runs])
+        settings_summary.append({"lr": lr, "batch_size": bs, "epochs": ep, f"dev_{main}_median": median,
+                                 f"dev_{main}_std": std})
+        runtime.log(f"setting lr {lr:g} batch {bs} epochs {ep}: dev {main} median {median:.4f} ± {std:.4f} "
+                    f"over {len(runs)} seed(s)")
+        all_runs.extend(runs)
+        if best is None or median > best["median"]:
+            best = {"median": median, "runs": runs, "run": best_run, "state": best_state}
+
+    # Rebuild the selected model, re-score dev (QA: re-tunes the null threshold), test once.
+    run = best["run"]
+    model = build_model(task, cfg, labels, len(tok), run["seed"])
+    model.load_state_dict(best["state"])
+    model.to(runtime.choose_device(cfg.device))
+    id2label = runner.id2label
+    dev_preds = task.predict(model, dev.features, dev.examples, id2label, cfg.eval_batch_size, tok.pad_id,
+                             progress=cfg.progress)
+    task.score(dev.examples, dev_preds, tune=True)
+    write_predictions(out_dir / "predictions_dev.jsonl", task, dev.examples, dev_preds)
+    result: dict[str, Any] = {"task": task.name, "main_metric": main, "dev": _aggregate(best["runs"])}
+    if test is not None:
+        test_preds = task.predict(model, test.features, test.examples, id2label, cfg.eval_batch_size,
+                                  tok.pad_id, progress=cfg.progress)
+        result["test"] = task.score(test.examples, test_preds)
+        write_predictions(out_dir / "predictions_test.jsonl", task, test.examples, test_preds)
+    result["selected"] = {k: run[k] for k in ("lr", "batch_size", "epochs", "seed", "steps")}
+    result["dev_history"] = run["epoch_history"]
+    result["runs"] = [{k: v for k, v in r.items()} for r in all_runs]
+    if cfg.search:
+        result["search"] = settings_summary
+    result["data"] = {
+        "train": {"path": train.path, "examples": len(train.examples), "truncated": train.features.n_truncated},
+        "dev": {"path": dev.path, "examples": len(dev.examples), "truncated": dev.features.n_truncated},
+    }
+    if test is not None:
+        result["data"]["test"] = {"path": test.path, "examples": len(test.examples),
+                                  "truncated": test.features.n_truncated}
+    result["config"] = _jsonable(dataclasses.asdict(cfg))
+    save_task_model(out_dir, model, tok, task)
+    return result
+
+
+# ------------------------------------------------------------------------------------------ I/O
+
+
+def save_task_model(directory: Path, model, tok, task: Task) -> None:
+    """Write the model + tokenizer + ``task.json`` into ``directory`` (other files kept)."""
+    staging = Path(tempfile.mkdtemp(prefix=".model-", dir=directory))
+    target = staging / "m"
+    model.save_pretrained(target, tokenizer=tok)
+    for p in target.iterdir():
+        p.replace(directory / p.name)
+    shutil.rmtree(staging, ignore_errors=True)
+    atomic_write_json(directory / TASK_FILE, {"task": task.name, "settings": task.settings, "labels": task.labels})
+
+
+def column_settings(task_name: str, text: str | None = None, text_pair: str | None = None,
+                    label: str | None = None) -> dict[str, str]:
+    """Column overrides under the task's setting names (multiple choice: context / start)."""
+    if task_name == "choice":
+        d = {"context_column": text, "start_column": text_pair, "label_column": label}
+    else:
+        d = {"text_column": text, "text_pair_column": text_pair, "label_column": label}
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def load_task_model(model_dir: str, task_name: str | None = None, columns: dict | None = None,
+                    **settings: Any):
+    """``(task, model, tokenizer)`` from a task checkpoint (``task.json``) or, with ``task_name``,
+    from any head checkpoint (labels from its ``config.json``). ``columns`` = ``{"text", "text_pair",
+    "label"}`` overrides of the saved column names; ``settings`` other task settings."""
+    from bertkit import heads
+    from bertkit.config import BertConfig
+
+    path = Path(model_dir)
+    if not path.is_dir():
+        raise BertkitError(f"{path}: no such model directory")
+    saved = read_json(path / TASK_FILE) if (path / TASK_FILE).is_file() else None
+    if saved is None and task_name is None:
+        raise BertkitError(f"{path}: no {TASK_FILE} (not a bertkit task checkpoint); pass --task")
+    if saved is not None and task_name is not None and task_name != saved["task"]:
+        raise BertkitError(f"{path}: this model was fine-tuned for task {saved['task']!r}, not {task_name!r}")
+    name = saved["task"] if saved else task_name
+    merged = {**(saved["settings"] if saved else {}), **{k: v for k, v in settings.items() if v is not None},
+              **column_settings(name, **(columns or {}))}
+    task = get_task(name, **merged)
+    cfg = BertConfig.from_pretrained(path)
+    if saved is not None:
+        task.labels = saved.get("labels")
+    elif name in ("classification", "pair", "tagging"):
+        task.labels = [cfg.id2label[i] for i in sorted(cfg.id2label)]
+    model = getattr(heads, task.head).from_pretrained(path)
+    if model.loading_info and model.loading_info.missing:
+        raise BertkitError(f"{path}: the checkpoint has no trained {task.head} head "
+                           f"(missing {', '.join(model.loading_info.missing[:4])})")
+    model.to(runtime.choose_device("auto"))
+    return task, model, load_tokenizer(str(path))
+
+
+def _predict_file(model_dir: str, data: str, task_name: str | None, labelled: bool, batch_size: int,
+                  max_seq_length: int | None, progress: bool, columns: dict | None):
+    task, model, tok = load_task_model(model_dir, task_name, columns, max_seq_length=max_seq_length)
+    examples = task.read(data, labelled=labelled)
+    label2id = {lab: i for i, lab in enumerate(task.labels)} if task.labels else None
+    if labelled:
+        task.check_labels(data, examples, label2id or {})
+    feats = _featurize(task, data, examples, tok, None, training=False)
+    id2label = dict(enumerate(task.labels)) if task.labels else None
+    preds = task.predict(model, feats, examples, id2label, batch_size, tok.pad_id, progress=progress)
+    return task, examples, preds
+
+
+def evaluate(model_dir: str, data: str, task: str | None = None, batch_size: int = 64,
+             max_seq_length: int | None = None, progress: bool = True,
+             columns: dict | None = None) -> dict[str, float]:
+    """Metrics of a task checkpoint on a labelled file (same keys as ``metrics.json``).
+    SQuAD v2 uses the null threshold tuned on dev at training time."""
+    t, examples, preds = _predict_file(model_dir, data, task, True, batch_size, max_seq_length, progress,
+                                       columns)
+    return t.score(examples, preds)
+
+
+def predict(model_dir: str, data: str, out: str, batch_size: int = 64, task: str | None = None,
+            max_seq_length: int | None = None, progress: bool = True, columns: dict | None = None) -> int:
+    """Write one JSON line per example of ``data`` (labels optional) to ``out``; returns the count."""
+    t, examples, preds = _predict_file(model_dir, data, task, False, batch_size, max_seq_length, progress,
+                                       columns)
+    write_predictions(Path(out), t, examples, preds)
+    return len(preds)
+
+
+def write_predictions(path: Path, task: Task, examples: Sequence, predictions: Sequence) -> None:
+    """Atomically write one JSON object per line: the input, ``prediction`` fields and ``gold``."""
+    lines = [json.dumps(task.record(e, p), ensure_ascii=False) for e, p in zip(examples, predictions)]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+def read_predictions(path: str) -> list[dict]:
+    """The records of a predictions file written by :func:`write_predictions`."""
+    out = []
+    for lineno, text in iter_lines(path):
+        if text.strip():
+            try:
+                out.append(json.loads(text))
+            except json.JSONDecodeError as e:
+                raise BertkitError(f"{path}:{lineno}: invalid JSON: {e.msg}") from None
+    return out

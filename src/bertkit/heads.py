@@ -1,0 +1,240 @@
+"""Heads on the BERT encoder: pre-training (MLM + NSP) and the fine-tuning tasks.
+
+Every model here is ``encoder + head``: ``self.bert`` is a :class:`~bertkit.model.BertModel`
+and the head is a small module under HF's name (``cls``, ``classifier``, ``qa_outputs``), so
+checkpoints map one-to-one onto transformers' ``BertFor*`` classes.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bertkit.checkpoint import PretrainedMixin
+from bertkit.config import BertConfig
+from bertkit.model import BertModel, activation, init_bert_weights
+
+
+class PreTrainingOutput(NamedTuple):
+    mlm_logits: torch.Tensor  # (B, P, V) at masked_positions, or (B, T, V) without them
+    nsp_logits: torch.Tensor  # (B, 2)
+
+
+class QAOutput(NamedTuple):
+    start_logits: torch.Tensor  # (B, T)
+    end_logits: torch.Tensor  # (B, T)
+
+
+# --------------------------------------------------------------------------- pre-training heads
+class BertPredictionHeadTransform(nn.Module):
+    """dense -> activation -> LayerNorm, applied before the vocabulary projection."""
+
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.act = activation(cfg.hidden_act)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.act(self.dense(h)))
+
+
+class BertLMPredictionHead(nn.Module):
+    """Masked-LM head. The decoder weight is the word-embedding matrix (tied, passed in at call
+    time so it is stored once); the head owns only the transform and the output ``bias``."""
+
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(cfg)
+        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+
+    def forward(self, h: torch.Tensor, decoder_weight: torch.Tensor) -> torch.Tensor:
+        # h: (..., H); decoder_weight: (V, H)
+        return F.linear(self.transform(h), decoder_weight, self.bias)  # (..., V)
+
+
+class BertPreTrainingHeads(nn.Module):
+    """MLM head (``predictions``) + next-sentence head (``seq_relationship``), HF names."""
+
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(cfg)
+        self.seq_relationship = nn.Linear(cfg.hidden_size, 2)
+
+
+def gather_positions(h: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Pick hidden states at ``positions``: h (B, T, H), positions (B, P) -> (B, P, H)."""
+    B, P = positions.shape
+    idx = positions.unsqueeze(-1).expand(B, P, h.shape[-1])  # (B, P, H)
+    return torch.gather(h, 1, idx)  # (B, P, H)
+
+
+class BertForPreTraining(PretrainedMixin, nn.Module):
+    """BERT with the masked-LM and next-sentence-prediction heads.
+
+    With ``masked_positions`` (B, P) the vocabulary projection is computed ONLY at those
+    positions (as the original ``get_masked_lm_output``); without them, at every position
+    (fill-mask, inspection).
+    """
+
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.config = cfg
+        self.bert = BertModel(cfg)
+        self.cls = BertPreTrainingHeads(cfg)
+        self.cls.apply(lambda m: init_bert_weights(m, cfg.initializer_range))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        masked_positions: torch.Tensor | None = None,
+    ) -> PreTrainingOutput:
+        hidden, pooled = self.bert(input_ids, attention_mask, token_type_ids)  # (B,T,H), (B,H)
+        if masked_positions is not None:
+            hidden = gather_positions(hidden, masked_positions)  # (B, P, H)
+        decoder_weight = self.bert.embeddings.word_embeddings.weight  # (V, H), tied
+        mlm_logits = self.cls.predictions(hidden, decoder_weight)  # (B, P or T, V)
+        nsp_logits = self.cls.seq_relationship(pooled)  # (B, 2)
+        return PreTrainingOutput(mlm_logits, nsp_logits)
+
+
+def pretraining_loss(
+    output: PreTrainingOutput,
+    mlm_labels: torch.Tensor,
+    nsp_labels: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Masked-LM cross-entropy (+ NSP cross-entropy when ``nsp_labels`` is given).
+
+    mlm_labels: (B, P) matching ``output.mlm_logits`` (B, P, V); -100 marks padding / ignored
+    positions. Returns ``(loss, metrics)`` where metrics has ``mlm_loss`` and ``mlm_acc``
+    (over the labelled positions) and, only when ``nsp_labels`` is given, ``nsp_loss`` and
+    ``nsp_acc``. A batch with no labelled position gives an MLM loss of 0, not NaN.
+    """
+    logits = output.mlm_logits.float().flatten(0, -2)  # (B*P, V)
+    labels = mlm_labels.flatten()  # (B*P,)
+    valid = labels != -100
+    n = valid.sum().clamp_min(1)
+    mlm_loss = F.cross_entropy(logits, labels, ignore_index=-100, reduction="sum") / n
+    with torch.no_grad():
+        mlm_acc = ((logits.argmax(-1) == labels) & valid).sum() / n
+    loss = mlm_loss
+    metrics = {"mlm_loss": mlm_loss.detach(), "mlm_acc": mlm_acc}
+    if nsp_labels is not None:
+        nsp_logits = output.nsp_logits.float()  # (B, 2)
+        nsp_loss = F.cross_entropy(nsp_logits, nsp_labels)
+        with torch.no_grad():
+            nsp_acc = (nsp_logits.argmax(-1) == nsp_labels).float().mean()
+        loss = loss + nsp_loss
+        metrics["nsp_loss"] = nsp_loss.detach()
+        metrics["nsp_acc"] = nsp_acc
+    return loss, {k: float(v) for k, v in metrics.items()}
+
+
+# --------------------------------------------------------------------------- task heads
+def _classifier_dropout(cfg: BertConfig) -> float:
+    return cfg.hidden_dropout_prob if cfg.classifier_dropout is None else cfg.classifier_dropout
+
+
+class BertForSequenceClassification(PretrainedMixin, nn.Module):
+    """Pooled [CLS] -> dropout -> linear: logits (B, num_labels); num_labels 1 = regression."""
+
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.config = cfg
+        self.num_labels = cfg.num_labels
+        self.bert = BertModel(cfg)
+        self.dropout = nn.Dropout(_classifier_dropout(cfg))
+        self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
+        init_bert_weights(self.classifier, cfg.initializer_range)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        pooled = self.bert(input_ids, attention_mask, token_type_ids).pooler_output  # (B, H)
+        return self.classifier(self.dropout(pooled))  # (B, num_labels)
+
+
+class BertForTokenClassification(PretrainedMixin, nn.Module):
+    """Every token's hidden state -> dropout -> linear: logits (B, T, num_labels)."""
+
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.config = cfg
+        self.num_labels = cfg.num_labels
+        self.bert = BertModel(cfg, add_pooling_layer=False)
+        self.dropout = nn.Dropout(_classifier_dropout(cfg))
+        self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
+        init_bert_weights(self.classifier, cfg.initializer_range)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        hidden = self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state
+        return self.classifier(self.dropout(hidden))  # (B, T, num_labels)
+
+
+class BertForQuestionAnswering(PretrainedMixin, nn.Module):
+    """Span QA: a linear map of every token to (start, end) logits, each (B, T)."""
+
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.config = cfg
+        self.bert = BertModel(cfg, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(cfg.hidden_size, 2)
+        init_bert_weights(self.qa_outputs, cfg.initializer_range)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> QAOutput:
+        hidden = self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state
+        logits = self.qa_outputs(hidden)  # (B, T, 2)
+        start, end = logits.unbind(-1)  # (B, T) each
+        return QAOutput(start.contiguous(), end.contiguous())
+
+
+class BertForMultipleChoice(PretrainedMixin, nn.Module):
+    """Each (context, choice) pair -> pooled [CLS] -> linear -> one score: logits (B, C)."""
+
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.config = cfg
+        self.bert = BertModel(cfg)
+        self.dropout = nn.Dropout(_classifier_dropout(cfg))
+        self.classifier = nn.Linear(cfg.hidden_size, 1)
+        init_bert_weights(self.classifier, cfg.initializer_range)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        B, C, T = input_ids.shape
+
+        def flat(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.reshape(B * C, T)  # (B*C, T)
+
+        pooled = self.bert(flat(input_ids), flat(attention_mask), flat(token_type_ids)).pooler_output
+        return self.classifier(self.dropout(pooled)).view(B, C)  # (B*C, 1) -> (B, C)
+
+
+TASK_CLASSES = {
+    "sequence_classification": BertForSequenceClassification,
+    "token_classification": BertForTokenClassification,
+    "question_answering": BertForQuestionAnswering,
+    "multiple_choice": BertForMultipleChoice,
+}

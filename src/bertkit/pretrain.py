@@ -1,0 +1,402 @@
+"""Pre-training: MLM (+ NSP) on prepared data, through the one training loop.
+
+::
+
+    from bertkit.pretrain import PretrainConfig, pretrain
+    cfg = PretrainConfig(data="data/prepared", out="runs/mini", model="mini", tokenizer="vocab/",
+                         max_steps=10000, batch_size=32, lr=1e-4, warmup_steps=1000)
+    summary = pretrain(cfg)                    # pretrain(cfg, resume=True) to continue
+
+``bertkit pretrain --data DIR --out DIR [--config FILE] [key=value ...] [--resume]`` is the same
+thing from the shell: :class:`PretrainConfig` holds every key with its default, a JSON config
+file and ``key=value`` overrides are applied on top (in that order).
+
+The model is a preset (``tiny`` ... ``large``, vocabulary size taken from the data), a
+``config.json`` (file or checkpoint directory), or initialised from a checkpoint (``init``: the
+weights and config of e.g. a phase-1 run, continued at a longer sequence length). The loss is
+MLM cross-entropy over the masked positions plus NSP cross-entropy when the data has NSP labels
+(MLM only otherwise). Every ``eval_every`` steps the validation split is scored: MLM loss and
+accuracy, NSP loss and accuracy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bertkit import runtime
+from bertkit.errors import BertkitError
+from bertkit.fileio import atomic_write_json, read_json
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class PretrainConfig:
+    """Every key of a pre-training run, with its default (``bertkit pretrain --help`` lists them)."""
+
+    data: str = ""  # prepared data directory (bertkit prepare): manifest.json + shards
+    out: str = ""  # run directory: checkpoints, metrics.jsonl, tensorboard/
+    model: str = "mini"  # preset (tiny mini small medium base large) or a config.json / checkpoint dir
+    init: str | None = None  # checkpoint directory to start from (continued pre-training)
+    tokenizer: str | None = None  # dir with vocab.txt (+ tokenizer_config.json) saved in checkpoints; default: init's
+    max_steps: int = 10000  # optimizer steps
+    batch_size: int = 32  # sequences per micro-batch per process
+    grad_accum: int = 1  # micro-batches per step: global batch = batch_size * grad_accum * processes
+    lr: float = 1e-4  # peak learning rate
+    warmup_steps: int = 1000  # steps of linear warmup to lr
+    schedule: str = "linear"  # linear | cosine | constant (after linear warmup)
+    optimizer: str = "adamw"  # adamw | lamb
+    weight_decay: float = 0.01  # AdamW/LAMB decay (none on biases and LayerNorm)
+    max_grad_norm: float = 1.0  # 0 disables clipping
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (CUDA)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dropout: float | None = None  # override hidden and attention dropout (None: the model config's)
+    save_every: int = 1000  # steps between checkpoints (0: only at the end / by minutes)
+    save_every_minutes: float = 0.0  # minutes between checkpoints (0: off)
+    keep_last: int = 3  # checkpoints kept (0: all)
+    eval_every: int = 1000  # steps between validation runs (0: only at the end)
+    eval_batches: int = 50  # validation batches per evaluation (0: the whole validation split)
+    log_every: int = 10  # steps between metrics records
+    seed: int = 0  # initial weights, dropout, data order
+    compile: bool = False  # torch.compile
+    activation_checkpointing: bool = False  # recompute layer activations in backward (less memory)
+    divergence_patience: int = 5  # non-finite losses in a row before rollback / stop
+    divergence_action: str = "rollback"  # rollback | stop
+    progress: bool = True  # tqdm bar
+
+    # ------------------------------------------------------------------ I/O
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "PretrainConfig":
+        """Build from a dict of keys; unknown keys and ill-typed values are errors naming ``source``."""
+        return cls().updated(d, source)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "PretrainConfig":
+        return cls.from_dict(read_json(path), source=str(path))
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_json(path, self.to_dict())
+
+    def updated(self, d: dict[str, Any], source: str = "config") -> "PretrainConfig":
+        """A copy with the keys of ``d`` replaced (values coerced to each key's type)."""
+        values = self.to_dict()
+        for key, value in d.items():
+            values[key] = coerce(key, value, source)
+        return PretrainConfig(**values)
+
+    def with_overrides(self, overrides: list[str]) -> "PretrainConfig":
+        """Apply ``key=value`` strings (command-line form)."""
+        d = {}
+        for item in overrides:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise BertkitError(f"override {item!r}: expected key=value")
+            d[key.strip()] = value
+        return self.updated(d, source="command line")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(PretrainConfig)}
+_HINTS = typing.get_type_hints(PretrainConfig)
+
+
+def coerce(key: str, value: Any, source: str) -> Any:
+    """``value`` converted to the type of ``key``; strings are parsed (``none``, ``true``, numbers)."""
+    if key not in _FIELDS:
+        close = difflib.get_close_matches(key, list(_FIELDS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(_FIELDS)})"
+        raise BertkitError(f"{source}: unknown key {key!r}{hint}")
+    hint = _HINTS[key]
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if isinstance(value, str) and optional and value.strip().lower() in ("none", "null", ""):
+        return None
+    if value is None:
+        if optional:
+            return None
+        raise BertkitError(f"{source}: {key} cannot be null")
+    try:
+        if base is bool:
+            if isinstance(value, bool):
+                return value
+            s = str(value).strip().lower()
+            if s in ("1", "true", "yes", "on"):
+                return True
+            if s in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if base is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+        if base is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if base is str:
+            if not isinstance(value, (str, Path)):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    raise BertkitError(f"{source}: {key}: expected {base.__name__}{' or none' if optional else ''}, got {value!r}")
+
+
+def describe_keys() -> str:
+    """One line per key with its default and comment, for ``--help``."""
+    import inspect
+    import re
+
+    comments = {}
+    for line in inspect.getsource(PretrainConfig).splitlines():
+        m = re.match(r"\s+(\w+): [^=]+= [^#]*#\s*(.*)", line)
+        if m:
+            comments[m.group(1)] = m.group(2)
+    defaults = PretrainConfig().to_dict()
+    width = max(map(len, defaults)) + 2
+    lines = []
+    for key, default in defaults.items():
+        shown = json.dumps(default)
+        lines.append(f"  {key:<{width}}{shown:<10} {comments.get(key, '')}".rstrip())
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# model and data
+
+
+def read_manifest(data_dir: str | Path) -> dict:
+    """The manifest of a prepared data directory, or a clear error."""
+    if not data_dir:
+        raise BertkitError("data: no prepared data directory given (--data DIR or data=DIR)")
+    d = Path(data_dir)
+    if not d.is_dir():
+        raise BertkitError(f"{d}: no such data directory (prepare one with `bertkit prepare`)")
+    if not (d / MANIFEST).is_file():
+        raise BertkitError(f"{d}: no {MANIFEST}: not prepared data, or preparation did not finish "
+                           "(run `bertkit prepare`)")
+    return read_json(d / MANIFEST)
+
+
+def build_model_config(cfg: PretrainConfig, manifest: dict, data_dir: Path):
+    """The BertConfig for this run, checked against the data (vocabulary size, sequence length)."""
+    from bertkit.config import PRESETS, BertConfig
+
+    overrides = {}
+    if cfg.dropout is not None:
+        overrides = {"hidden_dropout_prob": cfg.dropout, "attention_probs_dropout_prob": cfg.dropout}
+    vocab_size = manifest["vocab_size"]
+    if cfg.init:
+        source = Path(cfg.init) / "config.json"
+        mcfg = BertConfig.from_pretrained(cfg.init)
+    elif cfg.model in PRESETS:
+        source = None
+        mcfg = BertConfig.from_preset(cfg.model, vocab_size=vocab_size)
+    else:
+        p = Path(cfg.model)
+        if not p.exists():
+            raise BertkitError(f"model: {cfg.model!r} is neither a preset ({', '.join(PRESETS)}) "
+                               f"nor an existing config file / checkpoint directory")
+        source = p / "config.json" if p.is_dir() else p
+        mcfg = BertConfig.from_pretrained(p) if p.is_dir() else BertConfig.from_dict(read_json(p), str(p))
+    if overrides:
+        from bertkit.checkpoint import with_overrides
+
+        mcfg = with_overrides(mcfg, overrides, source=str(source or f"preset {cfg.model}"))
+    if mcfg.vocab_size != vocab_size:
+        raise BertkitError(f"{source}: vocab_size {mcfg.vocab_size} does not match the data's "
+                           f"vocab_size {vocab_size} ({data_dir / MANIFEST})")
+    if manifest["max_seq_length"] > mcfg.max_position_embeddings:
+        raise BertkitError(f"{data_dir / MANIFEST}: max_seq_length {manifest['max_seq_length']} exceeds the "
+                           f"model's max_position_embeddings {mcfg.max_position_embeddings}")
+    return mcfg
+
+
+def load_tokenizer(cfg: PretrainConfig, data_dir: Path):
+    """The tokenizer saved into checkpoints (``tokenizer`` key, else ``init``'s), checked against
+    the data's vocabulary hash; None when neither has a vocab.txt."""
+    from bertkit.pretraining_data import check_vocab
+    from bertkit.tokenization import Tokenizer
+
+    if cfg.tokenizer:
+        tdir = Path(cfg.tokenizer)
+        if not (tdir / "vocab.txt").is_file():
+            raise BertkitError(f"tokenizer: {tdir / 'vocab.txt'}: no such file")
+    elif cfg.init and (Path(cfg.init) / "vocab.txt").is_file():
+        tdir = Path(cfg.init)
+    else:
+        runtime.log("note: no tokenizer given (tokenizer=DIR); checkpoints will hold no vocab.txt")
+        return None
+    check_vocab(data_dir, tdir)
+    return Tokenizer.from_pretrained(tdir)
+
+
+def bert_flops_fn(mcfg) -> Any:
+    """Training FLOPs of one micro-batch of a BertForPreTraining (3 x forward matmul FLOPs).
+
+    Forward, for B sequences of T tokens with P masked positions, L layers, hidden H,
+    FFN size I, vocabulary V::
+
+        2*B*T*L*(4*H*H + 2*H*I)      # Q, K, V, output projections + the two FFN matmuls
+      + 4*B*T*T*H*L                  # attention scores QK^T and the weighted sum AV
+      + 2*B*P*(H*H + H*V)            # MLM transform + tied decoder, at masked positions only
+      + 2*B*(H*H + 2*H)              # pooler + NSP classifier
+
+    Backward is counted as twice the forward (total 3x); embeddings, norms, softmax omitted.
+    """
+    L, H, I, V = mcfg.num_hidden_layers, mcfg.hidden_size, mcfg.intermediate_size, mcfg.vocab_size
+
+    def flops(batch) -> float:
+        B, T = batch["input_ids"].shape
+        P = batch["masked_positions"].shape[1] if "masked_positions" in batch else T
+        fwd = (2 * B * T * L * (4 * H * H + 2 * H * I) + 4 * B * T * T * H * L
+               + 2 * B * P * (H * H + H * V) + 2 * B * (H * H + 2 * H))
+        return 3.0 * fwd
+
+    return flops
+
+
+def pretraining_loss_fn(model, batch):
+    """loss_fn for the Trainer: MLM at the masked positions (+ NSP when the batch has labels)."""
+    from bertkit.heads import pretraining_loss
+
+    out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
+                masked_positions=batch["masked_positions"])
+    return pretraining_loss(out, batch["mlm_labels"], batch.get("nsp_labels"))
+
+
+def make_eval_fn(data_dir: Path, batch_size: int, max_batches: int, device, seed: int):
+    """eval_fn scoring the validation split (the same batches every time): token-weighted MLM
+    loss / accuracy over masked positions, NSP loss / accuracy over sequences."""
+    from bertkit.pretraining_data import PretrainingLoader
+    from bertkit.training import move_to
+
+    manifest = read_manifest(data_dir)
+    n_val = manifest["splits"]["validation"]["num_instances"]
+    if n_val == 0:
+        runtime.log(f"note: {data_dir} has no validation instances; evaluation skipped")
+        return None
+    batch_size = min(batch_size, n_val)
+    full = -(-n_val // batch_size)
+    n_batches = full if max_batches <= 0 else min(max_batches, full)
+
+    def eval_fn(model) -> dict[str, float]:
+        loader = PretrainingLoader(data_dir, split="validation", batch_size=batch_size, rank=0,
+                                   world_size=1, seed=seed, shuffle=False)
+        sums = {"mlm_loss": 0.0, "mlm_acc": 0.0, "nsp_loss": 0.0, "nsp_acc": 0.0}
+        n_tok = n_seq = 0
+        for i, batch in enumerate(loader.one_pass()):  # unshuffled: the same batches every time
+            if i == n_batches:
+                break
+            batch = move_to(batch, device)
+            _, m = pretraining_loss_fn(model, batch)
+            tok = int((batch["mlm_labels"] != -100).sum())
+            seq = batch["input_ids"].shape[0]
+            sums["mlm_loss"] += m["mlm_loss"] * tok
+            sums["mlm_acc"] += m["mlm_acc"] * tok
+            if "nsp_acc" in m:
+                sums["nsp_loss"] += m["nsp_loss"] * seq
+                sums["nsp_acc"] += m["nsp_acc"] * seq
+            n_tok += tok
+            n_seq += seq
+        out = {"mlm_loss": sums["mlm_loss"] / max(1, n_tok), "mlm_acc": sums["mlm_acc"] / max(1, n_tok)}
+        if manifest["nsp"]:
+            out["nsp_loss"] = sums["nsp_loss"] / max(1, n_seq)
+            out["nsp_acc"] = sums["nsp_acc"] / max(1, n_seq)
+        return out
+
+    return eval_fn
+
+
+def train_config(cfg: PretrainConfig, nsp: bool):
+    from bertkit.training import TrainConfig
+
+    return TrainConfig(
+        max_steps=cfg.max_steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps, schedule=cfg.schedule,
+        optimizer=cfg.optimizer, weight_decay=cfg.weight_decay, grad_accum=cfg.grad_accum,
+        max_grad_norm=cfg.max_grad_norm, precision=cfg.precision, device=cfg.device,
+        eval_every=cfg.eval_every, save_every=cfg.save_every, save_every_minutes=cfg.save_every_minutes,
+        keep_last=cfg.keep_last, log_every=cfg.log_every, seed=cfg.seed, compile=cfg.compile,
+        activation_checkpointing=cfg.activation_checkpointing,
+        divergence_patience=cfg.divergence_patience, divergence_action=cfg.divergence_action,
+        find_unused_parameters=not nsp,  # MLM-only: the NSP head gets no gradient
+        progress=cfg.progress,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# the run
+
+
+def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
+    """Pre-train as ``cfg`` says; returns the Trainer's summary (also written to ``out/summary.json``)."""
+    from bertkit.heads import BertForPreTraining
+    from bertkit.pretraining_data import PretrainingLoader
+    from bertkit.training import Trainer, list_checkpoints, read_meta
+
+    if not cfg.out:
+        raise BertkitError("out: no run directory given (--out DIR or out=DIR)")
+    if cfg.batch_size < 1:
+        raise BertkitError(f"batch_size must be >= 1, got {cfg.batch_size}")
+    data_dir = Path(cfg.data)
+    manifest = read_manifest(data_dir)
+    out_dir = Path(cfg.out)
+    if resume:
+        _warn_config_changes(cfg, list_checkpoints(out_dir), read_meta)
+    elif list_checkpoints(out_dir):
+        raise BertkitError(f"{out_dir}: already holds checkpoints; pass --resume to continue "
+                           "that run, or choose another --out")
+    tcfg = train_config(cfg, nsp=bool(manifest["nsp"]))
+    tcfg.validate()
+
+    mcfg = build_model_config(cfg, manifest, data_dir)
+    tokenizer = load_tokenizer(cfg, data_dir)
+    runtime.seed_everything(cfg.seed)  # the same initial weights on every rank
+    if cfg.init:
+        model = BertForPreTraining.from_pretrained(cfg.init, **_dropout_overrides(cfg))
+        model.train()
+    else:
+        model = BertForPreTraining(mcfg)
+    dist = runtime.dist_info()
+    loader = PretrainingLoader(data_dir, split="train", batch_size=cfg.batch_size, rank=dist.rank,
+                               world_size=dist.world_size, seed=cfg.seed)
+    device = runtime.choose_device(cfg.device)
+    eval_fn = make_eval_fn(data_dir, cfg.batch_size, cfg.eval_batches, device, cfg.seed)
+    n_params = sum(p.numel() for p in model.parameters())
+    runtime.log(f"pretrain: {cfg.model if not cfg.init else cfg.init} ({n_params / 1e6:.1f}M parameters), "
+                f"data {data_dir} (seq {manifest['max_seq_length']}, {'MLM+NSP' if manifest['nsp'] else 'MLM'}), "
+                f"global batch {cfg.batch_size * cfg.grad_accum * dist.world_size}, {cfg.max_steps} steps, "
+                f"{cfg.precision} on {device}")
+    trainer = Trainer(model, tcfg, pretraining_loss_fn, loader, out_dir=out_dir, eval_fn=eval_fn,
+                      tokenizer=tokenizer, flops_fn=bert_flops_fn(mcfg), run_config=cfg.to_dict())
+    summary = trainer.fit(resume=resume)
+    if trainer.dist.is_main:
+        atomic_write_json(out_dir / "summary.json", {k: v for k, v in summary.items() if k != "history"})
+    return summary
+
+
+def _dropout_overrides(cfg: PretrainConfig) -> dict:
+    if cfg.dropout is None:
+        return {}
+    return {"hidden_dropout_prob": cfg.dropout, "attention_probs_dropout_prob": cfg.dropout}
+
+
+def _warn_config_changes(cfg: PretrainConfig, checkpoints: list[Path], read_meta) -> None:
+    """On resume, say which keys differ from the run being resumed (max_steps may grow)."""
+    if not checkpoints:
+        return
+    saved = read_meta(checkpoints[-1]).get("config", {})
+    changed = [k for k, v in cfg.to_dict().items() if k in saved and saved[k] != v and k != "progress"]
+    if changed:
+        runtime.log("note: resuming with changed keys: "
+                    + ", ".join(f"{k} {saved[k]!r} -> {getattr(cfg, k)!r}" for k in changed))

@@ -1,0 +1,280 @@
+"""What every task family shares: the :class:`Task` interface, features, batching, inference.
+
+A task family (one module each) turns files into examples, examples into features (token ids
+plus training targets), model outputs back into per-example predictions, and predictions into
+metrics. :mod:`bertkit.finetune` drives any of them through the one training loop
+(:mod:`bertkit.training`).
+
+Features are kept as Python lists and padded per batch to the longest item (dynamic padding),
+which is much faster on CPU than padding everything to ``max_seq_length``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator, Sequence
+
+import numpy as np
+import torch
+
+# Settings every task accepts (saved in the task checkpoint's ``task.json``).
+COMMON_SETTINGS: dict[str, Any] = {"max_seq_length": 128}
+
+
+@dataclass
+class Features:
+    """Model inputs (and targets) for a list of examples.
+
+    ``items[i]`` holds ``input_ids`` and ``token_type_ids`` (lists; for multiple choice a list
+    per choice) plus the targets (``labels`` or ``start_positions`` / ``end_positions``).
+    ``example_index[i]`` says which example item ``i`` came from (QA windows: many per example).
+    ``meta`` holds per-item extras that never reach the model (QA offsets, word maps).
+    """
+
+    items: list[dict[str, Any]]
+    example_index: list[int]
+    meta: list[Any] = field(default_factory=list)
+    n_examples: int = 0
+    n_truncated: int = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def build_pair(
+    a: list[int], b: list[int] | None, max_len: int, cls_id: int, sep_id: int
+) -> tuple[list[int], list[int], bool]:
+    """``[CLS] a [SEP] (b [SEP])`` truncated "longest first" to ``max_len`` tokens.
+
+    Returns ``(input_ids, token_type_ids, truncated)``.
+    """
+    budget = max_len - (3 if b is not None else 2)
+    a = list(a)
+    b = list(b) if b is not None else None
+    truncated = False
+    if b is None:
+        if len(a) > budget:
+            a, truncated = a[: max(budget, 0)], True
+    else:
+        while len(a) + len(b) > budget:
+            truncated = True
+            if len(a) > len(b):  # ties trim the second text, as BERT's _truncate_seq_pair
+                a.pop()
+            else:
+                b.pop()
+    ids = [cls_id] + a + [sep_id]
+    types = [0] * len(ids)
+    if b is not None:
+        ids += b + [sep_id]
+        types += [1] * (len(b) + 1)
+    return ids, types, truncated
+
+
+def collate(items: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pad a list of feature items into a batch of tensors.
+
+    ``input_ids`` / ``token_type_ids`` / ``attention_mask`` are ``(B, T)``, or ``(B, C, T)`` for
+    multiple choice; list-valued ``labels`` (tagging) are padded with -100 to ``(B, T)``.
+    """
+    first = items[0]["input_ids"]
+    choice = bool(first) and isinstance(first[0], list)
+    if choice:
+        T = max(len(seq) for it in items for seq in it["input_ids"])
+        C = len(first)
+        ids = torch.full((len(items), C, T), pad_id, dtype=torch.long)  # (B, C, T)
+        types = torch.zeros((len(items), C, T), dtype=torch.long)
+        mask = torch.zeros((len(items), C, T), dtype=torch.long)
+        for i, it in enumerate(items):
+            for c, (seq, ty) in enumerate(zip(it["input_ids"], it["token_type_ids"])):
+                ids[i, c, : len(seq)] = torch.tensor(seq)
+                types[i, c, : len(ty)] = torch.tensor(ty)
+                mask[i, c, : len(seq)] = 1
+    else:
+        T = max(len(it["input_ids"]) for it in items)
+        ids = torch.full((len(items), T), pad_id, dtype=torch.long)  # (B, T)
+        types = torch.zeros((len(items), T), dtype=torch.long)
+        mask = torch.zeros((len(items), T), dtype=torch.long)
+        for i, it in enumerate(items):
+            n = len(it["input_ids"])
+            ids[i, :n] = torch.tensor(it["input_ids"])
+            types[i, :n] = torch.tensor(it["token_type_ids"])
+            mask[i, :n] = 1
+    batch = {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+    for key in ("labels", "start_positions", "end_positions"):
+        if items[0].get(key) is None:
+            continue
+        vals = [it[key] for it in items]
+        if isinstance(vals[0], list):  # token labels (B, T), -100 = ignore
+            lab = torch.full((len(items), ids.shape[-1]), -100, dtype=torch.long)
+            for i, v in enumerate(vals):
+                lab[i, : len(v)] = torch.tensor(v)
+            batch[key] = lab
+        elif isinstance(vals[0], float):
+            batch[key] = torch.tensor(vals, dtype=torch.float32)  # (B,)
+        else:
+            batch[key] = torch.tensor(vals, dtype=torch.long)  # (B,)
+    return batch
+
+
+class EpochLoader:
+    """Endless training batches: shuffled anew each epoch (seeded), the last partial batch kept.
+
+    ``steps_per_epoch`` batches make one epoch. ``state_dict`` / ``load_state_dict`` restore the
+    exact position (epoch and batch), so a resumed run sees the same batches.
+    """
+
+    def __init__(self, features: Features, batch_size: int, pad_id: int, seed: int = 0) -> None:
+        if len(features) == 0:
+            raise ValueError("no training features")
+        self.features = features
+        self.batch_size = batch_size
+        self.pad_id = pad_id
+        self.seed = seed
+        self.epoch = 0
+        self.position = 0  # batches already yielded in this epoch
+        self.steps_per_epoch = math.ceil(len(features) / batch_size)
+
+    def _order(self, epoch: int) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        return torch.randperm(len(self.features), generator=g).tolist()
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        while True:
+            order = self._order(self.epoch)
+            while self.position < self.steps_per_epoch:
+                idx = order[self.position * self.batch_size : (self.position + 1) * self.batch_size]
+                self.position += 1
+                yield collate([self.features.items[i] for i in idx], self.pad_id)
+            self.epoch += 1
+            self.position = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
+
+    def load_state_dict(self, d: dict[str, int]) -> None:
+        self.epoch, self.position, self.seed = int(d["epoch"]), int(d["position"]), int(d["seed"])
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def run_model(
+    model: torch.nn.Module, features: Features, batch_size: int, pad_id: int, token_level: bool = False,
+    progress: bool = False, desc: str = "predict",
+) -> list[Any]:
+    """Forward every feature item in eval mode; return the raw output per item, in item order.
+
+    Items are batched in order of length (less padding). With ``token_level`` every output has
+    a token axis and is trimmed to its item's length. An output is a numpy array, or a tuple of
+    them when the model returns several tensors (QA start and end logits).
+    """
+    from tqdm.auto import tqdm
+
+    was_training = model.training
+    model.eval()
+    device = model_device(model)
+    lengths = [_item_len(it) for it in features.items]
+    order = np.argsort(lengths, kind="stable")
+    outputs: list[Any] = [None] * len(features)
+    starts = range(0, len(order), batch_size)
+    for s in tqdm(starts, desc=desc, disable=not progress, leave=False, unit="batch"):
+        idx = order[s : s + batch_size]
+        batch = collate([features.items[i] for i in idx], pad_id)
+        out = model(
+            batch["input_ids"].to(device),
+            batch["attention_mask"].to(device),
+            batch["token_type_ids"].to(device),
+        )
+        parts = _as_arrays(out)
+        for j, i in enumerate(idx):
+            per_item = tuple(p[j, : lengths[i]] if token_level else p[j] for p in parts)
+            outputs[i] = per_item[0] if len(per_item) == 1 else per_item
+    model.train(was_training)
+    return outputs
+
+
+def _item_len(item: dict[str, Any]) -> int:
+    ids = item["input_ids"]
+    return max(len(s) for s in ids) if ids and isinstance(ids[0], list) else len(ids)
+
+
+def _as_arrays(out: Any) -> list[np.ndarray]:
+    """Model output (tensor, or tuple/namedtuple of tensors) -> list of float32 numpy arrays."""
+    if isinstance(out, torch.Tensor):
+        tensors = [out]
+    else:
+        tensors = [t for t in out if isinstance(t, torch.Tensor)]
+    return [t.detach().float().cpu().numpy() for t in tensors]
+
+
+class Task:
+    """One task family. Subclasses set the class attributes and implement the methods.
+
+    ``settings`` (column names, lengths, QA thresholds, label kind) are saved with the task
+    checkpoint so ``evaluate`` / ``predict`` featurise new data exactly as training did.
+    """
+
+    name: ClassVar[str]
+    head: ClassVar[str]  # model class in bertkit.heads
+    main_metric: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, **settings: Any) -> None:
+        unknown = set(settings) - set(self.defaults) - set(COMMON_SETTINGS)
+        if unknown:
+            raise TypeError(f"{self.name}: unknown settings {sorted(unknown)}")
+        self.settings: dict[str, Any] = {**COMMON_SETTINGS, **self.defaults}
+        self.settings.update({k: v for k, v in settings.items() if v is not None})
+        self.labels: list[str] | None = None  # output names, set from the training file / checkpoint
+
+    # -- files ----------------------------------------------------------------------------------
+    def read(self, path: str, labelled: bool = True) -> list[Any]:
+        """Examples of ``path``; ``labelled=False`` accepts files without the label column."""
+        raise NotImplementedError
+
+    def label_list(self, examples: Sequence[Any]) -> list[str] | None:
+        """Output names from the training examples (``None``: the head has no named labels)."""
+        return None
+
+    def check_labels(self, path: str, examples: Sequence[Any], label2id: dict[str, int]) -> None:
+        """Refuse a label that the training file did not have, naming file and line."""
+
+    # -- model ----------------------------------------------------------------------------------
+    def num_outputs(self, labels: list[str] | None) -> int:
+        return len(labels) if labels else 1
+
+    def featurize(self, examples: Sequence[Any], tokenizer: Any, label2id: dict[str, int] | None,
+                  training: bool) -> Features:
+        raise NotImplementedError
+
+    def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+    def predict(self, model: torch.nn.Module, features: Features, examples: Sequence[Any],
+                id2label: dict[int, str] | None, batch_size: int, pad_id: int,
+                progress: bool = False) -> list[Any]:
+        """One prediction per example."""
+        raise NotImplementedError
+
+    # -- scoring and output ---------------------------------------------------------------------
+    def score(self, examples: Sequence[Any], predictions: Sequence[Any], tune: bool = False) -> dict[str, float]:
+        """Metrics of ``predictions`` against the examples' gold labels. ``tune=True`` (dev only)
+        lets a task fit a decision setting (the SQuAD v2 null threshold) before scoring."""
+        raise NotImplementedError
+
+    def record(self, example: Any, prediction: Any) -> dict[str, Any]:
+        """One line of the predictions file (JSON)."""
+        raise NotImplementedError
+
+
+def batch_forward(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Any:
+    """``model(input_ids, attention_mask, token_type_ids)`` with the batch moved to the model."""
+    device = model_device(model)
+    return model(
+        batch["input_ids"].to(device),
+        batch["attention_mask"].to(device),
+        batch["token_type_ids"].to(device),
+    )

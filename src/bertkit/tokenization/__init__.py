@@ -1,0 +1,18 @@
+"""WordPiece tokenization: BERT-exact encoding and vocabulary training.
+
+``Tokenizer`` encodes text exactly as the original BERT does (ids identical to transformers'
+slow ``BertTokenizer``), with offsets into the original text; ``train_vocab`` learns a new
+WordPiece vocabulary from a corpus.
+"""
+
+from bertkit.tokenization.tokenizer import (
+    CONFIG_FILE,
+    PRESERVE_HANGUL_KANA_KEY,
+    VOCAB_FILE,
+    Encoding,
+    Tokenizer,
+    read_vocab,
+)
+
+__all__ = ["Tokenizer", "Encoding", "read_vocab", "VOCAB_FILE", "CONFIG_FILE",
+           "PRESERVE_HANGUL_KANA_KEY"]

@@ -1,0 +1,775 @@
+"""The one training loop, used by pre-training and fine-tuning alike.
+
+::
+
+    cfg = TrainConfig(max_steps=1000, lr=1e-4, warmup_steps=100, grad_accum=2, save_every=200)
+    trainer = Trainer(model, cfg, loss_fn, train_loader, out_dir="runs/x", eval_fn=eval_fn)
+    summary = trainer.fit()            # or trainer.fit(resume=True)
+
+``loss_fn(model, batch) -> (loss, {name: float})`` computes the loss of one micro-batch (the
+model it receives may be DDP- or compile-wrapped: call it, don't reach into it).
+``eval_fn(model) -> {name: float}`` runs on rank 0 under ``model.eval()`` and ``torch.no_grad()``.
+
+One optimizer step = ``grad_accum`` micro-batches (DDP all-reduces only on the last, the others
+run under ``no_sync``), optional loss scaling (fp16), gradient clipping, optimizer + scheduler
+step. Around it: a tqdm bar, ``metrics.jsonl`` and TensorBoard event files in ``out_dir``,
+atomic checkpoints every N steps and/or minutes (keep the last K), exact O(1) resume from the
+newest complete checkpoint, and a divergence guard (non-finite loss -> step skipped and counted;
+``divergence_patience`` in a row -> roll back to the last checkpoint with a lower learning rate,
+or stop with a clear message).
+
+A checkpoint directory ``out_dir/checkpoint-STEP/`` holds the model (``save_pretrained`` when the
+model has it: ``config.json`` + ``model.safetensors`` + tokenizer files; otherwise
+``model.safetensors``), ``trainer_state.pt`` (optimizer, scheduler, scaler, every rank's RNG
+states and data-loader state, step, counters) and ``meta.json`` (resolved config, versions, step,
+last metrics).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import json
+import math
+import platform
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint as _checkpoint
+
+from bertkit import runtime
+from bertkit.errors import BertkitError
+from bertkit.fileio import atomic_dir, atomic_write_json, read_json
+from bertkit.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
+
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+TRAINER_STATE = "trainer_state.pt"
+META = "meta.json"
+METRICS = "metrics.jsonl"
+
+LossFn = Callable[[nn.Module, Any], "tuple[torch.Tensor, dict[str, float]]"]
+EvalFn = Callable[[nn.Module], "dict[str, float]"]
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of the loop. Defaults follow the original BERT (AdamW, linear schedule, clip 1.0)."""
+
+    max_steps: int = 1000  # optimizer steps (each = grad_accum micro-batches)
+    lr: float = 1e-4  # peak learning rate
+    warmup_steps: int = 0
+    schedule: str = "linear"  # linear | cosine | constant (all with linear warmup)
+    optimizer: str = "adamw"  # adamw | lamb
+    weight_decay: float = 0.01  # not applied to biases and LayerNorm
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-6
+    grad_accum: int = 1  # micro-batches per optimizer step (per rank)
+    max_grad_norm: float = 1.0  # global gradient clipping; 0 disables
+    precision: str = "fp32"  # fp32 | bf16 (autocast, CPU+CUDA) | fp16 (autocast + loss scaling, CUDA)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    eval_every: int = 0  # steps between evaluations; 0 = only at the end
+    save_every: int = 0  # steps between checkpoints; 0 = none by step count
+    save_every_minutes: float = 0.0  # minutes between checkpoints; 0 = none by time
+    keep_last: int = 3  # checkpoints kept (older ones deleted); 0 keeps all
+    log_every: int = 10  # steps between metrics.jsonl / TensorBoard records
+    seed: int = 0  # seeds dropout etc. (each rank uses seed + rank)
+    compile: bool = False  # torch.compile the model
+    activation_checkpointing: bool = False  # recompute each layer's activations in backward
+    divergence_patience: int = 5  # non-finite losses in a row before rollback / stop
+    divergence_action: str = "rollback"  # rollback (to last checkpoint, lower LR) | stop
+    lr_backoff: float = 0.5  # LR multiplier applied at each rollback
+    max_rollbacks: int = 3  # then stop
+    find_unused_parameters: bool = False  # DDP: some parameters get no gradient (e.g. MLM-only)
+    tensorboard: bool = True  # write TensorBoard event files in out_dir
+    progress: bool = True  # show the tqdm bar
+
+    def validate(self) -> None:
+        """Raise :class:`BertkitError` for values the loop cannot run with."""
+        checks = [
+            (self.max_steps >= 1, "max_steps must be >= 1"),
+            (self.lr > 0, "lr must be > 0"),
+            (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
+            (self.grad_accum >= 1, "grad_accum must be >= 1"),
+            (self.max_grad_norm >= 0, "max_grad_norm must be >= 0"),
+            (self.eval_every >= 0 and self.save_every >= 0, "eval_every and save_every must be >= 0"),
+            (self.save_every_minutes >= 0, "save_every_minutes must be >= 0"),
+            (self.keep_last >= 0, "keep_last must be >= 0"),
+            (self.log_every >= 1, "log_every must be >= 1"),
+            (self.divergence_patience >= 1, "divergence_patience must be >= 1"),
+            (0 < self.lr_backoff <= 1, "lr_backoff must be in (0, 1]"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer!r})"),
+            (self.precision in runtime.PRECISIONS,
+             f"precision must be one of {', '.join(runtime.PRECISIONS)} (got {self.precision!r})"),
+            (self.divergence_action in ("rollback", "stop"),
+             f"divergence_action must be rollback or stop (got {self.divergence_action!r})"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise BertkitError(f"training config: {msg}")
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+
+
+def enable_activation_checkpointing(model: nn.Module) -> int:
+    """Recompute every repeated layer's activations during backward instead of storing them.
+
+    Wraps the ``forward`` of each child of every ``nn.ModuleList`` (for BERT: the encoder
+    layers) in non-reentrant ``torch.utils.checkpoint``, which replays the RNG so dropout masks
+    match. Returns how many modules were wrapped; raises if the model has no such list.
+    """
+    wrapped = 0
+    for module in model.modules():
+        if not isinstance(module, nn.ModuleList):
+            continue
+        for layer in module:
+            if getattr(layer, "_bertkit_checkpointed", False):
+                continue
+            original = layer.forward
+
+            def forward(*args, __orig=original, **kwargs):
+                if torch.is_grad_enabled():
+                    return _checkpoint(__orig, *args, use_reentrant=False, **kwargs)
+                return __orig(*args, **kwargs)
+
+            layer.forward = forward
+            layer._bertkit_checkpointed = True
+            wrapped += 1
+    if not wrapped:
+        raise BertkitError("activation_checkpointing: the model has no nn.ModuleList of layers to checkpoint")
+    return wrapped
+
+
+def count_tokens(batch: Any) -> int:
+    """Token positions in a batch: ``input_ids.numel()`` (padding included), else 0."""
+    if isinstance(batch, dict) and isinstance(batch.get("input_ids"), torch.Tensor):
+        return batch["input_ids"].numel()
+    if isinstance(batch, torch.Tensor) and batch.ndim >= 2:
+        return batch.shape[0] * batch.shape[1]
+    return 0
+
+
+def move_to(batch: Any, device: torch.device) -> Any:
+    """``batch`` with every tensor (in dicts, lists, tuples) on ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: move_to(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(v, device) for v in batch)
+    return batch
+
+
+def list_checkpoints(out_dir: str | Path) -> list[Path]:
+    """Complete checkpoints in ``out_dir`` (``checkpoint-STEP`` with trainer state), oldest first."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return []
+    found = []
+    for p in out_dir.iterdir():
+        m = CHECKPOINT_RE.match(p.name)
+        if m and p.is_dir() and (p / TRAINER_STATE).is_file() and (p / META).is_file():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+class _Batches:
+    """An endless iterator over ``loader`` that knows how to save and restore its position.
+
+    With a loader that has ``state_dict``/``load_state_dict`` (``PretrainingLoader``) resume is
+    O(1). Any other iterable is re-iterated epoch after epoch and resumed by replaying the
+    consumed batches -- exact when its iteration order is deterministic.
+    """
+
+    def __init__(self, loader: Iterable):
+        self.loader = loader
+        self.stateful = hasattr(loader, "state_dict") and hasattr(loader, "load_state_dict")
+        self.consumed = 0
+        self._it = None
+
+    def __next__(self):
+        if self._it is None:
+            self._it = iter(self.loader)
+        try:
+            batch = next(self._it)
+        except StopIteration:
+            self._it = iter(self.loader)
+            try:
+                batch = next(self._it)
+            except StopIteration:
+                raise BertkitError("training data: the loader yielded no batches") from None
+        self.consumed += 1
+        return batch
+
+    def state_dict(self) -> dict:
+        state = {"consumed": self.consumed}
+        if self.stateful:
+            state["loader"] = self.loader.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self._it = None
+        if self.stateful:
+            self.loader.load_state_dict(state["loader"])
+            self.consumed = state["consumed"]
+        else:
+            self.consumed = 0
+            for _ in range(state["consumed"]):
+                next(self)
+
+
+class _RunLog:
+    """``metrics.jsonl`` + TensorBoard events in ``out_dir`` (rank 0 only; no-op without out_dir)."""
+
+    def __init__(self, out_dir: Path | None, tensorboard: bool):
+        self.out_dir = out_dir
+        self.tensorboard = tensorboard
+        self._tb = None
+
+    def truncate_after(self, step: int) -> None:
+        """On resume: drop records the killed run wrote after its last checkpoint."""
+        path = self.out_dir / METRICS if self.out_dir else None
+        if path is None or not path.is_file():
+            return
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        if self.out_dir is None:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.out_dir / METRICS, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.tensorboard:
+            if self._tb is None:
+                from bertkit.tb_events import EventWriter
+
+                self._tb = EventWriter(self.out_dir / "tensorboard")
+            prefix = record.get("kind", "train")
+            scalars = {f"{prefix}/{k}": v for k, v in record.items()
+                       if k not in ("step", "kind") and isinstance(v, (int, float)) and v is not None}
+            self._tb.add_scalars(record["step"], scalars)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+# ----------------------------------------------------------------------------------------------
+# the trainer
+
+
+class Trainer:
+    """Train ``model`` with ``loss_fn`` on batches from ``train_loader``; see the module docstring.
+
+    Keyword-only extras: ``flops_fn(batch) -> float`` (training FLOPs of one micro-batch, for MFU;
+    default ``6 * parameters * tokens``) and ``run_config`` (the resolved user-level config dict
+    written to ``meta.json``; default the :class:`TrainConfig`).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: TrainConfig,
+        loss_fn: LossFn,
+        train_loader: Iterable,
+        out_dir: str | Path | None = None,
+        eval_fn: EvalFn | None = None,
+        tokenizer: Any = None,
+        *,
+        flops_fn: Callable[[Any], float] | None = None,
+        run_config: dict | None = None,
+    ):
+        cfg.validate()
+        self.cfg = cfg
+        self.loss_fn = loss_fn
+        self.eval_fn = eval_fn
+        self.tokenizer = tokenizer
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.run_config = run_config if run_config is not None else dataclasses.asdict(cfg)
+        self.device = runtime.choose_device(cfg.device)
+        runtime.check_precision(cfg.precision, self.device)
+        self.dist = runtime.init_distributed(self.device)
+        runtime.seed_everything(cfg.seed + self.dist.rank)
+
+        self.model = model.to(self.device)  # the raw module: saved, loaded, evaluated
+        if cfg.activation_checkpointing:
+            enable_activation_checkpointing(self.model)
+        self.forward_model: nn.Module = self.model  # what loss_fn gets: maybe DDP / compiled
+        if self.dist.enabled:
+            self.forward_model = nn.parallel.DistributedDataParallel(
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=cfg.find_unused_parameters,
+            )
+        if cfg.compile:
+            self.forward_model = torch.compile(self.forward_model)
+
+        self.optimizer = build_optimizer(
+            self.model, cfg.optimizer, cfg.lr, cfg.weight_decay, (cfg.adam_beta1, cfg.adam_beta2), cfg.adam_eps
+        )
+        self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.warmup_steps, cfg.max_steps)
+        self.scaler = runtime.make_grad_scaler(cfg.precision, self.device)
+        self.batches = _Batches(train_loader)
+        n_params = sum(p.numel() for p in self.model.parameters())
+        self.flops_fn = flops_fn or (lambda batch: 6.0 * n_params * count_tokens(batch))
+        self._peak = None  # lazily: measuring the CPU peak takes a moment
+
+        self.step = 0
+        self.skipped_steps = 0  # non-finite steps skipped, over the whole run
+        self.rollbacks = 0
+        self.lr_scale = 1.0  # cumulative divergence back-off
+        self.tokens_seen = 0  # global (all ranks)
+        self.history: list[dict] = []
+        self.last_train: dict = {}
+        self.last_eval: dict = {}
+        self.last_checkpoint: Path | None = None
+        self._log = _RunLog(self.out_dir if self.dist.is_main else None, cfg.tensorboard)
+
+    # ------------------------------------------------------------------------------ public
+
+    def fit(self, resume: bool | str | Path = False) -> dict:
+        """Train to ``cfg.max_steps``; returns ``{"step", "train", "eval", "history", ...}``.
+
+        ``resume=True`` continues from the newest complete checkpoint in ``out_dir`` (starting
+        fresh, with a message, when there is none); a path resumes from that checkpoint.
+        """
+        if resume:
+            self._resume(resume)
+        cfg = self.cfg
+        start_time = time.perf_counter()
+        start_step = self.step
+        last_save_time = time.monotonic()
+        consecutive_bad = 0
+        window = _Window()
+        bar = self._progress_bar()
+        try:
+            while self.step < cfg.max_steps:
+                loss, metrics, tokens, flops, grad_norm = self._train_step()
+                if not self._is_finite(loss, grad_norm):
+                    self.skipped_steps += 1
+                    consecutive_bad += 1
+                    runtime.log(f"step {self.step + 1}: non-finite loss ({loss:.4g}); step skipped "
+                                f"({consecutive_bad} in a row, {self.skipped_steps} in total)")
+                    if consecutive_bad >= cfg.divergence_patience:
+                        self._handle_divergence(consecutive_bad)
+                        consecutive_bad = 0
+                        bar.reset(total=cfg.max_steps)
+                        bar.update(self.step)
+                        window = _Window()
+                    continue
+                consecutive_bad = 0
+                self.step += 1
+                self.tokens_seen += tokens * self.dist.world_size
+                window.add(loss, metrics, tokens * self.dist.world_size, flops * self.dist.world_size, grad_norm)
+                bar.update(1)
+
+                if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                    record = self._log_train(window)
+                    bar.set_postfix(self._postfix(record), refresh=False)
+                    window = _Window()
+                if self.eval_fn is not None and cfg.eval_every and self.step % cfg.eval_every == 0:
+                    self._evaluate()
+                if self._should_save(last_save_time):
+                    self.save_checkpoint()
+                    last_save_time = time.monotonic()
+            if self.eval_fn is not None and not (cfg.eval_every and self.step % cfg.eval_every == 0):
+                self._evaluate()
+            if self.out_dir is not None and (self.last_checkpoint is None or
+                                             self.last_checkpoint.name != f"checkpoint-{self.step}"):
+                self.save_checkpoint()
+        finally:
+            bar.close()
+            self._log.close()
+        elapsed = time.perf_counter() - start_time
+        summary = {
+            "step": self.step,
+            "train": self.last_train,
+            "eval": self.last_eval,
+            "history": self.history,
+            "skipped_steps": self.skipped_steps,
+            "rollbacks": self.rollbacks,
+            "tokens_seen": self.tokens_seen,
+            "elapsed_s": elapsed,
+            "checkpoint": str(self.last_checkpoint) if self.last_checkpoint else None,
+        }
+        runtime.log(self._summary_line(summary, self.step - start_step))
+        return summary
+
+    def save_checkpoint(self) -> Path | None:
+        """Write ``out_dir/checkpoint-STEP`` atomically (collective: every rank must call it)."""
+        if self.out_dir is None:
+            return None
+        rng = runtime.all_gather_object(runtime.capture_rng_state())
+        data = runtime.all_gather_object(self.batches.state_dict())
+        target = self.out_dir / f"checkpoint-{self.step}"
+        error = None
+        if self.dist.is_main:
+            try:
+                self._write_checkpoint(target, rng, data)
+                self._prune_checkpoints()
+            except BertkitError as e:
+                error = str(e)
+        error = runtime.broadcast_object(error)
+        if error:
+            raise BertkitError(error)
+        self.last_checkpoint = target
+        return target
+
+    # ------------------------------------------------------------------------------ one step
+
+    def _train_step(self) -> tuple[float, dict, int, float, float | None]:
+        """Run ``grad_accum`` micro-batches and (unless non-finite) one optimizer step.
+
+        Returns (mean loss over micro-batches and ranks, mean metrics of this rank, tokens of
+        this rank, FLOPs of this rank, gradient norm or None). A non-finite step leaves the
+        weights and optimizer untouched.
+        """
+        cfg = self.cfg
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        metric_sums: dict[str, float] = {}
+        tokens = 0
+        flops = 0.0
+        for micro in range(cfg.grad_accum):
+            batch = move_to(next(self.batches), self.device)
+            tokens += count_tokens(batch)
+            flops += self.flops_fn(batch)
+            sync = micro == cfg.grad_accum - 1
+            no_sync = (self.forward_model.no_sync() if self.dist.enabled and not sync
+                       and hasattr(self.forward_model, "no_sync") else contextlib.nullcontext())
+            with no_sync:
+                with runtime.autocast(cfg.precision, self.device):
+                    loss, metrics = self.loss_fn(self.forward_model, batch)
+                self.scaler.scale(loss.float() / cfg.grad_accum).backward()
+            loss_sum += loss.detach().float()
+            for k, v in metrics.items():
+                metric_sums[k] = metric_sums.get(k, 0.0) + float(v)
+        loss_mean = loss_sum / cfg.grad_accum
+        if self.dist.enabled:  # every rank sees the same (mean) loss -> the same skip decision
+            torch.distributed.all_reduce(loss_mean, op=torch.distributed.ReduceOp.SUM)
+            loss_mean /= self.dist.world_size
+        loss_value = loss_mean.item()
+        metrics = {k: v / cfg.grad_accum for k, v in metric_sums.items()}
+
+        grad_norm = None
+        if math.isfinite(loss_value):
+            self.scaler.unscale_(self.optimizer)
+            if cfg.max_grad_norm > 0:
+                grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm))
+            if self._is_finite(loss_value, grad_norm):
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.scheduler.step()
+            elif self.scaler.is_enabled():
+                self.scaler.update()  # lower the loss scale; the scaler skipped the step itself
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss_value, metrics, tokens, flops, grad_norm
+
+    def _is_finite(self, loss: float, grad_norm: float | None) -> bool:
+        """A step counts when its loss is finite and (outside fp16, where the scaler handles
+        overflow) so is its gradient norm."""
+        if not math.isfinite(loss):
+            return False
+        if grad_norm is not None and not math.isfinite(grad_norm) and not self.scaler.is_enabled():
+            return False
+        return True
+
+    # ------------------------------------------------------------------------------ divergence
+
+    def _handle_divergence(self, in_a_row: int) -> None:
+        cfg = self.cfg
+        newest = list_checkpoints(self.out_dir)[-1] if self.out_dir is not None and list_checkpoints(self.out_dir) else None
+        where = f"at step {self.step + 1}: {in_a_row} non-finite losses in a row"
+        if cfg.divergence_action == "stop":
+            raise BertkitError(f"training diverged {where}; stopping (divergence_action=stop). "
+                               f"Lower lr, raise warmup_steps or use fp32/bf16")
+        if newest is None:
+            raise BertkitError(f"training diverged {where} and there is no checkpoint to roll back to; "
+                               f"lower lr or raise warmup_steps (or set save_every)")
+        if self.rollbacks >= cfg.max_rollbacks:
+            raise BertkitError(f"training diverged {where} after {self.rollbacks} rollbacks "
+                               f"(max_rollbacks={cfg.max_rollbacks}); lower lr or raise warmup_steps")
+        scale = self.lr_scale * cfg.lr_backoff
+        rollbacks, skipped = self.rollbacks + 1, self.skipped_steps
+        self._load_checkpoint(newest)
+        self.rollbacks, self.skipped_steps = rollbacks, skipped
+        self._set_lr_scale(scale)
+        runtime.log(f"divergence guard: rolled back to {newest.name} (step {self.step}); "
+                    f"learning rate now x{self.lr_scale:g} (rollback {self.rollbacks}/{cfg.max_rollbacks})")
+
+    def _set_lr_scale(self, scale: float) -> None:
+        factor = scale / self.lr_scale
+        self.scheduler.base_lrs = [lr * factor for lr in self.scheduler.base_lrs]
+        for group in self.optimizer.param_groups:
+            group["lr"] *= factor
+        self.lr_scale = scale
+
+    # ------------------------------------------------------------------------------ logging
+
+    def _peak_flops(self) -> float:
+        if self._peak is None:
+            self._peak = runtime.peak_flops(self.device, self.cfg.precision) * self.dist.world_size
+        return self._peak
+
+    def _log_train(self, window: "_Window") -> dict:
+        """Reduce the window's metrics over ranks, append a record to metrics.jsonl/TensorBoard."""
+        metrics = window.mean_metrics()
+        if self.dist.enabled and metrics:
+            keys = sorted(metrics)
+            t = torch.tensor([metrics[k] for k in keys], dtype=torch.float64, device=self.device)
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
+            metrics = {k: float(v) / self.dist.world_size for k, v in zip(keys, t.tolist())}
+        seconds = max(window.seconds(), 1e-9)
+        record = {
+            "kind": "train",
+            "step": self.step,
+            "loss": window.mean_loss(),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "grad_norm": window.mean_grad_norm(),
+            **metrics,
+            "tokens_per_s": window.tokens / seconds,
+            "mfu": window.flops / seconds / self._peak_flops(),
+            "tokens_seen": self.tokens_seen,
+            "skipped_steps": self.skipped_steps,
+        }
+        self.last_train = record
+        self.history.append(record)
+        self._log.write(record)
+        return record
+
+    def _evaluate(self) -> dict:
+        """Run ``eval_fn`` on rank 0 in eval mode; log and return its metrics."""
+        result: dict = {}
+        if self.dist.is_main:
+            self.model.eval()
+            with torch.no_grad(), runtime.autocast(self.cfg.precision, self.device):
+                result = {k: float(v) for k, v in self.eval_fn(self.model).items()}
+            self.model.train()
+            record = {"kind": "eval", "step": self.step, **result}
+            self.history.append(record)
+            self._log.write(record)
+            runtime.log(f"eval @ step {self.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
+        result = runtime.broadcast_object(result)
+        self.last_eval = {"step": self.step, **result}
+        return result
+
+    def _progress_bar(self):
+        from tqdm import tqdm
+
+        return tqdm(total=self.cfg.max_steps, initial=self.step, unit="step", dynamic_ncols=True,
+                    disable=not (self.dist.is_main and self.cfg.progress), desc="train")
+
+    @staticmethod
+    def _postfix(record: dict) -> dict:
+        return {"loss": f"{record['loss']:.4f}", "lr": f"{record['lr']:.2e}",
+                "tok/s": f"{record['tokens_per_s']:.0f}", "mfu": f"{100 * record['mfu']:.1f}%"}
+
+    def _summary_line(self, summary: dict, steps_run: int) -> str:
+        train = summary["train"]
+        parts = [f"done: step {summary['step']}/{self.cfg.max_steps} ({steps_run} this run) "
+                 f"in {_fmt_duration(summary['elapsed_s'])}"]
+        if train:
+            parts.append(f"train loss {train['loss']:.4f}")
+            parts.append(f"{train['tokens_per_s']:.0f} tokens/s, MFU {100 * train['mfu']:.1f}%")
+        if self.last_eval:
+            parts.append("eval " + " ".join(f"{k} {v:.4f}" for k, v in self.last_eval.items() if k != "step"))
+        parts.append(f"{summary['skipped_steps']} skipped steps, {summary['rollbacks']} rollbacks")
+        if summary["checkpoint"]:
+            parts.append(f"checkpoint {summary['checkpoint']}")
+        return "; ".join(parts)
+
+    # ------------------------------------------------------------------------------ checkpoints
+
+    def _should_save(self, last_save_time: float) -> bool:
+        if self.out_dir is None:
+            return False
+        if self.cfg.save_every and self.step % self.cfg.save_every == 0:
+            return True
+        if self.cfg.save_every_minutes:
+            due = time.monotonic() - last_save_time >= 60 * self.cfg.save_every_minutes
+            return bool(runtime.broadcast_object(due))  # rank 0's clock decides for everyone
+        return False
+
+    def _checkpoint_bytes(self) -> int:
+        """Rough size of a checkpoint: weights + optimizer moments (+ 1 MiB of small files)."""
+        weights = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        return 3 * weights + 2**20
+
+    def _write_checkpoint(self, target: Path, rng: list, data: list) -> None:
+        need = self._checkpoint_bytes()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.out_dir).free
+        if free < need:
+            raise BertkitError(f"{self.out_dir}: out of disk space for checkpoint-{self.step}: "
+                               f"needs about {need / 2**20:.0f} MiB, {free / 2**20:.0f} MiB free")
+        state = {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng,  # one entry per rank
+            "data": data,  # one entry per rank
+            "world_size": self.dist.world_size,
+            "skipped_steps": self.skipped_steps,
+            "rollbacks": self.rollbacks,
+            "lr_scale": self.lr_scale,
+            "tokens_seen": self.tokens_seen,
+            "history": self.history,
+            "last_train": self.last_train,
+            "last_eval": self.last_eval,
+        }
+        meta = {
+            "step": self.step,
+            "config": self.run_config,
+            "train_config": dataclasses.asdict(self.cfg),
+            "versions": _versions(),
+            "world_size": self.dist.world_size,
+            "metrics": {"train": self.last_train, "eval": self.last_eval},
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        try:
+            with atomic_dir(target) as tmp:
+                _save_model(self.model, tmp, self.tokenizer)
+                torch.save(state, tmp / TRAINER_STATE)
+                atomic_write_json(tmp / META, meta)  # written last: marks the directory complete
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise BertkitError(f"{target}: out of disk space while writing the checkpoint "
+                                   f"(needs about {need / 2**20:.0f} MiB)") from None
+            raise
+
+    def _prune_checkpoints(self) -> None:
+        if self.cfg.keep_last <= 0:
+            return
+        for old in list_checkpoints(self.out_dir)[: -self.cfg.keep_last]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _resume(self, resume: bool | str | Path) -> None:
+        if isinstance(resume, (str, Path)):
+            path = Path(resume)
+            if not (path / TRAINER_STATE).is_file():
+                raise BertkitError(f"{path}: not a complete training checkpoint (no {TRAINER_STATE})")
+        else:
+            if self.out_dir is None:
+                raise BertkitError("resume: needs an out_dir to look for checkpoints in")
+            found = list_checkpoints(self.out_dir)
+            if not found:
+                runtime.log(f"resume: no complete checkpoint in {self.out_dir}; starting from scratch")
+                return
+            path = found[-1]
+        self._load_checkpoint(path)
+        self._log.truncate_after(self.step)
+        runtime.log(f"resumed from {path} at step {self.step}")
+
+    def _load_checkpoint(self, path: Path) -> None:
+        """Restore model, optimizer, scheduler, scaler, data position and RNG from ``path``."""
+        state = torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=False)
+        if state["world_size"] != self.dist.world_size:
+            raise BertkitError(f"{path}: saved with world size {state['world_size']}, now "
+                               f"{self.dist.world_size}; resume with the same number of processes")
+        _load_model(self.model, path)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.batches.load_state_dict(state["data"][self.dist.rank])
+        self.step = state["step"]
+        self.skipped_steps = state["skipped_steps"]
+        self.rollbacks = state["rollbacks"]
+        self.lr_scale = state["lr_scale"]
+        self.tokens_seen = state["tokens_seen"]
+        self.history = state["history"]
+        self.last_train = state["last_train"]
+        self.last_eval = state["last_eval"]
+        self.last_checkpoint = path
+        runtime.restore_rng_state(state["rng"][self.dist.rank])  # last: loading may draw numbers
+
+
+class _Window:
+    """Running sums between two log records."""
+
+    def __init__(self):
+        self.t0 = time.perf_counter()
+        self.steps = 0
+        self.loss = 0.0
+        self.metrics: dict[str, float] = {}
+        self.tokens = 0
+        self.flops = 0.0
+        self.grad_norm = 0.0
+        self.grad_norm_n = 0
+
+    def add(self, loss: float, metrics: dict, tokens: int, flops: float, grad_norm: float | None) -> None:
+        self.steps += 1
+        self.loss += loss
+        for k, v in metrics.items():
+            self.metrics[k] = self.metrics.get(k, 0.0) + v
+        self.tokens += tokens
+        self.flops += flops
+        if grad_norm is not None:
+            self.grad_norm += grad_norm
+            self.grad_norm_n += 1
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def mean_loss(self) -> float:
+        return self.loss / max(1, self.steps)
+
+    def mean_metrics(self) -> dict:
+        return {k: v / max(1, self.steps) for k, v in self.metrics.items()}
+
+    def mean_grad_norm(self) -> float | None:
+        return self.grad_norm / self.grad_norm_n if self.grad_norm_n else None
+
+
+def _versions() -> dict:
+    import bertkit
+
+    return {"bertkit": bertkit.__version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def _save_model(model: nn.Module, directory: Path, tokenizer: Any) -> None:
+    """``model.save_pretrained`` when the model has it, else ``model.safetensors`` (+ tokenizer)."""
+    if hasattr(model, "save_pretrained"):
+        model.save_pretrained(directory, tokenizer=tokenizer)
+        return
+    from safetensors.torch import save_model
+
+    save_model(model, str(directory / "model.safetensors"))
+    if tokenizer is not None:
+        tokenizer.save(directory)
+
+
+def _load_model(model: nn.Module, directory: Path) -> None:
+    """Load the weights of a checkpoint written by :func:`_save_model` into ``model`` in place."""
+    if hasattr(type(model), "from_pretrained"):
+        loaded = type(model).from_pretrained(directory)
+        model.load_state_dict(loaded.state_dict())
+        return
+    from safetensors.torch import load_model
+
+    load_model(model, str(directory / "model.safetensors"), device=str(next(model.parameters()).device))
+
+
+def read_meta(checkpoint_dir: str | Path) -> dict:
+    """The ``meta.json`` of a training checkpoint."""
+    return read_json(Path(checkpoint_dir) / META)

@@ -1,0 +1,252 @@
+"""Fine-tuning end to end on a tiny random model and tiny hand-made files, one test per family:
+the loss falls, metrics.json has the documented shape, the task checkpoint loads for evaluate
+(same numbers) and predict (predictions file round-trips), and bad input fails clearly."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from bertkit.cli import main
+from bertkit.config import BertConfig
+from bertkit.errors import BertkitError
+from bertkit.finetune import FinetuneConfig, evaluate, finetune, predict, read_predictions
+from bertkit.model import BertModel
+from bertkit.tokenization import Tokenizer
+
+WORDS = ("the a film plot is was good great fine bad awful dull . , ? who where john mary lives in paris "
+         "rome he she eats runs sleeps man dog cat sat on mat today and very").split()
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + ["##s"]
+
+
+@pytest.fixture(scope="module")
+def init_dir(tmp_path_factory):
+    """A tiny random BERT encoder saved as a checkpoint directory with its vocabulary."""
+    d = tmp_path_factory.mktemp("init") / "tiny"
+    torch.manual_seed(0)
+    cfg = BertConfig.from_preset("tiny", vocab_size=len(VOCAB), max_position_embeddings=64,
+                                 hidden_size=64, num_attention_heads=2, intermediate_size=128)
+    BertModel(cfg).save_pretrained(d, tokenizer=Tokenizer(VOCAB))
+    return str(d)
+
+
+def fast(**kw) -> FinetuneConfig:
+    base = dict(lr=2e-3, batch_size=8, epochs=6, warmup_ratio=0.0, progress=False, device="cpu")
+    base.update(kw)
+    return FinetuneConfig(**base)
+
+
+def sentiment_rows(n, seed):
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        word = rng.choice(["good", "great", "fine"] if label else ["bad", "awful", "dull"])
+        subject = rng.choice(["the film", "the plot", "a film"])
+        rows.append((f"{subject} {rng.choice(['is', 'was'])} very {word} .", label))
+    return rows
+
+
+def write_tsv(path, header, rows):
+    path.write_text("\t".join(header) + "\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows), "utf-8")
+    return str(path)
+
+
+def loss_fell(result):
+    run = result["runs"][0]
+    return run["train_loss_last"] < run["train_loss_first"]
+
+
+def test_classification_end_to_end(init_dir, tmp_path):
+    tr = write_tsv(tmp_path / "train.tsv", ["sentence", "label"], sentiment_rows(48, 0))
+    dv = write_tsv(tmp_path / "dev.tsv", ["sentence", "label"], sentiment_rows(12, 1))
+    te = write_tsv(tmp_path / "test.tsv", ["sentence", "label"], sentiment_rows(12, 2))
+    out = tmp_path / "out"
+    r = finetune(fast(task="classification", train=tr, dev=dv, test=te, init=init_dir, out=str(out)))
+    assert loss_fell(r)
+    assert r["dev"]["accuracy"] >= 0.75 and set(r["dev"]) >= {"accuracy", "f1", "mcc", "std", "per_seed"}
+    assert len(r["dev_history"]) == 6 and [h["epoch"] for h in r["dev_history"]] == [1, 2, 3, 4, 5, 6]
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["dev"]["accuracy"] == r["dev"]["accuracy"] and saved["test"] == r["test"]
+    assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "0", "1": "1"}
+    # the task checkpoint reproduces the test metrics and its predictions file
+    assert evaluate(str(out), te, progress=False) == pytest.approx(r["test"])
+    n = predict(str(out), te, str(tmp_path / "p.jsonl"), progress=False)
+    again = read_predictions(str(tmp_path / "p.jsonl"))
+    assert n == 12 and again == read_predictions(str(out / "predictions_test.jsonl"))
+    acc = sum(p["label"] == p["gold"] for p in again) / n
+    assert acc == pytest.approx(r["test"]["accuracy"])
+
+
+def test_seeds_and_search_select_best_on_dev(init_dir, tmp_path):
+    tr = write_tsv(tmp_path / "train.tsv", ["sentence", "label"], sentiment_rows(24, 0))
+    dv = write_tsv(tmp_path / "dev.tsv", ["sentence", "label"], sentiment_rows(8, 1))
+    r = finetune(fast(task="classification", train=tr, dev=dv, init=init_dir, out=None, seeds=2,
+                      search=True, search_lrs=(2e-3, 1e-5), search_batch_sizes=(8,), search_epochs=(1, 2)))
+    assert len(r["search"]) == 4 and len(r["runs"]) == 8
+    assert [s["seed"] for s in r["dev"]["per_seed"]] == [0, 1] and "accuracy" in r["dev"]["std"]
+    medians = [s["dev_accuracy_median"] for s in r["search"]]
+    best = r["search"][medians.index(max(medians))]
+    assert (r["selected"]["lr"], r["selected"]["epochs"]) == (best["lr"], best["epochs"])
+    assert r["dev"]["accuracy"] == best["dev_accuracy_median"]
+    assert "test" not in r
+
+
+def test_pair_boolq_jsonl_and_random_init(init_dir, tmp_path):
+    def rows(n, seed):
+        rng = random.Random(seed)
+        out = []
+        for i in range(n):
+            yes = i % 2 == 0
+            q = "is the film good ?" if yes else "is the film bad ?"
+            out.append(json.dumps({"question": q, "passage": f"the film {rng.choice(['is', 'was'])} good .",
+                                   "label": yes}))
+        return "\n".join(out) + "\n"
+
+    (tmp_path / "train.jsonl").write_text(rows(32, 0))
+    (tmp_path / "dev.jsonl").write_text(rows(8, 1))
+    r = finetune(fast(task="pair", train=str(tmp_path / "train.jsonl"), dev=str(tmp_path / "dev.jsonl"),
+                      model_config={"preset": "tiny", "max_position_embeddings": 64}, tokenizer=init_dir,
+                      out=str(tmp_path / "o")))
+    assert loss_fell(r) and "f1" in r["dev"]
+    assert json.loads((tmp_path / "o" / "task.json").read_text())["labels"] == ["false", "true"]
+
+
+def test_regression_end_to_end(init_dir, tmp_path):
+    rng = random.Random(0)
+
+    def rows(n):
+        out = []
+        for _ in range(n):
+            a, b = rng.choice(["good", "bad"]), rng.choice(["good", "bad"])
+            out.append((f"the film is {a} .", f"the plot is {b} .", 4.5 if a == b else 0.5))
+        return out
+
+    tr = write_tsv(tmp_path / "train.tsv", ["sentence1", "sentence2", "score"], rows(40))
+    dv = write_tsv(tmp_path / "dev.tsv", ["sentence1", "sentence2", "score"], rows(10))
+    r = finetune(fast(task="regression", train=tr, dev=dv, test=dv, init=init_dir, out=str(tmp_path / "o")))
+    assert loss_fell(r) and {"pearson", "spearman"} <= set(r["test"])
+    assert json.loads((tmp_path / "o" / "config.json").read_text())["id2label"] == {"0": "LABEL_0"}
+    assert evaluate(str(tmp_path / "o"), dv, progress=False) == pytest.approx(r["test"])
+
+
+def write_conll(path, sentences):
+    path.write_text("\n".join("".join(f"{w}\t{t}\n" for w, t in s) for s in sentences), "utf-8")
+    return str(path)
+
+
+def ner_sentences(n, seed):
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        who, where = rng.choice(["john", "mary"]), rng.choice(["paris", "rome"])
+        out.append([(who, "B-person"), ("lives", "O"), ("in", "O"), (where, "B-geo-loc"), (".", "O")])
+    return out
+
+
+def test_tagging_end_to_end(init_dir, tmp_path):
+    tr = write_conll(tmp_path / "train.conll", ner_sentences(32, 0))
+    dv = write_conll(tmp_path / "dev.conll", ner_sentences(8, 1))
+    r = finetune(fast(task="tagging", train=tr, dev=dv, test=dv, init=init_dir, out=str(tmp_path / "o")))
+    assert loss_fell(r) and r["main_metric"] == "f1"
+    assert r["dev"]["f1"] > 0.5 and {"precision", "recall", "accuracy"} <= set(r["test"])
+    predict(str(tmp_path / "o"), dv, str(tmp_path / "p.jsonl"), progress=False)
+    recs = read_predictions(str(tmp_path / "p.jsonl"))
+    assert recs == read_predictions(str(tmp_path / "o" / "predictions_test.jsonl"))
+    assert all(len(x["prediction"]) == len(x["tokens"]) for x in recs)
+
+
+def squad_json(path, n, seed, version="v2.0"):
+    rng = random.Random(seed)
+    paras = []
+    for i in range(n):
+        who, where = rng.choice(["john", "mary"]), rng.choice(["paris", "rome"])
+        ctx = f"today {who} lives in {where} and the dog sat on the mat ."
+        qas = [{"id": f"q{i}a", "question": "who lives in " + where + " ?",
+                "answers": [{"text": who, "answer_start": ctx.index(who)}], "is_impossible": False},
+               {"id": f"q{i}b", "question": "where is the cat ?", "answers": [], "is_impossible": True}]
+        paras.append({"context": ctx, "qas": qas})
+    path.write_text(json.dumps({"version": version, "data": [{"title": "t", "paragraphs": paras}]}), "utf-8")
+    return str(path)
+
+
+def test_qa_end_to_end(init_dir, tmp_path):
+    tr = squad_json(tmp_path / "train.json", 24, 0)
+    dv = squad_json(tmp_path / "dev.json", 6, 1)
+    r = finetune(fast(task="qa", train=tr, dev=dv, test=dv, init=init_dir, out=str(tmp_path / "o"),
+                      max_seq_length=32, task_settings={"doc_stride": 8}))
+    assert loss_fell(r)
+    assert {"exact_match", "f1", "null_threshold", "HasAns_f1", "NoAns_f1"} <= set(r["test"])
+    # evaluate uses the threshold tuned on dev and saved with the model
+    saved = json.loads((tmp_path / "o" / "task.json").read_text())["settings"]
+    assert saved["null_threshold"] == r["test"]["null_threshold"] and saved["version_2"] is True
+    assert evaluate(str(tmp_path / "o"), dv, progress=False) == pytest.approx(r["test"])
+    predict(str(tmp_path / "o"), dv, str(tmp_path / "p.jsonl"), progress=False)
+    assert read_predictions(str(tmp_path / "p.jsonl")) == read_predictions(str(tmp_path / "o" / "predictions_test.jsonl"))
+
+
+def test_choice_end_to_end(init_dir, tmp_path):
+    rng = random.Random(0)
+    header = "video-id,fold-ind,startphrase,sent1,sent2,gold-source,ending0,ending1,ending2,ending3,label\n"
+
+    def rows(n):
+        lines = []
+        for _ in range(n):
+            gold = rng.randrange(4)
+            ends = ["sleeps ." if k != gold else "eats ." for k in range(4)]
+            lines.append(f"v,0,x,the man is very good .,he,gold,{','.join(ends)},{gold}\n")
+        return header + "".join(lines)
+
+    (tmp_path / "train.csv").write_text(rows(32))
+    (tmp_path / "dev.csv").write_text(rows(8))
+    r = finetune(fast(task="choice", train=str(tmp_path / "train.csv"), dev=str(tmp_path / "dev.csv"),
+                      init=init_dir, out=str(tmp_path / "o")))
+    assert loss_fell(r) and 0.0 <= r["dev"]["accuracy"] <= 1.0
+
+
+def test_cli_finetune_evaluate_predict_and_errors(init_dir, tmp_path, capsys):
+    tr = write_tsv(tmp_path / "train.tsv", ["text", "y"], sentiment_rows(16, 0))
+    dv = write_tsv(tmp_path / "dev.tsv", ["text", "y"], sentiment_rows(8, 1))
+    out = tmp_path / "o"
+    rc = main(["finetune", "--task", "classification", "--train", tr, "--dev", dv, "--test", dv,
+               "--init", init_dir, "--out", str(out), "--epochs", "1", "--batch-size", "8",
+               "--label-column", "y", "--no-progress", "--device", "cpu"])
+    assert rc == 0
+    capsys.readouterr()
+    assert main(["evaluate", "--model", str(out), "--data", dv, "--no-progress"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["test"] == pytest.approx(json.loads((out / "metrics.json").read_text())["test"])
+    assert main(["predict", "--model", str(out), "--data", dv, "--out", str(tmp_path / "p.jsonl"),
+                 "--no-progress"]) == 0
+    assert len(read_predictions(str(tmp_path / "p.jsonl"))) == 8
+    # a dev label the training file lacks
+    bad = write_tsv(tmp_path / "bad.tsv", ["text", "y"], [("good", 1), ("odd", 7)])
+    rc = main(["finetune", "--task", "classification", "--train", tr, "--dev", bad, "--init", init_dir,
+               "--out", str(tmp_path / "o2"), "--label-column", "y", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "bad.tsv:3: label '7' does not occur in the training data" in err
+    assert not (tmp_path / "o2").exists()
+    # an option that does not apply to the task is refused, not ignored
+    rc = main(["finetune", "--task", "tagging", "--train", tr, "--dev", dv, "--init", init_dir,
+               "--out", str(tmp_path / "o3"), "--text-column", "text"])
+    assert rc == 2 and "do not apply" in capsys.readouterr().err
+
+
+def test_truncation_is_counted_in_the_log(init_dir, tmp_path, capsys):
+    rows = [(" ".join(["good"] * 40), 1), ("bad", 0)] * 4
+    tr = write_tsv(tmp_path / "train.tsv", ["sentence", "label"], rows)
+    finetune(fast(task="classification", train=tr, dev=tr, init=init_dir, epochs=1, max_seq_length=16))
+    assert "4 of 8 examples truncated (max_seq_length 16)" in capsys.readouterr().err
+
+
+def test_config_errors(init_dir, tmp_path):
+    with pytest.raises(BertkitError, match="give --init DIR"):
+        finetune(FinetuneConfig(task="classification", train="x", dev="y"))
+    with pytest.raises(BertkitError, match="unknown task"):
+        finetune(FinetuneConfig(task="ner", train="x", dev="y", init=init_dir))
+    empty = write_tsv(tmp_path / "e.tsv", ["sentence", "label"], [])
+    with pytest.raises(BertkitError, match="e.tsv: no examples"):
+        finetune(fast(task="classification", train=empty, dev=empty, init=init_dir))

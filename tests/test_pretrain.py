@@ -1,0 +1,261 @@
+"""Pre-training end to end on real text (a slice of ../shared/data/corpus/sample.txt, MiniLM's
+vocabulary, a tiny model): loss falls, exact resume after SIGKILL, 2-process DDP == 1 process with
+grad_accum 2, config round-trip, clear errors for bad configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from bertkit.errors import BertkitError
+from bertkit.pretrain import PretrainConfig, pretrain
+from bertkit.training import list_checkpoints
+from conftest import REPO, require_shared
+
+TINY = {"vocab_size": 30522, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+        "intermediate_size": 128, "max_position_embeddings": 64}
+
+
+def _prepare(tmp: Path, nsp: bool) -> Path:
+    from bertkit.pretraining_data import PrepareOptions, prepare
+
+    sample = require_shared("corpus", "sample.txt")
+    vocab = require_shared("checkpoints", "minilm-l6-uncased")
+    text = tmp / "sample300k.txt"
+    if not text.exists():
+        text.write_bytes(sample.read_bytes()[:300_000].rsplit(b"\n\n", 1)[0] + b"\n")
+    out = tmp / ("prepared-nsp" if nsp else "prepared-mlm")
+    prepare([text], vocab, out, PrepareOptions(max_seq_length=64, dupe_factor=1, validation_fraction=0.1, nsp=nsp),
+            workers=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pretrain")
+    data = _prepare(tmp, nsp=True)
+    model_cfg = tmp / "tiny.json"
+    model_cfg.write_text(json.dumps(TINY))
+    return {"tmp": tmp, "data": data, "model": model_cfg,
+            "tokenizer": require_shared("checkpoints", "minilm-l6-uncased")}
+
+
+def base_cfg(env, out, **kw) -> PretrainConfig:
+    d = dict(data=str(env["data"]), out=str(out), model=str(env["model"]), tokenizer=str(env["tokenizer"]),
+             max_steps=40, batch_size=16, lr=2e-3, warmup_steps=4, save_every=0, eval_every=20,
+             eval_batches=4, log_every=5, progress=False, device="cpu")
+    d.update(kw)
+    return PretrainConfig(**d)
+
+
+def test_loss_falls_eval_and_checkpoint(env, tmp_path):
+    from bertkit.heads import BertForPreTraining
+    from bertkit.tokenization import Tokenizer
+
+    summary = pretrain(base_cfg(env, tmp_path / "run"))
+    train = [r for r in summary["history"] if r["kind"] == "train"]
+    evals = [r for r in summary["history"] if r["kind"] == "eval"]
+    assert train[-1]["loss"] < train[0]["loss"] - 1.0, (train[0]["loss"], train[-1]["loss"])
+    assert [e["step"] for e in evals] == [20, 40]
+    assert {"mlm_loss", "mlm_acc", "nsp_loss", "nsp_acc"} <= set(evals[-1])
+    assert evals[-1]["mlm_loss"] < evals[0]["mlm_loss"]
+    assert 0 < summary["train"]["mfu"] < 1
+    ckpt = Path(summary["checkpoint"])
+    assert ckpt.name == "checkpoint-40"
+    for name in ("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json",
+                 "trainer_state.pt", "meta.json"):
+        assert (ckpt / name).is_file(), name
+    meta = json.loads((ckpt / "meta.json").read_text())
+    assert meta["config"]["model"] == str(env["model"]) and meta["step"] == 40
+    assert meta["metrics"]["eval"]["step"] == 40
+    model = BertForPreTraining.from_pretrained(ckpt)
+    assert model.config.hidden_size == 64
+    assert len(Tokenizer.from_pretrained(ckpt)) == 30522
+    saved = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert saved["step"] == 40 and "history" not in saved
+
+
+def test_mlm_only_data_trains_without_nsp(env, tmp_path):
+    data = _prepare(env["tmp"], nsp=False)
+    summary = pretrain(base_cfg(env, tmp_path / "run", data=str(data), max_steps=4, eval_every=0, log_every=1))
+    assert "nsp_loss" not in summary["train"] and "mlm_loss" in summary["train"]
+    assert set(summary["eval"]) == {"step", "mlm_loss", "mlm_acc"}
+
+
+# ---------------------------------------------------------------------------------------------
+# exact resume after SIGKILL (subprocesses)
+
+KILL_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    import bertkit.pretrain as P
+    from bertkit.cli import main
+
+    kill_at = int(os.environ["KILL_AT_CALL"])
+    calls = {"n": 0}
+    real = P.pretraining_loss_fn
+
+    def loss_fn(model, batch):
+        calls["n"] += 1
+        if calls["n"] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(model, batch)
+
+    P.pretraining_loss_fn = loss_fn
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def _cli(args, env_extra=None, script=None):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    cmd = [sys.executable, "-c", script, *args] if script else [sys.executable, "-m", "bertkit", *args]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _weights(ckpt: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(ckpt / "model.safetensors"))
+
+
+def test_resume_after_sigkill_is_bitwise_exact(env, tmp_path):
+    n = 6
+    args = ["--data", str(env["data"]), "model=" + str(env["model"]), "tokenizer=" + str(env["tokenizer"]),
+            f"max_steps={2 * n}", "batch_size=8", "grad_accum=2", "lr=1e-3", "warmup_steps=2",
+            f"save_every={n}", "eval_every=0", "eval_batches=2", "log_every=1", "progress=false",
+            "device=cpu", "precision=fp32"]  # default dropout 0.1: the RNG state must resume too
+    a = _cli(["pretrain", "--out", str(tmp_path / "A"), *args])
+    assert a.returncode == 0, a.stderr
+
+    # B: SIGKILLed in step n+2 (after checkpoint-n and after metrics of step n+1 were logged)
+    b1 = _cli(["pretrain", "--out", str(tmp_path / "B"), *args], {"KILL_AT_CALL": str((n + 1) * 2 + 1)}, KILL_SCRIPT)
+    assert b1.returncode == -9, b1.stderr
+    assert [c.name for c in list_checkpoints(tmp_path / "B")] == [f"checkpoint-{n}"]
+    b2 = _cli(["pretrain", "--out", str(tmp_path / "B"), "--resume", *args])
+    assert b2.returncode == 0, b2.stderr
+    assert f"resumed from {tmp_path / 'B' / f'checkpoint-{n}'} at step {n}" in b2.stderr + b2.stdout
+
+    wa, wb = _weights(tmp_path / "A" / f"checkpoint-{2 * n}"), _weights(tmp_path / "B" / f"checkpoint-{2 * n}")
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    steps = [json.loads(line)["step"] for line in (tmp_path / "B" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 2 * n + 1)) + [2 * n]  # train records 1..2n, then the final eval
+
+
+# ---------------------------------------------------------------------------------------------
+# DDP: 2 gloo processes (torchrun) == 1 process with grad_accum 2
+
+
+def test_ddp_two_processes_match_one_process_grad_accum(env, tmp_path):
+    common = ["--data", str(env["data"]), "model=" + str(env["model"]), "tokenizer=" + str(env["tokenizer"]),
+              "max_steps=20", "batch_size=4", "lr=1e-3", "warmup_steps=2", "dropout=0", "eval_every=0",
+              "eval_batches=1", "log_every=1", "progress=false", "device=cpu"]
+    one = _cli(["pretrain", "--out", str(tmp_path / "one"), "grad_accum=2", *common])
+    assert one.returncode == 0, one.stderr
+    env_ = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "--module", "bertkit", "pretrain", "--out", str(tmp_path / "two"), "grad_accum=1", *common],
+                         cwd=REPO, env=env_, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-3000:]
+
+    def losses(run):
+        recs = [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        return [r["loss"] for r in recs if r["kind"] == "train"]
+
+    l1, l2 = losses("one"), losses("two")
+    assert len(l1) == len(l2) == 20
+    assert max(abs(a - b) for a, b in zip(l1, l2)) < 1e-5, list(zip(l1, l2))
+    meta = json.loads((tmp_path / "two" / "checkpoint-20" / "meta.json").read_text())
+    assert meta["world_size"] == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# configs and errors
+
+
+def test_config_round_trip(tmp_path):
+    cfg = PretrainConfig(data="d", out="o", model="base", init=None, max_steps=7, lr=3e-4, compile=True)
+    cfg.save(tmp_path / "c.json")
+    assert PretrainConfig.from_file(tmp_path / "c.json") == cfg
+    over = cfg.with_overrides(["lr=1e-3", "init=none", "compile=false", "max_steps=1e3", "tokenizer=v"])
+    assert (over.lr, over.init, over.compile, over.max_steps, over.tokenizer) == (1e-3, None, False, 1000, "v")
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.json")), ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    cfg = PretrainConfig.from_file(path)
+    assert cfg.max_steps >= 1
+
+
+def test_cli_config_file_and_overrides_reach_pretrain(env, tmp_path):
+    cfgfile = tmp_path / "c.json"
+    base_cfg(env, tmp_path / "x", max_steps=2, eval_every=0).save(cfgfile)
+    r = _cli(["pretrain", "--config", str(cfgfile), "--out", str(tmp_path / "cli"), "max_steps=3"])
+    assert r.returncode == 0, r.stderr
+    assert "done: step 3/3" in r.stderr + r.stdout
+    assert [c.name for c in list_checkpoints(tmp_path / "cli")] == ["checkpoint-3"]
+
+
+def test_cli_help_lists_every_key():
+    r = _cli(["pretrain", "--help"])
+    assert r.returncode == 0
+    for key in PretrainConfig().to_dict():
+        assert f"\n  {key} " in r.stdout, key
+
+
+@pytest.mark.parametrize("overrides, msg", [
+    (["lrr=1"], "unknown key 'lrr' (did you mean 'lr'?)"),
+    (["max_steps=ten"], "max_steps: expected int, got 'ten'"),
+    (["compile=maybe"], "compile: expected bool"),
+    (["precision=fp8"], "precision must be one of fp32, bf16, fp16"),
+    (["optimizer=sgd"], "optimizer must be one of adamw, lamb"),
+])
+def test_bad_keys_are_clear_errors(env, tmp_path, overrides, msg):
+    with pytest.raises(BertkitError) as e:
+        pretrain(base_cfg(env, tmp_path / "r").with_overrides(overrides))
+    assert msg in str(e.value)
+
+
+def test_config_file_unknown_key_names_file(tmp_path):
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps({"max_step": 3}))
+    with pytest.raises(BertkitError, match=r"bad.json: unknown key 'max_step' \(did you mean 'max_steps'\?\)"):
+        PretrainConfig.from_file(p)
+
+
+def test_vocab_size_mismatch(env, tmp_path):
+    bad = tmp_path / "m.json"
+    bad.write_text(json.dumps({**TINY, "vocab_size": 1000}))
+    with pytest.raises(BertkitError, match="vocab_size 1000 does not match the data's vocab_size 30522"):
+        pretrain(base_cfg(env, tmp_path / "r", model=str(bad)))
+
+
+def test_tokenizer_not_the_datas_vocabulary(env, tmp_path):
+    other = tmp_path / "tok"
+    other.mkdir()
+    lines = (env["tokenizer"] / "vocab.txt").read_text().splitlines()
+    (other / "vocab.txt").write_text("\n".join(lines[:-1] + ["zzzz"]) + "\n")
+    with pytest.raises(BertkitError, match="different vocabulary"):
+        pretrain(base_cfg(env, tmp_path / "r", tokenizer=str(other)))
+
+
+def test_missing_data(env, tmp_path):
+    with pytest.raises(BertkitError, match="no such data directory"):
+        pretrain(base_cfg(env, tmp_path / "r", data=str(tmp_path / "nope")))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BertkitError, match="no manifest.json"):
+        pretrain(base_cfg(env, tmp_path / "r", data=str(tmp_path / "empty")))
+
+
+def test_existing_run_needs_resume(env, tmp_path):
+    pretrain(base_cfg(env, tmp_path / "r", max_steps=1, eval_every=0))
+    with pytest.raises(BertkitError, match="pass --resume"):
+        pretrain(base_cfg(env, tmp_path / "r", max_steps=2))
+    assert pretrain(base_cfg(env, tmp_path / "r", max_steps=2, eval_every=0), resume=True)["step"] == 2
