@@ -101,6 +101,15 @@ def test_mismatched_sizes_refused_unless_opted_in(tmp_path):
     assert shapes["classifier.weight"] == ((3, 128), (5, 128))
 
 
+def test_mismatched_encoder_always_refused(tmp_path):
+    BertModel(tiny()).save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["vocab_size"] = V + 10  # config.json and weights disagree
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(BertkitError, match="encoder tensors do not fit.*word_embeddings"):
+        BertModel.from_pretrained(tmp_path, ignore_mismatched_sizes=True)
+
+
 def test_labels_survive_round_trip(tmp_path):
     cfg = tiny(id2label={0: "neg", 1: "neu", 2: "pos"})
     BertForSequenceClassification(cfg).save_pretrained(tmp_path)
@@ -203,6 +212,8 @@ def test_config_overrides_on_load(tmp_path):
     BertModel(tiny()).save_pretrained(tmp_path)
     m = BertModel.from_pretrained(tmp_path, hidden_dropout_prob=0.0)
     assert m.config.hidden_dropout_prob == 0.0 and m.embeddings.dropout.p == 0.0
+    with pytest.raises(BertkitError, match="unknown config key.*num_lables"):
+        BertModel.from_pretrained(tmp_path, num_lables=3)
 
 
 def test_real_checkpoint_loads_clean(minilm_dir):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,6 +21,16 @@ from bertkit.tokenization import Tokenizer
 WORDS = ("the a film plot is was good great fine bad awful dull . , ? who where john mary lives in paris "
          "rome he she eats runs sleeps man dog cat sat on mat today and very").split()
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + ["##s"]
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (more threads only contend on a busy machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +83,9 @@ def test_classification_end_to_end(init_dir, tmp_path):
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["dev"]["accuracy"] == r["dev"]["accuracy"] and saved["test"] == r["test"]
     assert json.loads((out / "config.json").read_text())["id2label"] == {"0": "0", "1": "1"}
+    log = [json.loads(x) for x in (out / "runs" / "lr0.002-b8-e6-s0" / "metrics.jsonl").read_text().splitlines()]
+    assert sum(x["kind"] == "eval" for x in log) == 6 and any(x["kind"] == "train" for x in log)
+    assert list((out / "runs" / "lr0.002-b8-e6-s0" / "tensorboard").iterdir())
     # the task checkpoint reproduces the test metrics and its predictions file
     assert evaluate(str(out), te, progress=False) == pytest.approx(r["test"])
     n = predict(str(out), te, str(tmp_path / "p.jsonl"), progress=False)
@@ -79,6 +93,17 @@ def test_classification_end_to_end(init_dir, tmp_path):
     assert n == 12 and again == read_predictions(str(out / "predictions_test.jsonl"))
     acc = sum(p["label"] == p["gold"] for p in again) / n
     assert acc == pytest.approx(r["test"]["accuracy"])
+    # unlabelled input: same predictions, no gold
+    plain = tmp_path / "plain.tsv"
+    plain.write_text("sentence\n" + "".join(x["text"] + "\n" for x in again), "utf-8")
+    predict(str(out), str(plain), str(tmp_path / "p2.jsonl"), progress=False)
+    unlabelled = read_predictions(str(tmp_path / "p2.jsonl"))
+    assert [x["label"] for x in unlabelled] == [x["label"] for x in again] and "gold" not in unlabelled[0]
+    # the task checkpoint is itself a valid init (a new head when the labels differ)
+    three = write_tsv(tmp_path / "three.tsv", ["sentence", "label"],
+                      [(t, ["a", "b", "c"][i % 3]) for i, (t, _) in enumerate(sentiment_rows(12, 3))])
+    r3 = finetune(fast(task="classification", train=three, dev=three, init=str(out), epochs=1))
+    assert "f1_macro" in r3["dev"]
 
 
 def test_seeds_and_search_select_best_on_dev(init_dir, tmp_path):
@@ -239,7 +264,8 @@ def test_truncation_is_counted_in_the_log(init_dir, tmp_path, capsys):
     rows = [(" ".join(["good"] * 40), 1), ("bad", 0)] * 4
     tr = write_tsv(tmp_path / "train.tsv", ["sentence", "label"], rows)
     finetune(fast(task="classification", train=tr, dev=tr, init=init_dir, epochs=1, max_seq_length=16))
-    assert "4 of 8 examples truncated (max_seq_length 16)" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "train.tsv: 4 of 8 examples truncated (max_seq_length 16)" in captured.out + captured.err
 
 
 def test_config_errors(init_dir, tmp_path):
@@ -250,3 +276,76 @@ def test_config_errors(init_dir, tmp_path):
     empty = write_tsv(tmp_path / "e.tsv", ["sentence", "label"], [])
     with pytest.raises(BertkitError, match="e.tsv: no examples"):
         finetune(fast(task="classification", train=empty, dev=empty, init=init_dir))
+
+
+def test_init_from_a_pretraining_run_directory(init_dir, tmp_path):
+    import shutil
+
+    from bertkit.finetune import resolve_init
+
+    run = tmp_path / "run"
+    for step in (2, 10):
+        ck = run / f"checkpoint-{step}"
+        shutil.copytree(init_dir, ck)
+        (ck / "trainer_state.pt").write_bytes(b"")
+        (ck / "meta.json").write_text("{}")
+    assert resolve_init(str(run)) == str(run / "checkpoint-10")
+    assert resolve_init(init_dir) == init_dir
+    with pytest.raises(BertkitError, match="neither a checkpoint"):
+        resolve_init(str(tmp_path))
+
+
+def test_epoch_loader_resumes_exactly():
+    from bertkit.tasks.base import EpochLoader, Features
+
+    feats = Features([{"input_ids": [2, i, 3], "token_type_ids": [0, 0, 0], "labels": i % 2} for i in range(10)],
+                     list(range(10)))
+    a = EpochLoader(feats, 4, 0, seed=3)
+    it = iter(a)
+    seen = [next(it)["input_ids"][:, 1].tolist() for _ in range(4)]  # crosses an epoch (3 batches each)
+    state = a.state_dict()
+    rest = [next(it)["input_ids"][:, 1].tolist() for _ in range(3)]
+    b = EpochLoader(feats, 4, 0, seed=0)
+    b.load_state_dict(state)
+    it_b = iter(b)
+    assert [next(it_b)["input_ids"][:, 1].tolist() for _ in range(3)] == rest
+    assert sorted(x for batch in seen[:3] for x in batch) == list(range(10))  # one epoch = every item once
+
+
+def test_cli_qa_options_and_unlabelled_predict(init_dir, tmp_path, capsys):
+    tr = squad_json(tmp_path / "train.json", 8, 0)
+    dv = squad_json(tmp_path / "dev.json", 3, 1)
+    out = tmp_path / "qa"
+    rc = main(["finetune", "--task", "qa", "--train", tr, "--dev", dv, "--init", init_dir, "--out", str(out),
+               "--epochs", "1", "--batch-size", "8", "--max-seq-length", "32", "--doc-stride", "8",
+               "--max-query-length", "6", "--max-answer-length", "3", "--n-best", "5", "--no-progress",
+               "--device", "cpu"])
+    assert rc == 0
+    settings = json.loads((out / "task.json").read_text())["settings"]
+    assert (settings["doc_stride"], settings["max_query_length"], settings["max_answer_length"],
+            settings["n_best"], settings["max_seq_length"]) == (8, 6, 3, 5, 32)
+    # questions without answers (a test set) can be predicted, each answer at most 3 pieces
+    obj = json.loads(Path(dv).read_text())
+    for para in obj["data"][0]["paragraphs"]:
+        for qa in para["qas"]:
+            qa.pop("answers"), qa.pop("is_impossible")
+    (tmp_path / "q.json").write_text(json.dumps(obj))
+    capsys.readouterr()
+    assert main(["predict", "--model", str(out), "--data", str(tmp_path / "q.json"),
+                 "--out", str(tmp_path / "p.jsonl"), "--no-progress"]) == 0
+    recs = read_predictions(str(tmp_path / "p.jsonl"))
+    assert len(recs) == 6 and all("gold" not in r and len(r["best_span"].split()) <= 3 for r in recs)
+    # QA options make no sense for a classification task: refused
+    assert main(["finetune", "--task", "classification", "--train", tr, "--dev", dv, "--init", init_dir,
+                 "--out", str(tmp_path / "x"), "--doc-stride", "8"]) == 2
+    assert "doc_stride" in capsys.readouterr().err
+
+
+def test_same_seed_same_run(init_dir, tmp_path):
+    tr = write_tsv(tmp_path / "train.tsv", ["sentence", "label"], sentiment_rows(16, 0))
+    cfg = fast(task="classification", train=tr, dev=tr, init=init_dir, epochs=1, seed=5)
+    a, b = finetune(cfg), finetune(cfg)
+    assert a["runs"][0]["train_loss_last"] == b["runs"][0]["train_loss_last"]
+    assert a["dev"]["per_seed"] == b["dev"]["per_seed"]
+    c = finetune(fast(task="classification", train=tr, dev=tr, init=init_dir, epochs=1, seed=6))
+    assert c["runs"][0]["train_loss_last"] != a["runs"][0]["train_loss_last"]

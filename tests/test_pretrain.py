@@ -49,7 +49,7 @@ def env(tmp_path_factory):
 
 def base_cfg(env, out, **kw) -> PretrainConfig:
     d = dict(data=str(env["data"]), out=str(out), model=str(env["model"]), tokenizer=str(env["tokenizer"]),
-             max_steps=40, batch_size=16, lr=2e-3, warmup_steps=4, save_every=0, eval_every=20,
+             max_steps=40, batch_size=8, lr=2e-3, warmup_steps=4, save_every=0, eval_every=20,
              eval_batches=4, log_every=5, progress=False, device="cpu")
     d.update(kw)
     return PretrainConfig(**d)
@@ -157,11 +157,11 @@ def test_ddp_two_processes_match_one_process_grad_accum(env, tmp_path):
     common = ["--data", str(env["data"]), "model=" + str(env["model"]), "tokenizer=" + str(env["tokenizer"]),
               "max_steps=20", "batch_size=4", "lr=1e-3", "warmup_steps=2", "dropout=0", "eval_every=0",
               "eval_batches=1", "log_every=1", "progress=false", "device=cpu"]
-    one = _cli(["pretrain", "--out", str(tmp_path / "one"), "grad_accum=2", *common])
+    one = _cli(["pretrain", "--out", str(tmp_path / "one"), *common, "grad_accum=2"])
     assert one.returncode == 0, one.stderr
     env_ = {**os.environ, "OMP_NUM_THREADS": "1"}
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "--module", "bertkit", "pretrain", "--out", str(tmp_path / "two"), "grad_accum=1", *common],
+                          "--module", "bertkit", "pretrain", "--out", str(tmp_path / "two"), *common, "grad_accum=1"],
                          cwd=REPO, env=env_, capture_output=True, text=True, timeout=300)
     assert two.returncode == 0, two.stderr[-3000:]
 
@@ -259,3 +259,39 @@ def test_existing_run_needs_resume(env, tmp_path):
     with pytest.raises(BertkitError, match="pass --resume"):
         pretrain(base_cfg(env, tmp_path / "r", max_steps=2))
     assert pretrain(base_cfg(env, tmp_path / "r", max_steps=2, eval_every=0), resume=True)["step"] == 2
+
+
+def test_plot_curves(tmp_path):
+    pytest.importorskip("matplotlib")
+    from bertkit.pretrain import plot_curves
+
+    run = tmp_path / "run"
+    run.mkdir()
+    recs = [{"kind": "train", "step": s, "loss": 10 - s} for s in (1, 2, 3)]
+    recs += [{"kind": "eval", "step": 3, "mlm_loss": 7.0, "mlm_acc": 0.1, "nsp_loss": 0.6, "nsp_acc": 0.6}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    png = plot_curves(run, tmp_path / "c.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(BertkitError, match="no such file"):
+        plot_curves(tmp_path / "nope", tmp_path / "d.png")
+
+
+def test_cli_options_may_follow_key_values(tmp_path):
+    r = _cli(["pretrain", "--out", str(tmp_path / "o"), "lr=1e-3", "--data", str(tmp_path / "nope")])
+    assert r.returncode == 2 and f"{tmp_path / 'nope'}: no such data directory" in r.stderr
+    r = _cli(["pretrain", "--out", str(tmp_path / "o"), "lr=1e-3", "--bogus"])
+    assert r.returncode == 2 and "unknown option '--bogus'" in r.stderr
+
+
+def test_init_from_checkpoint_continues_pretraining(env, tmp_path):
+    """Phase-2 style: start from a phase-1 checkpoint's weights (new optimizer, new schedule)."""
+    from safetensors.torch import load_file
+
+    first = pretrain(base_cfg(env, tmp_path / "p1", max_steps=30, eval_every=0))
+    ckpt = Path(first["checkpoint"])
+    second = pretrain(base_cfg(env, tmp_path / "p2", model="ignored-when-init", init=str(ckpt), tokenizer=None, max_steps=1,
+                               lr=1e-12, warmup_steps=0, eval_every=0, log_every=1))
+    # lr ~ 0: the weights after one step are the phase-1 weights
+    a, b = load_file(str(ckpt / "model.safetensors")), load_file(str(Path(second["checkpoint"]) / "model.safetensors"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert (Path(second["checkpoint"]) / "vocab.txt").is_file()  # tokenizer taken from init

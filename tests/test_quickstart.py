@@ -4,7 +4,7 @@ input, and (slow) the whole pipeline on tiny settings with the shared data."""
 from __future__ import annotations
 
 import json
-import shutil
+import os
 from pathlib import Path
 
 import pytest
@@ -101,9 +101,11 @@ def test_parse_duration():
 
 
 def test_plan_steps_fits_the_budget():
-    # 10 calibration steps took 12 s wall, 10 s of it training: 1 s/step, 2 s overhead.
-    assert Q.plan_steps(100, 12.0, 10.0, 10) == 10 + 86
-    assert Q.plan_steps(5, 12.0, 10.0, 10) == 10  # budget used up: the calibration steps only
+    # 10 calibration steps took 12 s wall at 1 s/step: 2 s overhead, charged again.
+    assert Q.plan_steps(100, 12.0, 1.0, 10) == 10 + 86
+    assert Q.plan_steps(5, 12.0, 1.0, 10) == 10  # budget used up: the calibration steps only
+    recs = [{"step": 1, "time_s": 3.0}, {"step": 5, "time_s": 5.0}, {"step": 10, "time_s": 7.5}]
+    assert Q.steady_step_seconds(recs) == pytest.approx(0.5)  # the slow first step left out
 
 
 def test_train_seconds_from_history():
@@ -161,6 +163,18 @@ def test_stage_runner_resumes_an_unfinished_attempt_with_the_same_key(tmp_path):
     assert seen == {"resume": False, "partial": False}
 
 
+def test_a_second_quickstart_in_the_same_out_is_refused(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    with Q._exclusive(out):
+        with pytest.raises(BertkitError, match="another quickstart"):
+            with Q._exclusive(out):
+                pass
+    (out / ".lock").write_text("999999999")  # a dead pid: stale lock is taken over
+    with Q._exclusive(out):
+        assert (out / ".lock").read_text() == str(os.getpid())
+
+
 def test_report_writer_with_fake_results(tmp_path):
     paths = R.write_report(tmp_path, _fake_results())
     rep = json.loads(paths["json"].read_text())
@@ -168,7 +182,7 @@ def test_report_writer_with_fake_results(tmp_path):
     assert rep["finetune"]["pretrained"]["dev_median"] == pytest.approx(0.71)
     assert rep["finetune"]["scratch"]["dev_std"] == pytest.approx(0.01)
     md = paths["md"].read_text()
-    assert "+10.0 accuracy points" in md and "(c) MiniLM-L6 checkpoint" in md
+    assert "by **10.0 accuracy points**" in md and "(c) MiniLM-L6 checkpoint" in md
     for key in ("pretraining_png", "finetune_png"):
         assert paths[key].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({paths[key].name})" in md
@@ -209,7 +223,13 @@ def test_quickstart_pipeline_resumes_with_fake_stages(tmp_path, fake_stages):
     assert "vocab" not in fake_stages and "prepare" not in fake_stages
     assert fake_stages.count("pretrain") == 1
     assert sorted(c for c in fake_stages if c.startswith("finetune")) == [
-        "finetune:4-pretrain:0", "finetune:4-pretrain:1"]
+        "finetune:pretrain-2m:0", "finetune:pretrain-2m:1"]
+    # Both budgets' runs are kept: the report shows the gap per budget.
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [(c["budget_s"], c["gap_points"]) for c in rep["budget_curve"]] == [(60, 20.0), (120, 20.0)]
+    assert (tmp_path / "out" / "budget_gap.png").is_file()
+    assert "## Pre-training budget vs gain" in (tmp_path / "out" / "report.md").read_text()
+    assert not (tmp_path / "out" / ".lock").exists()
     # Editing the corpus redoes the vocab.
     fake_stages.clear()
     corpus.write_text("Changed text entirely, and longer.\n")

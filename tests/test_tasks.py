@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
@@ -17,6 +16,16 @@ from bertkit.tokenization import Tokenizer
 WORDS = ("the cat sat on mat a good bad film is . , ? who where john lives in paris he eats flies runs "
          "sleeps man sits dog").split()
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + ["##s", "##x"]
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (more threads only contend on a busy machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture
@@ -209,3 +218,14 @@ def test_unknown_task_is_an_error():
 
     with pytest.raises(BertkitError, match="unknown task 'ner'"):
         get_task("ner")
+
+
+def test_pos_tags_score_accuracy_only(tok, tmp_path):
+    task = get_task("tagging")
+    ex = task.read(write(tmp_path / "pos.conll", "john\tNNP\nsat\tVBD\n\nthe\tDT\ncat\tNN\n"))
+    task.labels = task.label_list(ex)
+    assert task.main_metric == "accuracy"
+    s = task.score(ex, [["NNP", "NN"], ["DT", "NN"]])
+    assert s == {"accuracy": pytest.approx(3 / 4)}
+    task.labels = ["B-x", "I-x", "O"]
+    assert task.main_metric == "f1"

@@ -306,6 +306,7 @@ def _ddp_worker(rank, world, port, out):
         torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow  # tests/test_pretrain.py proves the same with torchrun on the real model
 def test_ddp_two_processes_match_grad_accum(tmp_path):
     import torch.multiprocessing as mp
 
@@ -322,3 +323,26 @@ def test_ddp_two_processes_match_grad_accum(tmp_path):
         assert abs(a - b) < 1e-5
     for a, b in zip(model.state_dict().values(), ddp["state"].values()):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_save_every_minutes(tmp_path):
+    """A tiny interval saves after every step; keep_last prunes the rest."""
+    Trainer(make_model(), cfg(max_steps=4, save_every_minutes=1e-9, keep_last=2), mse_loss,
+            ListLoader(make_batches()), out_dir=tmp_path).fit()
+    assert [c.name for c in list_checkpoints(tmp_path)] == ["checkpoint-3", "checkpoint-4"]
+
+
+def test_resume_with_another_world_size_is_an_error(tmp_path):
+    Trainer(make_model(), cfg(max_steps=2), mse_loss, ListLoader(make_batches()), out_dir=tmp_path).fit()
+    path = tmp_path / "checkpoint-2" / "trainer_state.pt"
+    state = torch.load(path, weights_only=False)
+    state["world_size"] = 2
+    torch.save(state, path)
+    with pytest.raises(BertkitError, match="saved with world size 2, now 1"):
+        Trainer(make_model(), cfg(max_steps=4), mse_loss, ListLoader(make_batches()), out_dir=tmp_path).fit(resume=True)
+
+
+def test_lamb_trains():
+    summary = Trainer(make_model(), cfg(max_steps=40, optimizer="lamb"), mse_loss, ListLoader(make_batches())).fit()
+    train = [r for r in summary["history"] if r["kind"] == "train"]
+    assert train[-1]["loss"] < 0.7 * train[0]["loss"]

@@ -81,10 +81,12 @@ STRESS = [
     "x" * 99 + "\u0301" + " " + "\u00e9" * 100 + " " + "\u00e9" * 101,
     # punctuation classes: ASCII symbols, Unicode P* and symbols (S*), which are not split
     "a$b^c`d~e|f+g<h=i>j \u00a7\u00b6\u2020\u2021\u2022\u2026\u00bf\u00a1\u00ab\u00bb\u201c\u201d \u00a9\u00ae\u2122\u20ac\u00a3\u00b0\u00b1\u00d7",
+    # punctuation newer than tokenizers' tables (U+2E4F Unicode 11, U+2E5D Unicode 14)
+    "a\u2e4fb c\u2e5dd e\u2e42f",
     # special tokens inside the text
     "[CLS] hello [MASK] world[SEP]x [mask] [UNK]",
     # private use, unassigned, variation selectors, tags
-    "a\ue000b\U000f0000c\U000e0041d\ufe0fe\U0010ffff f\u0378g",
+    "a\ue000b\U000f0000c\U000e0041d\ufe0fe\U0010ffff f\u0378g \U00011f00x",
     # Dives Akuru vowel: a character whose NFD differs between Python 3.11 and tokenizers
     "\U00011938\U00011935\U00011930",
     "",

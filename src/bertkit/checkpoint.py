@@ -4,13 +4,14 @@ A checkpoint is a directory with ``config.json``, ``model.safetensors`` (or HF's
 ``pytorch_model.bin``), and, when a tokenizer is saved with it, ``vocab.txt`` +
 ``tokenizer_config.json``. Loading maps names with or without the ``bert.`` prefix, old
 TF-converted ``gamma``/``beta`` LayerNorm names, and the tied MLM decoder; it initialises
-missing heads, ignores tensors the model has no use for, and refuses mis-shaped or missing
-encoder tensors (unless ``ignore_mismatched_sizes=True`` for shapes), always with one message
-listing what was missing / unexpected / mis-shaped.
+missing heads, ignores tensors the model has no use for, refuses missing or mis-shaped encoder
+tensors, and refuses mis-shaped head tensors unless ``ignore_mismatched_sizes=True``, always
+with one message listing what was missing / unexpected / mis-shaped.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -167,8 +168,8 @@ def load_into(
 ) -> LoadReport:
     """Copy ``sd`` into ``model`` (names already mapped); return what did not match.
 
-    Raises :class:`BertkitError` when encoder tensors are missing, or tensors are mis-shaped
-    and ``ignore_mismatched_sizes`` is False.
+    Raises :class:`BertkitError` when encoder tensors are missing or mis-shaped, or head
+    tensors are mis-shaped and ``ignore_mismatched_sizes`` is False.
     """
     own = model.state_dict()
     report = LoadReport()
@@ -188,6 +189,14 @@ def load_into(
         raise BertkitError(
             f"{source}: not a complete BERT checkpoint for {type(model).__name__}: "
             f"{report.message()}"
+        )
+    mismatched_encoder = [
+        k for k, _, _ in report.mismatched if k.removeprefix("bert.").startswith(_ENCODER_PREFIXES)
+    ]
+    if mismatched_encoder:  # never re-initialise part of the encoder behind the caller's back
+        raise BertkitError(
+            f"{source}: encoder tensors do not fit {type(model).__name__} "
+            f"(config.json and weights disagree?): {report.message()}"
         )
     if report.mismatched and not ignore_mismatched_sizes:
         raise BertkitError(
@@ -266,6 +275,10 @@ class PretrainedMixin:
 def with_overrides(cfg: BertConfig, overrides: dict[str, Any], source: str) -> BertConfig:
     """A copy of ``cfg`` with ``overrides`` applied. A new ``num_labels`` without ``id2label``
     replaces the labels with ``LABEL_i`` names."""
+    known = {f.name for f in dataclasses.fields(BertConfig)} | {"num_labels"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise BertkitError(f"{source}: unknown config key(s) {', '.join(unknown)}")
     d = cfg.to_dict()
     if "num_labels" in overrides and "id2label" not in overrides and "label2id" not in overrides:
         if int(overrides["num_labels"]) != cfg.num_labels or not cfg.id2label:

@@ -690,11 +690,6 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, force: bool = Fa
     return root / ds.path
 
 
-def ensure(name: str, data_dir: str | os.PathLike | None = None) -> Path:
-    """Alias of :func:`fetch` without ``force``: the path of a dataset, fetched if absent."""
-    return fetch(name, data_dir)
-
-
 def status(data_dir: str | os.PathLike | None = None) -> list[dict]:
     """One row per known dataset: name, kind, present, path, sources, description."""
     root = data_root(data_dir)

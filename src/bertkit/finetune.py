@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
 
 from bertkit import runtime
 from bertkit.errors import BertkitError
@@ -145,6 +144,23 @@ def _featurize(task: Task, path: str, examples: list, tok: Any, label2id, traini
     return feats
 
 
+def resolve_init(path: str) -> str:
+    """A checkpoint directory as given, or for a pre-training run directory (no ``config.json``,
+    ``checkpoint-STEP/`` inside) its newest complete checkpoint."""
+    from bertkit.training import list_checkpoints
+
+    p = Path(path)
+    if not p.is_dir():
+        raise BertkitError(f"{p}: no such checkpoint directory")
+    if (p / "config.json").is_file():
+        return str(p)
+    found = list_checkpoints(p)
+    if not found:
+        raise BertkitError(f"{p}: neither a checkpoint (no config.json) nor a run with checkpoint-STEP/ inside")
+    runtime.log(f"{p}: a training run; initialising from its newest checkpoint {found[-1].name}")
+    return str(found[-1])
+
+
 def load_tokenizer(directory: str) -> Any:
     from bertkit.tokenization import Tokenizer
 
@@ -223,8 +239,11 @@ class _Runner:
         name = f"lr{lr:g}-b{batch_size}-e{epochs}-s{seed}"
         history: list[dict] = []
 
+        last_preds: list = []
+
         def eval_fn(m) -> dict[str, float]:
-            metrics, _ = self.evaluate_dev(m)
+            metrics, preds = self.evaluate_dev(m)
+            last_preds[:] = [preds]
             epoch = loader.epoch + loader.position / loader.steps_per_epoch
             history.append({"epoch": round(epoch, 3), **metrics})
             return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
@@ -235,16 +254,14 @@ class _Runner:
             device=cfg.device, eval_every=loader.steps_per_epoch, seed=seed, progress=cfg.progress,
             log_every=max(1, min(50, loader.steps_per_epoch // 4)), tensorboard=False,
         )
-        run_dir = self.log_root / name if self.log_root is not None else None
         runtime.log(f"fine-tune {name}: {len(self.train.examples)} train examples, {steps} steps")
         start = time.perf_counter()
-        trainer = Trainer(model, tcfg, task.loss, loader, out_dir=run_dir, tokenizer=self.tok,
-                          eval_fn=eval_fn, run_config={"finetune": _jsonable(dataclasses.asdict(cfg)),
-                                                       "lr": lr, "batch_size": batch_size, "epochs": epochs,
-                                                       "seed": seed})
+        # No out_dir: the loop would write a resumable checkpoint (weights + optimizer) per run,
+        # which fine-tuning does not need; its log records are written below instead.
+        trainer = Trainer(model, tcfg, task.loss, loader, out_dir=None, tokenizer=self.tok, eval_fn=eval_fn)
         summary = trainer.fit()
-        if summary.get("checkpoint"):  # the loop's resume checkpoint is not needed after the run
-            shutil.rmtree(summary["checkpoint"], ignore_errors=True)
+        if self.log_root is not None:
+            write_run_log(self.log_root / name, summary["history"])
         final = history[-1] if history else {}
         train_losses = [h["loss"] for h in summary["history"] if h.get("kind") == "train"]
         return {
@@ -255,7 +272,24 @@ class _Runner:
             "train_loss_last": train_losses[-1] if train_losses else None,
             "time_s": time.perf_counter() - start,
             "model": trainer.model,
+            "dev_predictions": last_preds[0] if last_preds else None,
         }
+
+
+def write_run_log(directory: Path, history: list[dict]) -> None:
+    """The training loop's records as pre-training writes them: ``metrics.jsonl`` and TensorBoard
+    scalars under ``tensorboard/`` (``train/loss``, ``eval/accuracy``, ...)."""
+    from bertkit.tb_events import EventWriter
+
+    atomic_write_text(directory / "metrics.jsonl", "".join(json.dumps(rec) + "\n" for rec in history))
+    tb = EventWriter(directory / "tensorboard")
+    try:
+        for rec in history:
+            kind = rec.get("kind", "train")
+            tb.add_scalars(rec["step"], {f"{kind}/{k}": v for k, v in rec.items()
+                                         if k not in ("step", "kind") and isinstance(v, (int, float))})
+    finally:
+        tb.close()
 
 
 def _jsonable(obj: Any) -> Any:
@@ -270,6 +304,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     and per-setting medians when searching.
     """
     cfg.validate()
+    if cfg.init is not None:
+        cfg = dataclasses.replace(cfg, init=resolve_init(cfg.init))
     t0 = time.perf_counter()
     settings = dict(cfg.task_settings)
     if cfg.max_seq_length is not None:
@@ -304,20 +340,21 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
 
 
 def _search_and_select(cfg, task, tok, labels, train, dev, test, out_dir: Path) -> dict[str, Any]:
-    runner = _Runner(cfg, task, tok, labels, train, dev, out_dir / "runs")
+    runner = _Runner(cfg, task, tok, labels, train, dev, out_dir / "runs" if cfg.out is not None else None)
     main = task.main_metric
     seeds = [cfg.seed + i for i in range(cfg.seeds)]
     settings_summary, all_runs = [], []
-    best: dict | None = None  # the selected setting: {"median", "runs", "model_state", "run"}
+    best: dict | None = None  # the selected setting: {"median", "runs", "run", "state", "dev_predictions"}
+    model = None
     for lr, bs, ep in cfg.grid():
-        runs, best_run, best_state = [], None, None
+        runs, best_run, best_state, best_preds = [], None, None, None
         for seed in seeds:
             r = runner.run(lr, bs, ep, seed)
-            model = r.pop("model")
+            model, preds = r.pop("model"), r.pop("dev_predictions")
             runs.append(r)
             if best_run is None or r["metrics"].get(main, -math.inf) > best_run["metrics"].get(main, -math.inf):
-                best_run, best_state = r, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            del model
+                best_run, best_preds = r, preds
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         median, std = _median_std([r["metrics"].get(main, math.nan) for r in runs])
         settings_summary.append({"lr": lr, "batch_size": bs, "epochs": ep, f"dev_{main}_median": median,
                                  f"dev_{main}_std": std})
@@ -325,16 +362,15 @@ def _search_and_select(cfg, task, tok, labels, train, dev, test, out_dir: Path) 
                     f"over {len(runs)} seed(s)")
         all_runs.extend(runs)
         if best is None or median > best["median"]:
-            best = {"median": median, "runs": runs, "run": best_run, "state": best_state}
+            best = {"median": median, "runs": runs, "run": best_run, "state": best_state,
+                    "dev_predictions": best_preds}
 
-    # Rebuild the selected model, re-score dev (QA: re-tunes the null threshold), test once.
+    # The selected weights go into the last trained model (same architecture); its last dev
+    # predictions are re-scored (QA: re-tunes the null threshold); the test set is run once.
     run = best["run"]
-    model = build_model(task, cfg, labels, len(tok), run["seed"])
     model.load_state_dict(best["state"])
-    model.to(runtime.choose_device(cfg.device))
     id2label = runner.id2label
-    dev_preds = task.predict(model, dev.features, dev.examples, id2label, cfg.eval_batch_size, tok.pad_id,
-                             progress=cfg.progress)
+    dev_preds = best["dev_predictions"]
     task.score(dev.examples, dev_preds, tune=True)
     write_predictions(out_dir / "predictions_dev.jsonl", task, dev.examples, dev_preds)
     result: dict[str, Any] = {"task": task.name, "main_metric": main, "dev": _aggregate(best["runs"])}

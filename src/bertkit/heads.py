@@ -15,7 +15,7 @@ from torch import nn
 
 from bertkit.checkpoint import PretrainedMixin
 from bertkit.config import BertConfig
-from bertkit.model import BertModel, activation, init_bert_weights
+from bertkit.model import BertModel, Dropout, activation, init_bert_weights
 
 
 class PreTrainingOutput(NamedTuple):
@@ -65,19 +65,13 @@ class BertPreTrainingHeads(nn.Module):
         self.seq_relationship = nn.Linear(cfg.hidden_size, 2)
 
 
-def gather_positions(h: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Pick hidden states at ``positions``: h (B, T, H), positions (B, P) -> (B, P, H)."""
-    B, P = positions.shape
-    idx = positions.unsqueeze(-1).expand(B, P, h.shape[-1])  # (B, P, H)
-    return torch.gather(h, 1, idx)  # (B, P, H)
-
-
 class BertForPreTraining(PretrainedMixin, nn.Module):
     """BERT with the masked-LM and next-sentence-prediction heads.
 
     With ``masked_positions`` (B, P) the vocabulary projection is computed ONLY at those
-    positions (as the original ``get_masked_lm_output``); without them, at every position
-    (fill-mask, inspection).
+    positions (as the original ``get_masked_lm_output``), and the encoder's last layer only
+    at those positions and [CLS] (see :meth:`BertModel.hidden_states_at`); without them, at
+    every position (fill-mask, inspection).
     """
 
     def __init__(self, cfg: BertConfig):
@@ -94,9 +88,14 @@ class BertForPreTraining(PretrainedMixin, nn.Module):
         token_type_ids: torch.Tensor | None = None,
         masked_positions: torch.Tensor | None = None,
     ) -> PreTrainingOutput:
-        hidden, pooled = self.bert(input_ids, attention_mask, token_type_ids)  # (B,T,H), (B,H)
-        if masked_positions is not None:
-            hidden = gather_positions(hidden, masked_positions)  # (B, P, H)
+        if masked_positions is None:
+            hidden, pooled = self.bert(input_ids, attention_mask, token_type_ids)  # (B,T,H), (B,H)
+        else:
+            cls_pos = masked_positions.new_zeros(masked_positions.shape[0], 1)  # (B, 1)
+            rows = torch.cat([cls_pos, masked_positions], dim=1)  # (B, 1+P)
+            h = self.bert.hidden_states_at(input_ids, attention_mask, token_type_ids, rows)
+            pooled = self.bert.pooler(h)  # reads h[:, 0], the [CLS] row -> (B, H)
+            hidden = h[:, 1:]  # (B, P, H)
         decoder_weight = self.bert.embeddings.word_embeddings.weight  # (V, H), tied
         mlm_logits = self.cls.predictions(hidden, decoder_weight)  # (B, P or T, V)
         nsp_logits = self.cls.seq_relationship(pooled)  # (B, 2)
@@ -132,7 +131,8 @@ def pretraining_loss(
         loss = loss + nsp_loss
         metrics["nsp_loss"] = nsp_loss.detach()
         metrics["nsp_acc"] = nsp_acc
-    return loss, {k: float(v) for k, v in metrics.items()}
+    values = torch.stack([v.float() for v in metrics.values()]).tolist()  # one device sync
+    return loss, dict(zip(metrics, values))
 
 
 # --------------------------------------------------------------------------- task heads
@@ -140,15 +140,24 @@ def _classifier_dropout(cfg: BertConfig) -> float:
     return cfg.hidden_dropout_prob if cfg.classifier_dropout is None else cfg.classifier_dropout
 
 
+def _pooled(bert: BertModel, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
+    """Pooler output, with the last layer computed for the [CLS] row only -> (B, H)."""
+    cls_pos = input_ids.new_zeros(input_ids.shape[0], 1)  # (B, 1)
+    h = bert.hidden_states_at(input_ids, attention_mask, token_type_ids, cls_pos)  # (B, 1, H)
+    return bert.pooler(h)  # (B, H)
+
+
 class BertForSequenceClassification(PretrainedMixin, nn.Module):
-    """Pooled [CLS] -> dropout -> linear: logits (B, num_labels); num_labels 1 = regression."""
+    """Pooled [CLS] -> dropout -> linear: logits (B, num_labels); num_labels 1 = regression.
+
+    Only [CLS] is read, so the encoder's last layer runs for that row alone."""
 
     def __init__(self, cfg: BertConfig):
         super().__init__()
         self.config = cfg
         self.num_labels = cfg.num_labels
         self.bert = BertModel(cfg)
-        self.dropout = nn.Dropout(_classifier_dropout(cfg))
+        self.dropout = Dropout(_classifier_dropout(cfg))
         self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
         init_bert_weights(self.classifier, cfg.initializer_range)
 
@@ -158,7 +167,7 @@ class BertForSequenceClassification(PretrainedMixin, nn.Module):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        pooled = self.bert(input_ids, attention_mask, token_type_ids).pooler_output  # (B, H)
+        pooled = _pooled(self.bert, input_ids, attention_mask, token_type_ids)  # (B, H)
         return self.classifier(self.dropout(pooled))  # (B, num_labels)
 
 
@@ -170,7 +179,7 @@ class BertForTokenClassification(PretrainedMixin, nn.Module):
         self.config = cfg
         self.num_labels = cfg.num_labels
         self.bert = BertModel(cfg, add_pooling_layer=False)
-        self.dropout = nn.Dropout(_classifier_dropout(cfg))
+        self.dropout = Dropout(_classifier_dropout(cfg))
         self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
         init_bert_weights(self.classifier, cfg.initializer_range)
 
@@ -213,7 +222,7 @@ class BertForMultipleChoice(PretrainedMixin, nn.Module):
         super().__init__()
         self.config = cfg
         self.bert = BertModel(cfg)
-        self.dropout = nn.Dropout(_classifier_dropout(cfg))
+        self.dropout = Dropout(_classifier_dropout(cfg))
         self.classifier = nn.Linear(cfg.hidden_size, 1)
         init_bert_weights(self.classifier, cfg.initializer_range)
 
@@ -228,7 +237,7 @@ class BertForMultipleChoice(PretrainedMixin, nn.Module):
         def flat(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.reshape(B * C, T)  # (B*C, T)
 
-        pooled = self.bert(flat(input_ids), flat(attention_mask), flat(token_type_ids)).pooler_output
+        pooled = _pooled(self.bert, flat(input_ids), flat(attention_mask), flat(token_type_ids))
         return self.classifier(self.dropout(pooled)).view(B, C)  # (B*C, 1) -> (B, C)
 
 

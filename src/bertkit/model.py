@@ -9,6 +9,7 @@ Shapes: B batch, T sequence length, H hidden size, nh heads, hs head size (H/nh)
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -52,21 +53,81 @@ def init_bert_weights(module: nn.Module, std: float) -> None:
         nn.init.zeros_(module.bias)
 
 
-def attention_bias(attention_mask: torch.Tensor | None, training: bool) -> torch.Tensor | None:
+def attention_bias(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
     """Turn a (B, T) 1/0 padding mask into the SDPA mask (B, 1, 1, T), True = attend.
 
-    Returns None (no mask: SDPA's fastest path) when there is no mask, or, in eval mode,
-    when nothing is padded. A sequence whose mask is all zeros attends to every position
-    instead of producing NaN (its outputs are meaningless either way, but finite).
+    Returns None (no mask: SDPA's fastest kernels) when there is no mask or nothing is padded
+    (as transformers does; on a GPU this check costs one synchronisation per forward).
+    A sequence whose mask is all zeros attends to every position instead of producing NaN
+    (its outputs are meaningless either way, but finite).
     """
     if attention_mask is None:
         return None
     keep = attention_mask.bool()
-    if not training and bool(keep.all()):
+    if bool(keep.all()):
         return None
     empty = ~keep.any(dim=1, keepdim=True)  # (B, 1)
     keep = keep | empty
     return keep[:, None, None, :]  # (B, 1, 1, T)
+
+
+def _cpu_keep_mask(shape: torch.Size, p: float, device: torch.device) -> tuple[torch.Tensor, float]:
+    """A Bernoulli keep-mask for dropout on CPU and its rescaling factor.
+
+    torch's CPU ``bernoulli_`` draws one random number per element on one thread (~8 ns
+    each); here one 64-bit draw gives four 16-bit uniforms, 5-8x faster (measured). The drop
+    probability is ``p`` rounded to a multiple of 1/65536 (|error| <= 7.7e-6), and the returned
+    scale is ``1 / (1 - that probability)``, so the expectation is preserved exactly. Seeded by
+    torch's default CPU generator (``torch.manual_seed``).
+    """
+    n = math.prod(shape)
+    ticks = min(round(p * 65536), 65535)  # drop when the uniform is among the lowest `ticks`
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-(2**63), None)
+    r16 = words.view(torch.int16)[:n].view(shape)  # uniform in [-32768, 32767]
+    return r16 >= ticks - 32768, 65536 / (65536 - ticks)
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Dropout; on CPU with the faster mask generator of :func:`_cpu_keep_mask`."""
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu" or p >= 1.0:
+        return F.dropout(x, p, True)
+    keep, scale = _cpu_keep_mask(x.shape, p, x.device)
+    return x * (keep.to(x.dtype) * scale)
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` (same ``p``, same train/eval behaviour) using :func:`dropout`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
+
+
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout_p: float
+) -> torch.Tensor:
+    """softmax(q k^T / sqrt(hs) [masked]) v, with dropout on the probabilities.
+
+    q (B, nh, R, hs), k and v (B, nh, T, hs), mask (B, 1, 1, T) bool or None -> (B, nh, R, hs).
+    Runs ``F.scaled_dot_product_attention``, except for attention dropout on CPU: there SDPA
+    itself falls back to its unfused math path (matmul, softmax, dropout, matmul); this runs the
+    same math with the faster dropout mask.
+    """
+    if dropout_p == 0.0 or q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)  # (B, nh, R, T)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    probs = scores.softmax(-1, dtype=torch.float32).to(v.dtype)  # (B, nh, R, T)
+    return dropout(probs, dropout_p, True) @ v  # (B, nh, R, hs)
+
+
+def gather_positions(h: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Pick hidden states at ``positions``: h (B, T, H), positions (B, R) -> (B, R, H)."""
+    B, R = positions.shape
+    idx = positions.unsqueeze(-1).expand(B, R, h.shape[-1])  # (B, R, H)
+    return torch.gather(h, 1, idx)  # (B, R, H)
 
 
 class BertEmbeddings(nn.Module):
@@ -78,7 +139,7 @@ class BertEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
         self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
         self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.dropout = Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
         T = input_ids.shape[1]
@@ -99,8 +160,8 @@ class BertEmbeddings(nn.Module):
 class BertSelfAttention(nn.Module):
     """Multi-head self-attention through ``F.scaled_dot_product_attention``.
 
-    Q, K and V keep HF's separate ``query`` / ``key`` / ``value`` parameters (checkpoint names)
-    but are computed with ONE matmul against their concatenated weights.
+    Q, K and V keep HF's separate ``query`` / ``key`` / ``value`` parameters (checkpoint names);
+    in training they are computed with ONE matmul against their concatenated weights.
     """
 
     def __init__(self, cfg: BertConfig):
@@ -113,17 +174,34 @@ class BertSelfAttention(nn.Module):
         self.value = nn.Linear(H, H)
         self.dropout_p = cfg.attention_probs_dropout_prob
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x (B, T, H) -> (B, T, H); with ``rows`` (B, R), only those query rows: (B, R, H)."""
         B, T, H = x.shape
-        w = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3H, H)
-        b = torch.cat([self.query.bias, self.key.bias, self.value.bias])  # (3H,)
-        qkv = F.linear(x, w, b)  # (B, T, 3H)
-        qkv = qkv.view(B, T, 3, self.num_heads, self.head_size).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout_p if self.training else 0.0
-        )  # (B, nh, T, hs)
-        return y.transpose(1, 2).reshape(B, T, H)  # (B, T, H)
+        nh, hs = self.num_heads, self.head_size
+        if rows is None and not self.training:
+            # Inference: three projections; measured ~5% faster than one fused matmul here
+            # (SDPA's CPU kernel reads q, k, v with a shorter row stride).
+            q = self.query(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+            k = self.key(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+            v = self.value(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        elif rows is None:
+            # Training: one matmul on the concatenated weights (one larger GEMM forward and
+            # backward; ~8% faster on the base pre-training step).
+            w = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3H, H)
+            b = torch.cat([self.query.bias, self.key.bias, self.value.bias])  # (3H,)
+            qkv = F.linear(x, w, b).view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4)  # (3,B,nh,T,hs)
+            q, k, v = qkv.unbind(0)  # each (B, nh, T, hs)
+        else:
+            R = rows.shape[1]
+            q = self.query(gather_positions(x, rows)).view(B, R, nh, hs).transpose(1, 2)
+            w = torch.cat([self.key.weight, self.value.weight])  # (2H, H)
+            b = torch.cat([self.key.bias, self.value.bias])  # (2H,)
+            kv = F.linear(x, w, b).view(B, T, 2, nh, hs).permute(2, 0, 3, 1, 4)  # (2,B,nh,T,hs)
+            k, v = kv.unbind(0)  # each (B, nh, T, hs); q: (B, nh, R, hs)
+        y = attention(q, k, v, mask, self.dropout_p if self.training else 0.0)  # (B,nh,T|R,hs)
+        return y.transpose(1, 2).reshape(B, -1, H)  # (B, T or R, H)
 
 
 class BertResidualOutput(nn.Module):
@@ -133,7 +211,7 @@ class BertResidualOutput(nn.Module):
         super().__init__()
         self.dense = nn.Linear(d_in, cfg.hidden_size)
         self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.dropout = Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, h: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dropout(self.dense(h)) + residual)  # (B, T, H)
@@ -145,8 +223,11 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(cfg)
         self.output = BertResidualOutput(cfg.hidden_size, cfg)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        return self.output(self.self(x, mask), x)
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        residual = x if rows is None else gather_positions(x, rows)  # (B, T or R, H)
+        return self.output(self.self(x, mask, rows), residual)
 
 
 class BertIntermediate(nn.Module):
@@ -168,9 +249,12 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(cfg)
         self.output = BertResidualOutput(cfg.intermediate_size, cfg)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        x = self.attention(x, mask)  # (B, T, H)
-        return self.output(self.intermediate(x), x)  # (B, T, H)
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x (B, T, H) -> (B, T, H), or (B, R, H) at ``rows`` (B, R) only."""
+        x = self.attention(x, mask, rows)  # (B, T or R, H)
+        return self.output(self.intermediate(x), x)  # (B, T or R, H)
 
 
 class BertEncoder(nn.Module):
@@ -178,9 +262,14 @@ class BertEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList(BertLayer(cfg) for _ in range(cfg.num_hidden_layers))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        for layer in self.layer:
-            x = layer(x, mask)
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, last_rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x (B, T, H) -> (B, T, H); with ``last_rows`` (B, R) the last layer computes only
+        those rows (its keys and values still cover every position): (B, R, H)."""
+        last = len(self.layer) - 1
+        for i, layer in enumerate(self.layer):
+            x = layer(x, mask, last_rows if i == last else None)
         return x
 
 
@@ -214,11 +303,28 @@ class BertModel(PretrainedMixin, nn.Module):
         token_type_ids: torch.Tensor | None = None,
     ) -> BertOutput:
         """input_ids, attention_mask (1 = token, 0 = padding), token_type_ids: (B, T)."""
-        mask = attention_bias(attention_mask, self.training)  # (B, 1, 1, T) or None
+        mask = attention_bias(attention_mask)  # (B, 1, 1, T) or None
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
         x = self.encoder(x, mask)  # (B, T, H)
         pooled = self.pooler(x) if self.pooler is not None else None  # (B, H)
         return BertOutput(x, pooled)
+
+    def hidden_states_at(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        positions: torch.Tensor,
+    ) -> torch.Tensor:
+        """Final hidden states only at ``positions`` (B, R) -> (B, R, H).
+
+        Equal to ``forward(...).last_hidden_state`` gathered at ``positions``, but the last
+        layer runs its queries, feed-forward and LayerNorms on those R rows only: the heads
+        that read a few positions ([CLS], masked tokens) skip most of the last layer's work.
+        """
+        mask = attention_bias(attention_mask)  # (B, 1, 1, T) or None
+        x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
+        return self.encoder(x, mask, last_rows=positions)  # (B, R, H)
 
     @property
     def bert(self) -> "BertModel":
@@ -228,5 +334,6 @@ class BertModel(PretrainedMixin, nn.Module):
 
 __all__ = [
     "BertOutput", "BertModel", "BertEmbeddings", "BertLayer", "BertEncoder", "BertPooler",
-    "init_bert_weights", "activation", "attention_bias",
+    "init_bert_weights", "activation", "attention_bias", "gather_positions", "attention",
+    "dropout", "Dropout",
 ]

@@ -400,3 +400,56 @@ def _warn_config_changes(cfg: PretrainConfig, checkpoints: list[Path], read_meta
     if changed:
         runtime.log("note: resuming with changed keys: "
                     + ", ".join(f"{k} {saved[k]!r} -> {getattr(cfg, k)!r}" for k in changed))
+
+
+# ----------------------------------------------------------------------------------------------
+# curves
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The records of ``run_dir/metrics.jsonl`` (train and eval), in order."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise BertkitError(f"{path}: no such file (not a training run directory?)")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def plot_curves(run_dir: str | Path, path: str | Path) -> Path:
+    """PNG of a run's curves: training loss, validation MLM loss / accuracy, NSP accuracy vs step.
+
+    Needs matplotlib (``pip install bertkit[report]``).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise BertkitError("plotting needs matplotlib: pip install 'bertkit[report]'") from None
+    recs = read_metrics(run_dir)
+    train = [r for r in recs if r.get("kind") == "train"]
+    evals = [r for r in recs if r.get("kind") == "eval"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    ax = axes[0]
+    ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss (MLM+NSP)", alpha=0.6)
+    if evals:
+        ax.plot([r["step"] for r in evals], [r["mlm_loss"] for r in evals], "o-", label="validation MLM loss")
+    ax.set_xlabel("step")
+    ax.set_title("loss")
+    ax.legend()
+    for ax, key, title in ((axes[1], "mlm_acc", "validation MLM accuracy"),
+                           (axes[2], "nsp_acc", "validation NSP accuracy")):
+        pts = [(r["step"], r[key]) for r in evals if key in r]
+        if pts:
+            ax.plot(*zip(*pts), "o-")
+        ax.set_xlabel("step")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].grid(alpha=0.3)
+    fig.suptitle(str(run_dir))
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

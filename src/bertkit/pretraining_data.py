@@ -6,7 +6,7 @@ runs in several processes, and its output is deterministic for a seed whatever t
 workers.
 
 Pipeline: :mod:`bertkit.corpus` streams documents; the main process groups them into chunks of
-a few MB (:func:`bertkit.corpus.iter_chunks`, boundaries depend only on the data); each chunk
+about 1 MiB (:func:`bertkit.corpus.iter_chunks`, boundaries depend only on the data); each chunk
 is a task for a worker (segment, tokenize with ``Tokenizer.tokenize_ids_batch``, build
 instances, mask) whose randomness is seeded by ``(seed, chunk index)`` only; the main process
 writes results in chunk order into fixed-width ``.npy`` shards and writes ``manifest.json``
@@ -22,10 +22,13 @@ Semantics (``NSP`` mode, the original's):
 * the pair is truncated to fit by removing tokens from the longer side, front or back at random;
 * the corpus is passed over ``dupe_factor`` times (different segmentations and masks).
 
-Two deliberate deviations, both to make the labels what they claim to be: the original forces
-a random next whenever a chunk holds a single sentence (so its NSP labels are not 50/50); here a
-chunk gathers at least two sentences unless the document ends. And the original picks the
-"different" document with 10 tries that can all land on the same document; here it never does.
+Deliberate deviations, to make the labels what they claim to be. The original forces a random
+next whenever a chunk holds a single sentence, so its NSP labels are well off 50/50 (59/41 on
+short documents). Here a chunk gathers at least two sentences unless the document ends; a lone
+last sentence is paired with the sentence before it; only a one-sentence document still forces
+a random next, and each such forced label is balanced by turning the next free "random" draw
+into an actual next. And the original picks the "different" document with 10 tries that can all
+land on the same document; here it never does.
 
 ``MLM-only`` mode (``nsp=False``) packs contiguous sentences up to the full length, crossing
 document boundaries with a ``[SEP]`` (RoBERTa's FULL-SENTENCES), one segment, no NSP labels.
@@ -74,8 +77,8 @@ MANIFEST = "manifest.json"
 CONTINUATION_FILE = "vocab_continuation.npy"
 SPLITS = ("train", "validation")
 IGNORE_INDEX = -100
-DEFAULT_CHUNK_BYTES = 4 << 20
-SHARD_TARGET_BYTES = 128 << 20  # input_ids bytes per shard (sets the instances per shard)
+DEFAULT_CHUNK_BYTES = 1 << 20
+SHARD_TARGET_BYTES = 32 << 20  # input_ids bytes per shard (sets the instances per shard)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,6 +136,8 @@ class PrepareOptions:
             raise BertkitError(f"--format must be one of {', '.join(FORMATS)}, got {o.format!r}")
         if o.encoding_errors not in ("strict", "replace"):
             raise BertkitError(f"--encoding-errors must be strict or replace, got {o.encoding_errors!r}")
+        if o.max_line_bytes < 1 or o.max_document_bytes < 1 or o.chunk_bytes < 1:
+            raise BertkitError("--max-line-bytes, max_document_bytes and chunk_bytes must be >= 1")
         if o.shard_instances is None:
             o.shard_instances = max(1024, SHARD_TARGET_BYTES // (o.max_seq_length * 2))
         if o.shard_instances < 1:
@@ -228,43 +233,55 @@ def _uniforms(keys: np.ndarray, stream: int, width: int) -> np.ndarray:
 def mask_tokens(
     ids: np.ndarray,
     lengths: np.ndarray,
-    keys: np.ndarray,
     vocab: VocabInfo,
     *,
     mask_prob: float,
     max_predictions: int,
     whole_word: bool = False,
+    keys: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Draw MLM masks for a batch of instances, vectorized (the original's rules).
 
-    ``ids`` (N, T) unmasked ids (padding beyond ``lengths``), ``lengths`` (N,) real lengths,
-    ``keys`` (N,) uint64 per-instance random keys. For each row, ``min(max_predictions,
-    max(1, round(length * mask_prob)))`` positions are chosen among non-special tokens (whole
-    words first shuffled then taken greedily when ``whole_word``); 80% become ``[MASK]``, 10% a
-    random non-special token, 10% stay.
+    ``ids`` (N, T) unmasked ids (padding beyond ``lengths``), ``lengths`` (N,) real lengths.
+    Randomness comes from ``keys`` (N,) uint64 per-instance keys (counter-based: an instance's
+    masks depend only on its key) or, when ``keys`` is None, from ``rng``. For each row,
+    ``min(max_predictions, max(1, round(length * mask_prob)))`` positions are chosen among
+    non-special tokens (with ``whole_word``, whole words are shuffled and taken greedily, a
+    word that would overshoot is skipped, as the original); 80% become ``[MASK]``, 10% a random
+    non-special token, 10% stay.
 
     Returns ``(masked_ids (N, T), positions (N, P) int64 0-padded ascending, labels (N, P)
     int64, IGNORE_INDEX at padding)`` with ``P = max_predictions``.
     """
+    if keys is None and rng is None:
+        raise ValueError("mask_tokens needs keys or rng")
+
+    def uniforms(stream: int, width: int) -> np.ndarray:  # (N, width) in [0, 1)
+        if keys is not None:
+            return _uniforms(keys, stream, width).astype(np.float32)
+        return rng.random((n, width), dtype=np.float32)
+
     n, t = ids.shape
     p = max_predictions
-    rows = np.arange(n)[:, None]
     pos = np.arange(t)[None, :]
     lengths = np.asarray(lengths, dtype=np.int64)
-    ids64 = ids.astype(np.int64, copy=False)
-    cand = (pos < lengths[:, None]) & ~np.isin(ids64, vocab.special_ids)  # (N, T)
+    is_special = np.zeros(vocab.size, dtype=bool)
+    is_special[vocab.special_ids] = True
+    cand = ~is_special[ids] & (pos < lengths[:, None])  # (N, T)
     k = np.minimum(p, np.maximum(1, np.round(lengths * mask_prob).astype(np.int64)))  # (N,)
-    u = _uniforms(keys, 0, t)  # (N, T)
 
     if whole_word:
-        cont = vocab.continuation[ids64] & cand
+        u = uniforms(0, t)  # (N, T)
+        rows = np.arange(n)[:, None]
+        cont = vocab.continuation[ids] & cand
         cont[:, 0] = False
         cont[:, 1:] &= cand[:, :-1]
         start = cand & ~cont  # (N, T) first piece of each word
         word_start = np.maximum.accumulate(np.where(start, pos, 0), axis=1)  # (N, T)
         flat = (rows * t + word_start)[cand]
         wlen = np.bincount(flat, minlength=n * t).reshape(n, t)  # pieces per word, at its start
-        order = np.argsort(np.where(start, u, 2.0), axis=1, kind="stable")  # words, random order
+        order = np.argsort(np.where(start, u, np.float32(2.0)), axis=1)  # words in random order first
         wl_sorted = np.take_along_axis(wlen, order, 1)
         is_word = np.take_along_axis(start, order, 1)
         count = np.zeros(n, dtype=np.int64)
@@ -279,24 +296,37 @@ def mask_tokens(
                 break
         chosen_start = np.zeros((n, t), dtype=bool)
         np.put_along_axis(chosen_start, order, chosen_sorted, 1)
-        selected = chosen_start[rows, word_start] & cand
+        selected = chosen_start[rows, word_start] & cand  # (N, T)
+        chosen = np.sort(np.where(selected, pos, t), axis=1)[:, :p]  # (N, <=P) ascending, t = none
     else:
-        order = np.argsort(np.where(cand, u, 2.0), axis=1, kind="stable")[:, :p]  # (N, P)
-        take = (np.arange(order.shape[1])[None, :] < k[:, None]) & np.take_along_axis(cand, order, 1)
-        selected = np.zeros((n, t), dtype=bool)
-        np.put_along_axis(selected, order, take, 1)
+        # Floyd's algorithm, vectorized over rows: a uniform random k-subset of each row's
+        # candidates in P small steps (no per-row sort of all T positions).
+        nc = cand.sum(axis=1)  # (N,) candidates per row
+        kk = np.minimum(k, nc)
+        cand_pos = np.nonzero(cand)[1]  # positions of all candidates, row after row
+        offs = np.cumsum(nc) - nc  # (N,) where each row's candidates start in cand_pos
+        u = uniforms(0, p)  # (N, P)
+        subset = np.full((n, p), -1, dtype=np.int64)  # candidate indices chosen per row
+        for step in range(p):
+            active = step < kk
+            if not active.any():
+                break
+            j = nc - kk + step  # Floyd: t uniform in [0, j]; if taken already, take j
+            t_ = np.minimum((u[:, step] * (j + 1)).astype(np.int64), j)
+            taken = (subset[:, :step] == t_[:, None]).any(axis=1)
+            subset[:, step] = np.where(active, np.where(taken, j, t_), -1)
+        chosen_idx = np.minimum(offs[:, None] + np.maximum(subset, 0), max(len(cand_pos) - 1, 0))
+        chosen = np.where(subset >= 0, cand_pos[chosen_idx] if len(cand_pos) else 0, t)
+        chosen = np.sort(chosen, axis=1)  # (N, P) ascending, t = none
+    if chosen.shape[1] < p:
+        chosen = np.pad(chosen, ((0, 0), (0, p - chosen.shape[1])), constant_values=t)
+    used = chosen < t  # (N, P)
+    positions = np.where(used, chosen, 0)
+    labels = np.where(used, np.take_along_axis(ids, positions, 1).astype(np.int64), IGNORE_INDEX)
 
-    num = selected.sum(axis=1)  # (N,)
-    positions = np.argsort(~selected, axis=1, kind="stable")[:, :p]  # selected first, ascending
-    if positions.shape[1] < p:
-        positions = np.pad(positions, ((0, 0), (0, p - positions.shape[1])))
-    used = np.arange(p)[None, :] < num[:, None]  # (N, P)
-    positions = np.where(used, positions, 0)
-    labels = np.where(used, np.take_along_axis(ids64, positions, 1), IGNORE_INDEX)
-
-    action = _uniforms(keys, 1, p)  # (N, P): < 0.8 mask, >= 0.9 random, else keep
+    action = uniforms(1, p)  # (N, P): < 0.8 [MASK], >= 0.9 random token, else unchanged
     pool = vocab.random_ids()
-    rand_tok = pool[np.minimum((_uniforms(keys, 2, p) * len(pool)).astype(np.int64), len(pool) - 1)]
+    rand_tok = pool[np.minimum((uniforms(2, p) * len(pool)).astype(np.int64), len(pool) - 1)]
     new = np.where(action < 0.8, vocab.mask_id, np.where(action >= 0.9, rand_tok, labels))
     masked = ids.copy()
     r, c = np.nonzero(used)
@@ -366,26 +396,29 @@ class _Instances:
         self.doc_b.append(doc_b)
 
     def arrays(self, pool: DocumentPool, max_seq_length: int, vocab: VocabInfo) -> dict[str, np.ndarray]:
-        """Fixed-width arrays, built with one vectorized gather from ``pool.flat``."""
+        """Fixed-width arrays; tokens are gathered from ``pool.flat`` in a few vectorized steps
+        whose cost is proportional to the real tokens, not to N * T."""
         n, t = len(self), max_seq_length
-        la = np.asarray(self.a_len, dtype=np.int64)[:, None]  # (N, 1)
-        lb = np.asarray(self.b_len, dtype=np.int64)[:, None]
+        la = np.asarray(self.a_len, dtype=np.int64)  # (N,)
+        lb = np.asarray(self.b_len, dtype=np.int64)
+        row0 = np.arange(n, dtype=np.int64) * t  # flat index of each row's column 0
+        ids = np.full(n * t, vocab.pad_id, dtype=vocab.dtype)
+        for lo, ln, col in ((self.a_lo, la, 1), (self.b_lo, lb, la + 2)):
+            total = int(ln.sum())
+            if not total:
+                continue
+            within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(ln) - ln, ln)  # 0.. per range
+            src = np.repeat(np.asarray(lo, dtype=np.int64), ln) + within
+            ids[np.repeat(row0 + col, ln) + within] = pool.flat[src]
         has_b = lb > 0
-        j = np.arange(t, dtype=np.int64)[None, :]  # (1, T)
-        in_a = (j >= 1) & (j <= la)  # (N, T)
-        b0 = la + 2  # first column of B
-        in_b = (j >= b0) & (j < b0 + lb)
-        src = np.where(in_a, np.asarray(self.a_lo, dtype=np.int64)[:, None] + j - 1,
-                       np.where(in_b, np.asarray(self.b_lo, dtype=np.int64)[:, None] + j - b0, 0))
-        ids = np.where(in_a | in_b, pool.flat[src], vocab.pad_id)
-        ids[:, 0] = vocab.cls_id
-        sep = (j == la + 1) | (has_b & (j == b0 + lb))
-        ids[sep] = vocab.sep_id
-        total = np.where(has_b, la + lb + 3, la + 2)[:, 0]
-        len_a = np.where(has_b[:, 0], la[:, 0] + 2, total)
+        ids[row0] = vocab.cls_id
+        ids[row0 + la + 1] = vocab.sep_id
+        ids[(row0 + la + lb + 2)[has_b]] = vocab.sep_id
+        total_len = np.where(has_b, la + lb + 3, la + 2)
+        len_a = np.where(has_b, la + 2, total_len)
         return {
-            "input_ids": ids.astype(vocab.dtype),
-            "lengths": np.stack([len_a, total], 1).astype(np.uint16),  # (N, 2)
+            "input_ids": ids.reshape(n, t),
+            "lengths": np.stack([len_a, total_len], 1).astype(np.uint16),  # (N, 2)
             "nsp_labels": np.asarray(self.nsp, dtype=np.uint8),
             "docs": np.stack([np.asarray(self.doc_a, dtype=np.int64),
                               np.asarray(self.doc_b, dtype=np.int64)], 1).reshape(n, 2),
@@ -455,6 +488,7 @@ def create_nsp_instances(
         if doc_ids[d] == doc_ids[d + 1]:
             hi[d] = hi[d + 1]
 
+    debt = 0  # forced random nexts not yet balanced by an actual next
     for _ in range(dupe_factor):
         for di in range(n):
             st, ln = pool.starts[di], pool.lens[di]
@@ -470,10 +504,19 @@ def create_nsp_instances(
                 length += ln[i]
                 cnt = i - c0 + 1
                 if i == nsent - 1 or (length >= target and cnt >= 2):
+                    if cnt == 1 and nsent >= 2:  # a lone last sentence: pair it with the one before
+                        c0, cnt = c0 - 1, 2
                     a_end = 1 + int(rnd() * (cnt - 1)) if cnt >= 2 else 1  # randint(1, cnt - 1)
                     a_lo = st[c0]
                     a_len = st[c0 + a_end - 1] + ln[c0 + a_end - 1] - a_lo
-                    random_next = cnt == 1 or rnd() < 0.5
+                    if cnt == 1:  # a one-sentence document: only a random next is possible
+                        random_next = True
+                        debt += 1
+                    else:
+                        random_next = rnd() < 0.5
+                        if random_next and debt:  # balance forced random nexts: labels stay 50/50
+                            random_next = False
+                            debt -= 1
                     if random_next and others == 0:
                         stats.nsp_no_other_document += 1
                         if cnt == 1:  # nothing to pair with: drop this sentence
@@ -587,13 +630,9 @@ def _tokenize_documents(chunk: list[Document], language: str, stats: _ChunkStats
     docs, doc_ids = [], []
     k = 0
     for d, sents in zip(chunk, per_doc):
-        doc = []
-        for s_ids in ids[k:k + len(sents)]:
-            if s_ids:
-                doc.append(list(s_ids))
-                stats.tokens += len(s_ids)
-            else:
-                stats.empty_sentences += 1
+        doc = [s_ids for s_ids in ids[k:k + len(sents)] if s_ids]
+        stats.empty_sentences += len(sents) - len(doc)
+        stats.tokens += sum(map(len, doc))
         k += len(sents)
         if doc:
             docs.append(doc)
@@ -604,8 +643,8 @@ def _tokenize_documents(chunk: list[Document], language: str, stats: _ChunkStats
 
 
 def process_chunk(index: int, chunk: list[Document]) -> dict:
-    """Tokenize, build and (statically) mask the instances of one chunk; a pure function of
-    the chunk, its index and the options."""
+    """Tokenize, build and (statically) mask the instances of one chunk: a pure function of
+    the chunk, its index, the options and the vocabulary."""
     opts: PrepareOptions = _WORKER["opts"]
     vocab: VocabInfo = _WORKER["vocab"]
     stats = _ChunkStats()
@@ -617,33 +656,26 @@ def process_chunk(index: int, chunk: list[Document]) -> dict:
         is_val = [False] * len(doc_ids)
     result: dict = {"index": index, "nbytes": sum(d.nbytes for d in chunk), "splits": {}}
     for split in SPLITS:
-        want_val = split == "validation"
-        sel = [i for i, v in enumerate(is_val) if v == want_val]
-        pool = [docs[i] for i in sel]
-        ids = [doc_ids[i] for i in sel]
+        sel = [i for i, v in enumerate(is_val) if v == (split == "validation")]
+        pool = DocumentPool([docs[i] for i in sel], [doc_ids[i] for i in sel], vocab.sep_id)
         rng = random.Random(hash64(opts.seed, "instances", index, split))
-        nrng = np.random.default_rng(hash64(opts.seed, "truncate", index, split))
         dupe = opts.dupe_factor if split == "train" else 1  # validation: one pass is enough
         if opts.nsp:
-            inst = create_nsp_instances(pool, ids, opts, vocab, rng, nrng, dupe, stats)
+            inst = create_nsp_instances(pool, opts, rng, dupe, stats)
         else:
-            inst = create_packed_instances(pool, ids, opts, vocab, rng, dupe)
-        arrays = inst.arrays(opts.max_seq_length, vocab.pad_id, vocab.dtype)
+            inst = create_packed_instances(pool, opts, rng, dupe)
+        arrays = inst.arrays(pool, opts.max_seq_length, vocab)
         if not opts.nsp:
             del arrays["nsp_labels"]
-        if opts.masking == "static" and len(inst.rows):
-            keys = instance_keys(hash64(opts.seed, "static-mask", index, split), np.arange(len(inst.rows)))
+        if opts.masking == "static":
             masked, positions, labels = mask_tokens(
-                arrays["input_ids"], arrays["lengths"][:, 1].astype(np.int64), keys, vocab,
+                arrays["input_ids"], arrays["lengths"][:, 1], vocab,
                 mask_prob=opts.masked_lm_prob, max_predictions=opts.max_predictions_per_seq,
-                whole_word=opts.whole_word_mask)
+                whole_word=opts.whole_word_mask,
+                rng=np.random.default_rng(hash64(opts.seed, "static-mask", index, split)))
             arrays["input_ids"] = masked
             arrays["masked_positions"] = positions.astype(np.uint16)
             arrays["masked_labels"] = np.where(labels == IGNORE_INDEX, 0, labels).astype(vocab.dtype)
-        elif opts.masking == "static":
-            p = opts.max_predictions_per_seq
-            arrays["masked_positions"] = np.zeros((0, p), np.uint16)
-            arrays["masked_labels"] = np.zeros((0, p), vocab.dtype)
         result["splits"][split] = arrays
     result["stats"] = asdict(stats)
     return result
@@ -758,6 +790,7 @@ def prepare(
         raise BertkitError(f"{vocab_file}: no such file (--tokenizer must be a directory with vocab.txt)")
     tok = Tokenizer.from_pretrained(tokenizer_dir)
     vocab = VocabInfo.from_tokenizer(tok)
+    del tok  # the workers load their own; keep the main process small
     vocab_sha = file_sha256(vocab_file)
     cfg_file = tokenizer_dir / "tokenizer_config.json"
     tok_cfg_sha = file_sha256(cfg_file) if cfg_file.is_file() else ""
@@ -806,6 +839,8 @@ def prepare(
                 bar.update(res["nbytes"])
                 elapsed = max(time.perf_counter() - start, 1e-9)
                 bar.set_postfix_str(f"{sum(counts.values()) / elapsed:,.0f} inst/s", refresh=False)
+            if total_bytes:  # blank lines and skipped lines are not in any document's size
+                bar.update(total_bytes - bar.n)
         shards = {s: writers[s].finish() for s in SPLITS}
         for name in ("vocab.txt", "tokenizer_config.json"):  # the data describes itself
             if (tokenizer_dir / name).is_file():

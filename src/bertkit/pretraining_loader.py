@@ -87,11 +87,10 @@ class PretrainingLoader:
         counts = np.array([s["num_instances"] for s in self.manifest["splits"][split]["shards"]], dtype=np.int64)
         self._offsets = np.concatenate([[0], np.cumsum(counts)])  # shard k holds [off[k], off[k+1])
         self.num_instances = int(self._offsets[-1])
+        # the epoch permutation is the loader's one O(N) structure: 4 bytes per instance
+        self._index_dtype = np.int32 if self.num_instances < 2**31 else np.int64
         per_rank = self.num_instances // world_size
-        self.batches_per_epoch = per_rank // batch_size
-        if self.batches_per_epoch == 0:
-            raise BertkitError(f"{manifest_path}: split {split!r} has {self.num_instances} instances, too few "
-                               f"for batch_size {batch_size} x world_size {world_size}")
+        self.batches_per_epoch = per_rank // batch_size  # may be 0: then only one_pass() works
         self._vocab = self._vocab_info() if self.dynamic else None
         self.epoch = 0
         self.batch = 0  # next batch within the epoch
@@ -132,9 +131,9 @@ class PretrainingLoader:
         if self._perm_epoch != epoch:
             if self.shuffle:
                 rng = np.random.default_rng(hash64(self.seed, "epoch-order", epoch))
-                self._perm = rng.permutation(self.num_instances)
+                self._perm = rng.permutation(self.num_instances).astype(self._index_dtype)
             else:
-                self._perm = np.arange(self.num_instances)
+                self._perm = np.arange(self.num_instances, dtype=self._index_dtype)
             self._perm_epoch = epoch
         assert self._perm is not None
         return self._perm
@@ -174,7 +173,7 @@ class PretrainingLoader:
         if self.dynamic:
             assert self._vocab is not None
             keys = instance_keys(hash64(self.seed, "dynamic-mask", epoch), indices)
-            ids, positions, labels = mask_tokens(ids, lengths[:, 1], keys, self._vocab,
+            ids, positions, labels = mask_tokens(ids, lengths[:, 1], self._vocab, keys=keys,
                                                  mask_prob=self.mask_prob, max_predictions=self.max_predictions,
                                                  whole_word=bool(self.manifest["whole_word_mask"]))
         else:
@@ -194,6 +193,9 @@ class PretrainingLoader:
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         """Endless: epoch after epoch from the current position; the position advances as
         batches are yielded, so :meth:`state_dict` always names the next batch."""
+        if self.batches_per_epoch == 0:
+            raise BertkitError(f"{self.data_dir / MANIFEST}: split {self.split!r} has {self.num_instances} "
+                               f"instances, too few for batch_size {self.batch_size} x world_size {self.world_size}")
         while True:
             while self.batch < self.batches_per_epoch:
                 epoch, batch = self.epoch, self.batch

@@ -1,7 +1,7 @@
 """``bertkit quickstart``: raw text -> WordPiece vocab -> pre-trained small BERT -> fine-tuned
 classifier, against the same network trained from scratch, with a report.
 
-Stages (each in ``OUT/NN-name/``, each skipped on a re-run when its ``stage.json`` records the
+Stages (each in ``OUT/NAME/``, each skipped on a re-run when its ``stage.json`` records the
 same key -- a hash of the stage's options and of its inputs' keys / file fingerprints)::
 
     1 data       default corpus + task (bertkit.datasets) or the user's; validated
@@ -17,6 +17,7 @@ other modules go through one small function per stage (``_run_*``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -26,7 +27,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from bertkit import datasets
 from bertkit.errors import BertkitError
@@ -66,10 +67,10 @@ class QuickstartOptions:
     seeds: int = 3
     model: str = "mini"                # bertkit.config preset
     vocab_size: int = 8192
-    max_seq_length: int = 128          # pre-training sequence length
+    max_seq_length: int = 64           # pre-training sequence length (polarity sentences are short)
     batch_size: int = 32               # pre-training sequences per step
     lr: float = 5e-4                   # pre-training peak learning rate
-    dupe_factor: int = 2
+    dupe_factor: int = 1              # dynamic masking draws fresh masks each epoch
     precision: str = "auto"            # auto: bf16 where this CPU/GPU runs it fast, else fp32
     ft_epochs: int = 3
     ft_lr: float = 1e-4
@@ -144,15 +145,16 @@ class StageRunner:
         return rec if rec.get("key") == key and rec.get("stage") == name else None
 
     def run(self, name: str, inputs: dict, fn: Callable[[Path, bool], dict],
-            title: str = "") -> StageRecord:
+            title: str = "", dirname: str | None = None) -> StageRecord:
         """Run ``fn(directory, resume) -> result`` unless an identical run is complete.
 
         ``resume`` is True when the directory holds an unfinished attempt with the same key
         (a stage may continue it, e.g. pre-training from its last checkpoint); an unfinished
-        attempt with another key is deleted first.
+        attempt with another key is deleted first. The directory is ``OUT/dirname`` (default
+        the stage name).
         """
         self.index += 1
-        directory = self.out / f"{self.index}-{name}"
+        directory = self.out / (dirname or name)
         key = stage_key(name, inputs)
         header = f"== [{self.index}] {name}{': ' + title if title else ''}"
         done = self.completed(name, key, directory)
@@ -243,15 +245,18 @@ def _run_data(opts: QuickstartOptions, directory: Path) -> dict:
         documents = _write_default_corpus(src, Path(corpus_files[0]))
     task_dir = Path(opts.task) if opts.task else datasets.fetch("polarity", opts.data_dir)
     task_files = check_task_dir(task_dir)
-    minilm = None
-    if opts.minilm:
-        ds = datasets.DATASETS["minilm"]
-        root = datasets.data_root(opts.data_dir)
-        if ds.present(root):
-            minilm = str(root / ds.path)
     mb = sum(Path(f).stat().st_size for f in corpus_files) / 1e6
     return {"corpus_files": corpus_files, "corpus_mb": round(mb, 2), "documents": documents,
-            "task_dir": str(task_dir), "task_files": task_files, "minilm_dir": minilm}
+            "task_dir": str(task_dir), "task_files": task_files}
+
+
+def find_minilm(opts: QuickstartOptions) -> str | None:
+    """The MiniLM checkpoint under the data root if it is there (it is never downloaded here)."""
+    if not opts.minilm:
+        return None
+    ds = datasets.DATASETS["minilm"]
+    root = datasets.data_root(opts.data_dir)
+    return str(root / ds.path) if ds.present(root) else None
 
 
 def _write_default_corpus(src: list[Path], out: Path) -> int:
@@ -299,7 +304,9 @@ def _run_vocab(opts: QuickstartOptions, data: dict, directory: Path) -> dict:
 
     tok = train_vocab(data["corpus_files"], vocab_size=opts.vocab_size, lowercase=True)
     tok.save(directory)
-    return {"tokenizer_dir": str(directory), "vocab_size": len(tok)}
+    rep = getattr(tok, "training_report", None)
+    return {"tokenizer_dir": str(directory), "vocab_size": len(tok),
+            "report": rep.to_dict() if rep is not None else None}
 
 
 def _run_prepare(opts: QuickstartOptions, data: dict, vocab: dict, directory: Path) -> dict:
@@ -313,7 +320,7 @@ def _run_prepare(opts: QuickstartOptions, data: dict, vocab: dict, directory: Pa
 
 
 CALIBRATION_STEPS = 10  # the first steps of the run, timed to size the rest to the budget
-EVAL_BATCHES = 20  # validation batches scored at the end of calibration and of the run
+EVAL_BATCHES = 20  # validation batches scored at the end of the run (2 after calibration)
 
 
 def _train_seconds(history: list[dict]) -> tuple[list[dict], float]:
@@ -334,15 +341,21 @@ def _train_seconds(history: list[dict]) -> tuple[list[dict], float]:
     return out, t
 
 
-def plan_steps(budget_s: float, calib_wall_s: float, calib_train_s: float, calib_steps: int) -> int:
-    """Total optimizer steps that fit ``budget_s`` given a calibration run of ``calib_steps``.
+def steady_step_seconds(records: list[dict]) -> float:
+    """Seconds per step after the first record (whose first step pays one-off warm-up costs)."""
+    if len(records) >= 2 and records[-1]["step"] > records[0]["step"]:
+        return (records[-1]["time_s"] - records[0]["time_s"]) / (records[-1]["step"] - records[0]["step"])
+    return records[-1]["time_s"] / max(records[-1]["step"], 1) if records else 0.0
 
-    The calibration's non-training time (model build, evaluation, checkpoint) is charged once
-    more for the main run; the first (warm-up) record is part of the measured time, which errs
-    on the side of fewer steps.
+
+def plan_steps(budget_s: float, calib_wall_s: float, step_s: float, calib_steps: int) -> int:
+    """Total optimizer steps that fit ``budget_s`` after a calibration run of ``calib_steps``
+    that took ``calib_wall_s``, at ``step_s`` seconds per step from then on.
+
+    The calibration's time beyond its steps (model build, warm-up, evaluation, checkpoint) is
+    charged once more for the continuation, which pays the same costs.
     """
-    step_s = calib_train_s / max(calib_steps, 1)
-    overhead_s = max(calib_wall_s - calib_train_s, 0.0)
+    overhead_s = max(calib_wall_s - calib_steps * step_s, 0.0)
     remaining = budget_s - calib_wall_s - overhead_s
     return calib_steps + max(0, int(remaining / max(step_s, 1e-9)))
 
@@ -360,7 +373,7 @@ def _run_pretrain(opts: QuickstartOptions, vocab: dict, prepared: dict, precisio
         data=prepared["data_dir"], out=str(run_dir), model=opts.model,
         tokenizer=vocab["tokenizer_dir"], max_steps=CALIBRATION_STEPS, batch_size=opts.batch_size,
         lr=opts.lr, warmup_steps=10 * CALIBRATION_STEPS, precision=precision, save_every=0,
-        eval_every=0, eval_batches=EVAL_BATCHES, log_every=1, keep_last=1, seed=0)
+        eval_every=0, eval_batches=2, log_every=1, keep_last=1, seed=0)
     plan_file = directory / "plan.json"
     if resume and plan_file.is_file():
         plan = read_json(plan_file)
@@ -371,16 +384,17 @@ def _run_pretrain(opts: QuickstartOptions, vocab: dict, prepared: dict, precisio
         t0 = time.perf_counter()
         calib = pretrain(cfg)
         wall = time.perf_counter() - t0
-        _, train_s = _train_seconds(calib["history"])
-        steps = plan_steps(opts.budget_s, wall, train_s, CALIBRATION_STEPS)
+        records, train_s = _train_seconds(calib["history"])
+        step_s = steady_step_seconds(records)
+        steps = plan_steps(opts.budget_s, wall, step_s, CALIBRATION_STEPS)
         plan = {"calibration_steps": CALIBRATION_STEPS, "calibration_wall_s": wall,
-                "calibration_train_s": train_s, "max_steps": steps,
-                "step_s": train_s / CALIBRATION_STEPS}
+                "calibration_train_s": train_s, "step_s": step_s, "max_steps": steps}
         atomic_write_json(plan_file, plan)
     steps = plan["max_steps"]
     cfg.max_steps = steps
     cfg.warmup_steps = max(CALIBRATION_STEPS, steps // 10)
     cfg.log_every = max(1, steps // 200)
+    cfg.eval_batches = EVAL_BATCHES
     summary = pretrain(cfg, resume=True) if steps > CALIBRATION_STEPS else read_summary(run_dir)
     seconds = time.perf_counter() - t0
     history = _merged_history(run_dir)
@@ -456,11 +470,41 @@ def scratch_model_config(pretrained_dir: str) -> dict:
     return d
 
 
-def _small(d: Any) -> Any:
-    """Drop long lists from a manifest-like dict so stage.json stays readable."""
-    if isinstance(d, dict):
-        return {k: _small(v) for k, v in d.items() if not (isinstance(v, list) and len(v) > 20)}
-    return d
+# --------------------------------------------------------------------------------------------
+# Budget sweep: every pre-training budget run into the same OUT
+# --------------------------------------------------------------------------------------------
+
+
+def budget_label(seconds: float) -> str:
+    """``900`` -> ``"15m"``, ``90`` -> ``"90s"``: the budget as used in directory names."""
+    if seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    return f"{seconds:g}s"
+
+
+def budget_curve(out: Path, scratch_runs: list[dict]) -> list[dict]:
+    """Median dev accuracy from every pre-training budget fine-tuned in ``out`` so far, and its
+    gap to the from-scratch baseline: the "what did pre-training buy" curve."""
+    import statistics
+
+    by_budget: dict[float, list[float]] = {}
+    for f in sorted(out.glob("finetune-pretrained-*-seed*/" + STAGE_FILE)):
+        m = re.fullmatch(r"finetune-pretrained-(.+)-seed\d+", f.parent.name)
+        try:
+            acc = read_json(f)["result"].get("dev_accuracy")
+            budget = parse_duration(m.group(1)) if m else None
+        except (BertkitError, KeyError):
+            continue
+        if acc is not None and budget is not None:
+            by_budget.setdefault(budget, []).append(acc)
+    scratch = [r["dev_accuracy"] for r in scratch_runs if r.get("dev_accuracy") is not None]
+    base = statistics.median(scratch) if scratch else None
+    curve = []
+    for budget in sorted(by_budget):
+        med = statistics.median(by_budget[budget])
+        curve.append({"budget_s": budget, "seeds": len(by_budget[budget]), "dev_median": med,
+                      "gap_points": None if base is None else round(100 * (med - base), 2)})
+    return curve
 
 
 # --------------------------------------------------------------------------------------------
@@ -481,6 +525,43 @@ def run(opts: QuickstartOptions, log: Callable[[str], None] = print) -> dict:
     opts.validate()
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):
+        return _run_locked(opts, out, log)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path):
+    """Refuse to run two quickstarts in one output directory at once (stages would clash)."""
+    lock = out / ".lock"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        pid = lock.read_text().strip() or "?"
+        if pid.isdigit() and not _alive(int(pid)):
+            lock.unlink(missing_ok=True)  # left by a killed run
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        else:
+            raise BertkitError(f"{out}: another quickstart (pid {pid}) is running in this "
+                               f"directory; wait for it or choose another --out") from None
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _run_locked(opts: QuickstartOptions, out: Path, log: Callable[[str], None]) -> dict:
     runner = StageRunner(out, log)
     t_start = time.perf_counter()
 
@@ -490,12 +571,13 @@ def run(opts: QuickstartOptions, log: Callable[[str], None] = print) -> dict:
                    "task": file_fingerprint(opts.task) if opts.task and Path(opts.task).exists()
                    else opts.task,
                    "data_root": None if (opts.corpus and opts.task)
-                   else str(datasets.data_root(opts.data_dir)), "minilm": opts.minilm}
+                   else str(datasets.data_root(opts.data_dir))}
     data = runner.run("data", data_inputs, lambda d, r: _run_data(opts, d),
                       "corpus + task" + ("" if opts.corpus else " (default: PyPI prose)"))
     d = data.result
+    minilm_dir = find_minilm(opts)
     log(f"   corpus {d['corpus_mb']} MB in {len(d['corpus_files'])} file(s); task {d['task_dir']}; "
-        f"MiniLM {'found' if d['minilm_dir'] else 'not available'}")
+        f"MiniLM {minilm_dir or 'not used'}")
 
     vocab = runner.run("vocab", {"data": data.key, "vocab_size": opts.vocab_size},
                        lambda dd, r: _run_vocab(opts, d, dd), f"WordPiece, {opts.vocab_size} pieces")
@@ -503,13 +585,17 @@ def run(opts: QuickstartOptions, log: Callable[[str], None] = print) -> dict:
                                       "dupe_factor": opts.dupe_factor},
                           lambda dd, r: _run_prepare(opts, d, vocab.result, dd),
                           f"NSP pairs + masking, seq {opts.max_seq_length}")
-    precision = choose_precision(opts.precision)
+    # Resolved once and then reused, so that a noisy measurement cannot invalidate later stages.
+    precision = runner.run("precision", {"requested": opts.precision},
+                           lambda dd, r: {"precision": choose_precision(opts.precision)},
+                           f"{opts.precision}").result["precision"]
     pre_inputs = {"prepare": prepared.key, "model": opts.model, "budget_s": opts.budget_s,
                   "batch_size": opts.batch_size, "lr": opts.lr, "precision": precision}
     pretrained = runner.run("pretrain", pre_inputs,
                             lambda dd, r: _run_pretrain(opts, vocab.result, prepared.result,
                                                         precision, dd, r),
-                            f"{opts.model}, budget {opts.budget_s / 60:.1f} min, {precision}")
+                            f"{opts.model}, budget {opts.budget_s / 60:.1f} min, {precision}",
+                            dirname=f"pretrain-{budget_label(opts.budget_s)}")
     # (b) uses the pre-trained model's config and vocabulary with random weights (seeded per
     # fine-tuning seed), so it does not depend on the pre-training budget.
     scratch_cfg = scratch_model_config(pretrained.result["model_dir"])
@@ -517,32 +603,37 @@ def run(opts: QuickstartOptions, log: Callable[[str], None] = print) -> dict:
     inits = {"pretrained": ({"init": pretrained.result["model_dir"]}, pretrained.key),
              "scratch": ({"model_config": scratch_cfg, "tokenizer": tok_dir},
                          stage_key("scratch", {"config": scratch_cfg, "vocab": vocab.key}))}
-    if d["minilm_dir"]:
-        inits["minilm"] = ({"init": d["minilm_dir"]}, data.key)
+    if minilm_dir:
+        inits["minilm"] = ({"init": minilm_dir}, stage_key("minilm", file_fingerprint(minilm_dir)))
     ft_opts = {"epochs": opts.ft_epochs, "lr": opts.ft_lr, "batch_size": opts.ft_batch_size,
                "max_seq_length": opts.ft_max_seq_length, "precision": precision}
     finetune_results: dict[str, dict] = {}
     for init, (init_spec, init_key) in inits.items():
         runs = []
         for seed in range(opts.seeds):
+            # Runs from each pre-training budget keep their own directories (a budget sweep
+            # in one OUT reuses everything else); the other inits do not depend on the budget.
+            label = f"pretrained-{budget_label(opts.budget_s)}" if init == "pretrained" else init
             rec = runner.run(f"finetune-{init}-seed{seed}",
                              {"init": init_key, "data": data.key, "seed": seed, **ft_opts},
                              lambda dd, r, i=init_spec, s=seed: _run_finetune(opts, d, i, s,
                                                                                precision, dd),
-                             f"{init} init, seed {seed}")
+                             f"{init} init, seed {seed}", dirname=f"finetune-{label}-seed{seed}")
             runs.append(rec.result)
         finetune_results[init] = {"runs": runs}
 
     results = {
         "options": asdict(opts) | {"precision_resolved": precision},
         "machine": machine_info(),
-        "data": d,
+        "data": d | {"minilm_dir": minilm_dir},
+        "vocab": vocab.result,
         "pretraining": pretrained.result,
         "finetune": finetune_results,
         "stages": {name: {"seconds": round(r.seconds, 1), "cached": r.cached}
                    for name, r in runner.records.items()},
         "total_seconds": round(time.perf_counter() - t_start, 1),
     }
+    results["budget_curve"] = budget_curve(out, finetune_results.get("scratch", {}).get("runs", []))
     from bertkit import report
 
     log(f"== [{runner.index + 1}] report")

@@ -131,6 +131,32 @@ def plot_finetuning(results: dict, path: Path) -> bool:
     return True
 
 
+def plot_budget_curve(results: dict, path: Path) -> bool:
+    """Pre-trained minus from-scratch dev accuracy against the pre-training budget (>= 2 budgets)."""
+    curve = [c for c in results.get("budget_curve") or [] if c.get("gap_points") is not None]
+    if len(curve) < 2:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([c["budget_s"] / 60 for c in curve], [c["gap_points"] for c in curve], marker="o")
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("pre-training budget (min)")
+    ax.set_ylabel("gap (accuracy points)")
+    ax.set_title("pre-trained minus from-scratch, median dev accuracy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _fmt_minutes(seconds: float | None) -> str:
+    return "?" if seconds is None else f"{seconds / 60:.3g} min"
+
+
 def markdown(results: dict, images: list[str]) -> str:
     """report.md: what ran, the result table, the plots, and how long each stage took."""
     o = results.get("options", {})
@@ -139,16 +165,17 @@ def markdown(results: dict, images: list[str]) -> str:
     out = ["# bertkit quickstart report", ""]
     gap = results.get("gap_points")
     if gap is not None:
-        verdict = "beats" if gap > 0 else "does not beat"
-        out += [f"Pre-training {verdict} training from scratch by **{gap:+.1f} accuracy points** "
-                f"(median dev accuracy over {o.get('seeds', '?')} seeds).", ""]
+        verdict = (f"beats training from scratch by **{gap:.1f} accuracy points**" if gap > 0 else
+                   f"does not beat training from scratch (gap **{gap:+.1f} accuracy points**)")
+        out += [f"Pre-training {verdict}: median dev accuracy over {o.get('seeds', '?')} seeds.", ""]
     out += ["## Setup", "",
-            f"- corpus: {', '.join(map(str, d.get('corpus_files', [])))} "
-            f"({d.get('corpus_mb', '?')} MB, {d.get('documents', '?')} documents)",
+            f"- corpus: {', '.join(map(str, d.get('corpus_files', [])))} ({d.get('corpus_mb', '?')} MB"
+            + (f", {d['documents']} documents)" if d.get("documents") else ")"),
             f"- task: {d.get('task_dir', '?')}",
-            f"- model: {pt.get('model', o.get('model', '?'))}, vocabulary {o.get('vocab_size', '?')}, "
+            f"- model: {pt.get('model', o.get('model', '?'))}, vocabulary "
+            f"{results.get('vocab', {}).get('vocab_size', o.get('vocab_size', '?'))}, "
             f"max sequence {o.get('max_seq_length', '?')}",
-            f"- pre-training: budget {o.get('budget_s', '?')} s -> {pt.get('steps', 0)} steps in "
+            f"- pre-training: budget {_fmt_minutes(o.get('budget_s'))} -> {pt.get('steps', 0)} steps in "
             f"{pt.get('seconds', 0):.0f} s, precision {pt.get('precision', '?')}"
             + (f", final MLM acc {100 * pt['eval']['mlm_acc']:.1f}%"
                if pt.get("eval", {}).get("mlm_acc") is not None else ""),
@@ -161,6 +188,18 @@ def markdown(results: dict, images: list[str]) -> str:
         out.append(f"| {e.get('label', init)} | {_fmt_acc(e.get('dev_median'))} | "
                    f"{100 * (e.get('dev_std') or 0):.1f} | {_fmt_acc(e.get('test_median'))} | {seeds} |")
     out.append("")
+    curve = results.get("budget_curve") or []
+    if curve:
+        out += ["## Pre-training budget vs gain", "",
+                "Every budget fine-tuned in this output directory so far (re-run with another "
+                "`--budget` and the same `--out` to add one; everything else is reused).", "",
+                "| budget | pre-trained dev median | gap vs from scratch (points) | seeds |",
+                "| --- | --- | --- | --- |"]
+        for c in curve:
+            gap = "-" if c.get("gap_points") is None else f"{c['gap_points']:+.1f}"
+            out.append(f"| {_fmt_minutes(c['budget_s'])} | {_fmt_acc(c['dev_median'])} | {gap} | "
+                       f"{c['seeds']} |")
+        out.append("")
     for img in images:
         out += [f"![{img}]({img})", ""]
     stages = results.get("stages", {})
@@ -188,6 +227,9 @@ def write_report(out_dir: str | Path, results: dict) -> dict[str, Path]:
     if plot_finetuning(results, out_dir / "finetune_dev_accuracy.png"):
         paths["finetune_png"] = out_dir / "finetune_dev_accuracy.png"
         images.append("finetune_dev_accuracy.png")
+    if plot_budget_curve(results, out_dir / "budget_gap.png"):
+        paths["budget_png"] = out_dir / "budget_gap.png"
+        images.append("budget_gap.png")
     atomic_write_json(out_dir / "report.json", results)
     atomic_write_text(out_dir / "report.md", markdown(results, images))
     paths["json"] = out_dir / "report.json"

@@ -14,8 +14,10 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        "finetune's metrics.json.")
     p.add_argument("--model", required=True, metavar="DIR", help="task checkpoint written by bertkit finetune")
     p.add_argument("--data", required=True, metavar="FILE")
-    p.add_argument("--task", default=None, choices=TASK_NAMES,
-                   help="task family (default: from the checkpoint's task.json)")
+    p.add_argument("--task", default=None, choices=TASK_NAMES + ("similarity",),
+                   help="task family (default: from the checkpoint's task.json); 'similarity' scores "
+                   "cosine of mean-pooled embeddings of any checkpoint against a pair file's scores "
+                   "(Pearson / Spearman), no fine-tuning")
     p.add_argument("--split", default="test", help="key of the printed JSON (default test)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-seq-length", type=int, default=None, help="(default: as trained)")
@@ -27,6 +29,14 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from bertkit.finetune import evaluate
 
+    if args.task == "similarity":
+        from bertkit.tasks.similarity import embedding_similarity
+
+        metrics = embedding_similarity(args.model, args.data, max_seq_length=args.max_seq_length or 256,
+                                       batch_size=args.batch_size, text_column=args.text_column,
+                                       text_pair_column=args.text_pair_column, label_column=args.label_column)
+        print(json.dumps({args.split: metrics}, indent=2))
+        return 0
     metrics = evaluate(args.model, args.data, task=args.task, batch_size=args.batch_size,
                        max_seq_length=args.max_seq_length, progress=args.progress,
                        columns=columns_of(args))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch.nn.functional as F
@@ -72,9 +71,6 @@ class ChoiceTask(Task):
         if len(n) > 1:
             raise BertkitError(f"{path}: rows have different numbers of endings {sorted(n)}")
         return out
-
-    def check_labels(self, path, examples, label2id):
-        pass  # labels are ending indices, checked when read
 
     def num_outputs(self, labels):
         return 1

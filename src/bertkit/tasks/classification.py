@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 
 from bertkit import metrics
@@ -85,8 +84,8 @@ def read_text_examples(
         text = field_text(path, row, first)
         text_pair = field_text(path, row, second) if second else None
         label = None
-        if label_name is not None and label_name in row.fields:
-            raw = label_text(row.fields[label_name])
+        raw = label_text(row.fields[label_name]) if label_name is not None and label_name in row.fields else ""
+        if raw or (labelled and label_name in row.fields):
             if as_float:
                 try:
                     label = float(raw)
@@ -96,7 +95,7 @@ def read_text_examples(
                 if not raw:
                     raise BertkitError(f"{path}:{row.line}: empty label in column '{label_name}'")
                 label = raw
-        elif labelled:
+        elif labelled:  # a JSONL row without the key
             raise BertkitError(f"{path}:{row.line}: missing field '{label_name}'")
         out.append(TextExample(text, text_pair, label, row.line))
     return out

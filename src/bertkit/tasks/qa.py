@@ -16,7 +16,6 @@ answered "" when null - best span > ``null_threshold``, tuned for F1 on dev as t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch.nn.functional as F

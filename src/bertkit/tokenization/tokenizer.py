@@ -22,7 +22,6 @@ import functools
 import os
 import re
 import unicodedata
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -36,6 +35,8 @@ MAX_INPUT_CHARS_PER_WORD = 100
 # tokenizer_config.json key of bertkit's Hangul/kana-preserving accent stripping.
 PRESERVE_HANGUL_KANA_KEY = "strip_accents_preserve_hangul_kana"
 _SPECIAL_KEYS = ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")
+# The special tokens, in the order (and so with the ids 0-4) of vocabularies bertkit trains.
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 _DEFAULT_SPECIALS = {
     "pad_token": "[PAD]",
     "unk_token": "[UNK]",
@@ -44,42 +45,127 @@ _DEFAULT_SPECIALS = {
     "mask_token": "[MASK]",
 }
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
+_CGJ = "\u034f"  # COMBINING GRAPHEME JOINER
+# Anything but printable ASCII, tab, newline and carriage return.
+_NOT_CLEAN_ASCII = re.compile(r"[^\t\n\r\x20-\x7e]")
 
 
-@dataclass
 class Encoding:
     """One encoded input (a text or a text pair), with special tokens and optional padding.
 
-    ``offsets`` are ``(start, end)`` character spans into the original text the token came from
-    (the first text for ``sequence_ids == 0``, the pair for ``1``); ``(0, 0)`` for special and
-    padding tokens. ``word_ids`` number the basic-tokenizer words of each text from 0 (``None``
-    for special and padding tokens).
+    Fields (plain lists, computed from the engine's result on first access):
+
+    * ``input_ids``, ``token_type_ids`` (0 for ``[CLS] text [SEP]``, 1 for ``pair [SEP]``),
+      ``attention_mask`` (0 on padding), ``special_tokens_mask`` (1 on [CLS]/[SEP]/[PAD]);
+    * ``offsets``: ``(start, end)`` character spans into the ORIGINAL text the token came from
+      (the first text where ``sequence_ids`` is 0, the pair where it is 1); ``(0, 0)`` for
+      special and padding tokens;
+    * ``word_ids``: the basic-tokenizer word of each token, numbered from 0 in each text
+      (``None`` for special and padding tokens); ``sequence_ids``: 0, 1 or ``None``;
+    * ``tokens``: the piece strings.
     """
 
-    input_ids: list[int]
-    token_type_ids: list[int]
-    attention_mask: list[int]
-    special_tokens_mask: list[int]
-    offsets: list[tuple[int, int]]
-    word_ids: list[int | None]
-    tokens: list[str] = field(default_factory=list)
-    sequence_ids: list[int | None] = field(default_factory=list)
+    __slots__ = ("_raw", "_texts", "_maps", "_refetch", "_id_to_token", "_cache")
+    FIELDS = ("input_ids", "token_type_ids", "attention_mask", "special_tokens_mask", "offsets",
+              "word_ids", "tokens", "sequence_ids")
+
+    def __init__(self, raw, texts: tuple[str, ...], maps: tuple[list[int] | None, ...],
+                 id_to_token: Sequence[str], refetch=None):
+        self._raw = raw              # tokenizers.Encoding, specials added (and padded)
+        self._texts = texts          # the original text (and pair)
+        self._maps = maps            # per text: pre-pass index map, or None
+        self._id_to_token = id_to_token
+        # ``raw`` from the engine's fast mode has no offsets / words; ``refetch()`` encodes the
+        # same input again in full mode (only when offsets or word_ids are asked for).
+        self._refetch = refetch
+        self._cache: dict = {}
+
+    def _full(self):
+        """The engine result with offsets and words (padded like ``_raw``)."""
+        if self._refetch is None:
+            return self._raw
+        full = self._cache.get("_full")
+        if full is None:
+            full = self._refetch()
+            if len(full) < len(self._raw):
+                full.pad(len(self._raw))
+            self._cache["_full"] = full
+        return full
+
+    def _get(self, name: str, compute):
+        value = self._cache.get(name)
+        if value is None:
+            value = self._cache[name] = compute()
+        return value
+
+    @property
+    def input_ids(self) -> list[int]:
+        return self._get("input_ids", lambda: self._raw.ids)
+
+    @property
+    def token_type_ids(self) -> list[int]:
+        return self._get("token_type_ids", lambda: self._raw.type_ids)
+
+    @property
+    def attention_mask(self) -> list[int]:
+        return self._get("attention_mask", lambda: self._raw.attention_mask)
+
+    @property
+    def special_tokens_mask(self) -> list[int]:
+        return self._get("special_tokens_mask", lambda: self._raw.special_tokens_mask)
+
+    @property
+    def tokens(self) -> list[str]:
+        return self._get("tokens", lambda: [self._id_to_token[i] for i in self.input_ids])
+
+    @property
+    def word_ids(self) -> list[int | None]:
+        return self._get("word_ids", lambda: self._full().word_ids)
+
+    @property
+    def sequence_ids(self) -> list[int | None]:
+        return self._get("sequence_ids", lambda: [
+            None if special else t for t, special in zip(self.token_type_ids, self.special_tokens_mask)])
+
+    @property
+    def offsets(self) -> list[tuple[int, int]]:
+        return self._get("offsets", self._original_offsets)
+
+    def _original_offsets(self) -> list[tuple[int, int]]:
+        offsets = self._full().offsets
+        seq = self.sequence_ids
+        for s, (text, index) in enumerate(zip(self._texts, self._maps)):
+            if index is None and not _MARK_RE.search(text):
+                continue
+            positions = [k for k, q in enumerate(seq) if q == s]
+            spans = [offsets[k] for k in positions]
+            if index is not None:
+                spans = [_map_span(index, a, b) for a, b in spans]
+            if _MARK_RE.search(text):
+                spans = _absorb_marks(text, spans)
+            for k, span in zip(positions, spans):
+                offsets[k] = span
+        return offsets
 
     def __len__(self) -> int:
-        return len(self.input_ids)
+        return len(self._raw)
 
+    def to_dict(self) -> dict:
+        return {name: getattr(self, name) for name in self.FIELDS}
 
-@dataclass
-class _Pieces:
-    """Pieces of one text without special tokens (internal)."""
+    def __getstate__(self):
+        return self.to_dict()
 
-    ids: list[int]
-    tokens: list[str]
-    offsets: list[tuple[int, int]]
-    word_ids: list[int | None]
+    def __setstate__(self, state):
+        # A pickled Encoding is plain data: every field already computed.
+        self._raw, self._texts, self._maps, self._refetch, self._id_to_token = None, (), (), None, ()
+        self._cache = dict(state)
 
-    def cut(self, n: int) -> "_Pieces":
-        return _Pieces(self.ids[:n], self.tokens[:n], self.offsets[:n], self.word_ids[:n])
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Encoding) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return "Encoding(" + ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items()) + ")"
 
 
 def _resolve_strip(do_lower_case: bool, strip_accents: bool | None) -> bool:
@@ -87,42 +173,75 @@ def _resolve_strip(do_lower_case: bool, strip_accents: bool | None) -> bool:
     return do_lower_case if strip_accents is None else bool(strip_accents)
 
 
-def _build_engine(vocab: dict[str, int], unk_token: str, specials: Sequence[str], *,
-                  do_lower_case: bool, strip: bool, tokenize_chinese_chars: bool,
-                  preserve_hangul_kana: bool):
-    """Configure a ``tokenizers.Tokenizer`` that reproduces the original BERT pipeline."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
+def build_normalizer(*, do_lower_case: bool, strip: bool, preserve_hangul_kana: bool):
+    """The ``tokenizers`` normalizer of the original basic tokenizer (clean, NFC, lower, strip)."""
+    from tokenizers import Regex, normalizers
 
     removed = ut.onig_class(ut._without_surrogates(ut.removed_ranges()))
-    steps = [normalizers.Replace(Regex(removed), ""), normalizers.NFC()]
+    steps = [normalizers.Replace(Regex(removed), "")]
+    if not strip:
+        # transformers' slow tokenizer NFC-normalises the text. When accents are stripped the NFD
+        # below makes that step redundant (NFD(lower(NFC(x))) == NFD(lower(x)) for every
+        # character, checked by a test), and leaving it out keeps offsets per character.
+        steps.append(normalizers.NFC())
     if do_lower_case:
         steps.append(normalizers.Lowercase())
     if strip:
         steps.append(normalizers.NFD())
         if preserve_hangul_kana:
-            marks = [r for r in ut.mark_ranges() if not (r[0] <= 0x3099 <= r[1] or r[0] <= 0x309A <= r[1])]
-            # Strip every Mn except kana voicing marks that follow kana; NFC then recomposes
-            # Hangul syllables (NFD split them into jamo) and voiced kana.
-            extra = [r for r in ut.mark_ranges() if r[0] <= 0x3099 <= r[1] or r[0] <= 0x309A <= r[1]]
-            keep = set(range(0x3099, 0x309B))
-            rest = []
-            for a, b in extra:
-                rest += [(cp, cp) for cp in range(a, b + 1) if cp not in keep]
+            # Strip every Mn except kana voicing marks that follow kana; NFC then recomposes the
+            # Hangul syllables (NFD split them into jamo) and the voiced kana.
+            voicing = {ord(c) for c in ut.KANA_VOICING_MARKS}
+            marks = [(cp, cp) for a, b in ut.mark_ranges() for cp in range(a, b + 1) if cp not in voicing]
             kana = ut.onig_class(ut.KANA_RANGES)
-            pattern = ut.onig_class(ut._merge(marks + rest)) + f"|(?<!{kana})[\\x{{3099}}\\x{{309A}}]"
+            pattern = ut.onig_class(ut._merge(marks)) + f"|(?<!{kana})[\\x{{3099}}\\x{{309A}}]"
             steps.append(normalizers.Replace(Regex(pattern), ""))
+            # NFC must not recompose anything else the original leaves decomposed (Indic
+            # two-part vowels): a combining grapheme joiner between such pairs blocks it.
+            firsts, seconds = ut.compose_pairs()
+            block = f"(?<={ut.onig_class(firsts)})(?={ut.onig_class(seconds)})"
+            steps.append(normalizers.Replace(Regex(block), _CGJ))
             steps.append(normalizers.NFC())
+            steps.append(normalizers.Replace(_CGJ, ""))
         else:
             steps.append(normalizers.Replace(Regex(ut.onig_class(ut.mark_ranges())), ""))
+    return normalizers.Sequence(steps)
+
+
+def build_pre_tokenizer(*, tokenize_chinese_chars: bool):
+    """Split on whitespace, then isolate each punctuation character (and CJK ideograph)."""
+    from tokenizers import Regex, pre_tokenizers
+
     split_ranges = list(ut.punct_ranges()) + (list(ut.CJK_RANGES) if tokenize_chinese_chars else [])
-    tok = Tokenizer(models.WordPiece(vocab, unk_token=unk_token,
-                                     max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
-    tok.normalizer = normalizers.Sequence(steps)
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
+    return pre_tokenizers.Sequence([
         pre_tokenizers.WhitespaceSplit(),
         pre_tokenizers.Split(Regex(ut.onig_class(ut._merge(split_ranges))), "isolated"),
     ])
+
+
+def _build_engine(vocab: dict[str, int], unk_token: str, specials: Sequence[str], *,
+                  do_lower_case: bool, strip: bool, tokenize_chinese_chars: bool,
+                  preserve_hangul_kana: bool, clean_ascii_only: bool = False):
+    """Configure a ``tokenizers.Tokenizer`` that reproduces the original BERT pipeline.
+
+    ``clean_ascii_only``: an engine for texts of printable ASCII (+ tab, newline, CR) only, for
+    which cleaning, NFC and accent stripping are no-ops, so that only lowercasing remains.
+    """
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, processors
+
+    tok = Tokenizer(models.WordPiece(vocab, unk_token=unk_token,
+                                     max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
+    if not clean_ascii_only:
+        tok.normalizer = build_normalizer(do_lower_case=do_lower_case, strip=strip,
+                                          preserve_hangul_kana=preserve_hangul_kana)
+    elif do_lower_case:
+        tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = build_pre_tokenizer(tokenize_chinese_chars=tokenize_chinese_chars)
     tok.decoder = decoders.WordPiece()
+    cls_tok, sep_tok = specials[2], specials[3]
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{cls_tok} $A {sep_tok}", pair=f"{cls_tok} $A {sep_tok} $B:1 {sep_tok}:1",
+        special_tokens=[(cls_tok, vocab[cls_tok]), (sep_tok, vocab[sep_tok])])
     tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
     return tok
 
@@ -181,13 +300,17 @@ class Tokenizer:
         self.all_special_ids = frozenset(
             (self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id))
         self._strip = _resolve_strip(self.do_lower_case, strip_accents)
-        self._engine = _build_engine(
-            self.vocab, self.special_tokens["unk_token"],
-            [self.special_tokens[k] for k in _SPECIAL_KEYS],
-            do_lower_case=self.do_lower_case, strip=self._strip,
-            tokenize_chinese_chars=self.tokenize_chinese_chars,
-            preserve_hangul_kana=self.preserve_hangul_kana)
+        options = dict(do_lower_case=self.do_lower_case, strip=self._strip,
+                       tokenize_chinese_chars=self.tokenize_chinese_chars,
+                       preserve_hangul_kana=self.preserve_hangul_kana)
+        specials = [self.special_tokens[k] for k in _SPECIAL_KEYS]
+        unk = self.special_tokens["unk_token"]
+        self._engine = _build_engine(self.vocab, unk, specials, **options)
+        # Most text is plain ASCII: a leaner engine (same results) encodes it ~10% faster.
+        self._ascii_engine = _build_engine(self.vocab, unk, specials, **options, clean_ascii_only=True)
         self._prepass_re = _prepass_regex(self.do_lower_case)
+        # Set by train_vocab: a VocabReport on held-out text; None for a loaded vocabulary.
+        self.training_report = None
 
     # ------------------------------------------------------------------ loading and saving
 
@@ -203,6 +326,9 @@ class Tokenizer:
         strip = cfg.get("strip_accents")
         if strip is not None and not isinstance(strip, bool):
             raise BertkitError(f"{d / CONFIG_FILE}: strip_accents must be true, false or null")
+        if cfg.get("do_basic_tokenize", True) is False or cfg.get("never_split"):
+            raise BertkitError(f"{d / CONFIG_FILE}: do_basic_tokenize=false and never_split are "
+                               "not supported (bertkit always runs BERT's basic tokenizer)")
         specials = {k: cfg[k] for k in _SPECIAL_KEYS if isinstance(cfg.get(k), str)}
         return cls(tokens, do_lower_case=bool(cfg.get("do_lower_case", True)),
                    strip_accents=strip,
@@ -261,29 +387,40 @@ class Tokenizer:
             return text, None
         return _python_prepass(text, self.do_lower_case, self._strip, self.preserve_hangul_kana)
 
-    def _pieces(self, texts: list[str]) -> list[_Pieces]:
-        fixed = [self._prepass(t) for t in texts]
-        encs = self._engine.encode_batch([f[0] for f in fixed], add_special_tokens=False) \
-            if len(texts) > 1 else [self._engine.encode(fixed[0][0], add_special_tokens=False)]
-        out = []
-        for (_, index), e in zip(fixed, encs):
-            offsets = e.offsets
-            if index is not None:
-                offsets = [_map_span(index, s, e_) for s, e_ in offsets]
-            out.append(_Pieces(e.ids, e.tokens, offsets, e.word_ids))
+    def _encode_many(self, inputs: list, clean: list[bool], add_special_tokens: bool) -> list:
+        """Run the engines in their fast mode (ids, types, masks; no offsets or words) over
+        ``inputs``: clean-ASCII ones on the lean engine, the rest on the full one, results in
+        input order."""
+        if all(clean):
+            return self._ascii_engine.encode_batch_fast(inputs, add_special_tokens=add_special_tokens)
+        if not any(clean):
+            return self._engine.encode_batch_fast(inputs, add_special_tokens=add_special_tokens)
+        out: list = [None] * len(inputs)
+        for engine, flag in ((self._ascii_engine, True), (self._engine, False)):
+            idx = [k for k, c in enumerate(clean) if c is flag]
+            results = engine.encode_batch_fast([inputs[k] for k in idx],
+                                               add_special_tokens=add_special_tokens)
+            for k, r in zip(idx, results):
+                out[k] = r
         return out
+
+    def _refetcher(self, item, clean: bool):
+        """A callable that encodes ``item`` again with offsets and words (see Encoding)."""
+        engine = self._ascii_engine if clean else self._engine
+        args = item if isinstance(item, tuple) else (item,)
+        return functools.partial(engine.encode, *args, add_special_tokens=True)
 
     def tokenize(self, text: str) -> list[str]:
         """WordPiece pieces of ``text`` (no special tokens added)."""
-        text, _ = self._prepass(text)
-        return self._engine.encode(text, add_special_tokens=False).tokens
+        return self.convert_ids_to_tokens(self.tokenize_ids_batch([text])[0])
 
     def tokenize_ids_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """Piece ids of many texts, no special tokens: the fast path for data preparation."""
         if not texts:
             return []
-        fixed = [self._prepass(t)[0] for t in texts]
-        return [e.ids for e in self._engine.encode_batch(fixed, add_special_tokens=False)]
+        clean = [not _NOT_CLEAN_ASCII.search(t) for t in texts]
+        inputs = [t if c else self._prepass(t)[0] for t, c in zip(texts, clean)]
+        return [e.ids for e in self._encode_many(inputs, clean, add_special_tokens=False)]
 
     def encode(self, text: str, pair: str | None = None, max_length: int | None = None,
                truncation: str | bool | None = "longest_first",
@@ -309,60 +446,66 @@ class Tokenizer:
             raise BertkitError(f"encode_batch: {len(texts)} texts but {len(pairs)} pairs")
         if not texts:
             return []
-        firsts = self._pieces(list(texts))
-        seconds = self._pieces(list(pairs)) if pairs is not None else [None] * len(texts)
-        encs = [self._assemble(a, b, max_length, truncation) for a, b in zip(firsts, seconds)]
-        if padding in ("max_length",):
+        clean = [not _NOT_CLEAN_ASCII.search(t) for t in texts]
+        fixed_a = [(t, None) if c else self._prepass(t) for t, c in zip(texts, clean)]
+        fixed_b = None
+        if pairs is not None:
+            clean_b = [not _NOT_CLEAN_ASCII.search(t) for t in pairs]
+            fixed_b = [(t, None) if c else self._prepass(t) for t, c in zip(pairs, clean_b)]
+            clean = [a and b for a, b in zip(clean, clean_b)]
+            inputs = [(fa[0], fb[0]) for fa, fb in zip(fixed_a, fixed_b)]
+        else:
+            inputs = [f[0] for f in fixed_a]
+        # Special tokens are added by the engine (in parallel); only inputs that are too long are
+        # redone piece by piece, because transformers' pair truncation differs from the engine's.
+        raws = self._encode_many(inputs, clean, add_special_tokens=True)
+        refetch = [self._refetcher(item, c) for item, c in zip(inputs, clean)]
+        if max_length is not None and truncation:
+            strategy = "longest_first" if truncation is True else truncation
+            if strategy == "only_second" and fixed_b is None:
+                raise BertkitError("truncation='only_second' needs pairs")
+            for k, raw in enumerate(raws):
+                if len(raw) > max_length:
+                    raws[k] = self._truncated(inputs[k], fixed_b is not None, max_length, strategy)
+                    refetch[k] = None  # the truncated result is a full-mode one already
+        if padding == "max_length":
             target = max_length
         elif padding in (True, "longest"):
-            target = max(len(e) for e in encs)
+            target = max(len(r) for r in raws)
         else:
             target = None
         if target is not None:
-            for e in encs:
-                self._pad(e, target)
-        return encs
+            pad_tok = self.special_tokens["pad_token"]
+            for r in raws:
+                if len(r) < target:
+                    r.pad(target, pad_id=self.pad_id, pad_type_id=0, pad_token=pad_tok)
+        vocab = self._id_to_token
+        if fixed_b is None:
+            return [Encoding(r, (t,), (f[1],), vocab, rf)
+                    for r, t, f, rf in zip(raws, texts, fixed_a, refetch)]
+        return [Encoding(r, (t, p), (fa[1], fb[1]), vocab, rf)
+                for r, t, p, fa, fb, rf in zip(raws, texts, pairs, fixed_a, fixed_b, refetch)]
 
-    def _assemble(self, a: _Pieces, b: _Pieces | None, max_length: int | None,
-                  truncation) -> Encoding:
-        if max_length is not None and truncation:
-            a, b = _truncate(a, b, max_length, truncation)
-        cls_tok, sep_tok = self.special_tokens["cls_token"], self.special_tokens["sep_token"]
-        ids = [self.cls_id] + a.ids + [self.sep_id]
-        tokens = [cls_tok] + a.tokens + [sep_tok]
-        offsets = [(0, 0)] + list(a.offsets) + [(0, 0)]
-        word_ids = [None] + list(a.word_ids) + [None]
-        seq = [None] + [0] * len(a.ids) + [None]
-        types = [0] * len(ids)
-        special = [1] + [0] * len(a.ids) + [1]
-        if b is not None:
-            ids += b.ids + [self.sep_id]
-            tokens += b.tokens + [sep_tok]
-            offsets += list(b.offsets) + [(0, 0)]
-            word_ids += list(b.word_ids) + [None]
-            seq += [1] * len(b.ids) + [None]
-            types += [1] * (len(b.ids) + 1)
-            special += [0] * len(b.ids) + [1]
-        return Encoding(ids, types, [1] * len(ids), special, offsets, word_ids, tokens, seq)
-
-    def _pad(self, e: Encoding, target: int) -> None:
-        n = target - len(e.input_ids)
-        if n <= 0:
-            return
-        e.input_ids += [self.pad_id] * n
-        e.token_type_ids += [0] * n
-        e.attention_mask += [0] * n
-        e.special_tokens_mask += [1] * n
-        e.offsets += [(0, 0)] * n
-        e.word_ids += [None] * n
-        e.tokens += [self.special_tokens["pad_token"]] * n
-        e.sequence_ids += [None] * n
+    def _truncated(self, item, is_pair: bool, max_length: int, strategy: str):
+        """Encode one (pre-passed) input truncated with transformers' rules."""
+        enc = self._engine.encode
+        a = enc(item[0] if is_pair else item, add_special_tokens=False)
+        b = enc(item[1], add_special_tokens=False) if is_pair else None
+        la, lb = _truncated_lengths(len(a), None if b is None else len(b), max_length, strategy)
+        if la < len(a):
+            a.truncate(la)
+        if b is not None and lb < len(b):
+            b.truncate(lb)
+        return self._engine.post_process(a, b, add_special_tokens=True)
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = True) -> str:
-        """Join the pieces back into text: ``##`` continuations are glued to the previous piece."""
+        """Join the pieces back into text: ``##`` continuations are glued to the previous piece.
+
+        ``skip_special_tokens`` drops [PAD], [UNK], [CLS], [SEP] and [MASK] (as transformers does).
+        """
         ids = [int(i) for i in ids]
         if skip_special_tokens:
-            ids = [i for i in ids if i not in self.all_special_ids or i == self.unk_id]
+            ids = [i for i in ids if i not in self.all_special_ids]
         return " ".join(self.convert_ids_to_tokens(ids)).replace(" ##", "").strip()
 
     def __repr__(self) -> str:
@@ -401,34 +544,57 @@ def _check_options(max_length, truncation, padding) -> None:
         raise BertkitError(f"max_length must be positive, got {max_length}")
 
 
-def _truncate(a: _Pieces, b: _Pieces | None, max_length: int, strategy) -> tuple[_Pieces, _Pieces | None]:
-    """transformers' ``truncate_sequences`` semantics (the slow tokenizer's)."""
-    if strategy is True:
-        strategy = "longest_first"
-    n_special = 2 if b is None else 3
-    la, lb = len(a.ids), (len(b.ids) if b is not None else 0)
-    excess = la + lb + n_special - max_length
+def _truncated_lengths(la: int, lb: int | None, max_length: int, strategy: str) -> tuple[int, int]:
+    """Lengths of the first / second sequence after truncation, as transformers' slow tokenizer
+    (``truncate_sequences``) computes them; ``lb`` is ``None`` for a single text."""
+    n_special = 2 if lb is None else 3
+    lb_ = lb or 0
+    excess = la + lb_ + n_special - max_length
     if excess <= 0:
-        return a, b
-    if strategy == "only_first" or (strategy == "longest_first" and b is None):
+        return la, lb_
+    if strategy == "only_first" or (strategy == "longest_first" and lb is None):
         if la <= excess:
             raise BertkitError(f"cannot truncate to max_length={max_length}: the first sequence "
                                f"has {la} tokens and {excess} would have to go")
-        return a.cut(la - excess), b
+        return la - excess, lb_
     if strategy == "only_second":
-        if b is None:
+        if lb is None:
             raise BertkitError("truncation='only_second' needs a pair")
-        if lb <= excess:
+        if lb_ <= excess:
             raise BertkitError(f"cannot truncate to max_length={max_length}: the second sequence "
-                               f"has {lb} tokens and {excess} would have to go")
-        return a, b.cut(lb - excess)
+                               f"has {lb_} tokens and {excess} would have to go")
+        return la, lb_ - excess
     # longest_first with a pair: one token at a time from the longer one (the pair on ties).
     for _ in range(excess):
-        if la > lb:
+        if la > lb_:
             la -= 1
         else:
-            lb -= 1
-    return a.cut(la), b.cut(lb)
+            lb_ -= 1
+    return la, lb_
+
+
+# Characters that NFC can compose onto the preceding one: combining marks (M*) and the Hangul
+# medial vowel / final consonant jamo. The engine aligns a composed character with its first
+# source character only, so such trailing characters are given back to the token (below).
+_MARK_RE = re.compile(ut.py_class(ut.composing_ranges()))
+
+
+def _is_composing(ch: str) -> bool:
+    return _MARK_RE.match(ch) is not None
+
+
+def _absorb_marks(text: str, offsets: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Extend each token's span over directly following composing characters no token covers."""
+    out = list(offsets)
+    n = len(text)
+    for k, (s, e) in enumerate(out):
+        if e <= s:
+            continue
+        limit = out[k + 1][0] if k + 1 < len(out) and out[k + 1][1] > out[k + 1][0] else n
+        while e < n and e < limit and _is_composing(text[e]):
+            e += 1
+        out[k] = (s, e)
+    return out
 
 
 def _map_span(index: list[int], s: int, e: int) -> tuple[int, int]:
@@ -464,7 +630,8 @@ def _python_prepass(text: str, lower: bool, strip: bool, preserve: bool) -> tupl
                 rep = rep.lower()
             if strip:
                 rep = "".join(c for c in unicodedata.normalize("NFD", rep)
-                              if unicodedata.category(c) != "Mn")
+                              if unicodedata.category(c) != "Mn"
+                              or (preserve and c in ut.KANA_VOICING_MARKS))
             out.extend(rep)
             index.extend([i] * len(rep))
             continue

@@ -3,9 +3,13 @@
 The original basic tokenizer (and transformers' slow ``BertTokenizer``, its faithful port) asks
 Python's :mod:`unicodedata` which characters are control characters (removed), punctuation
 (split off) and non-spacing marks (stripped with the accents). ``tokenizers``' built-in
-``BertNormalizer`` / ``BertPreTokenizer`` answer the same questions from their own, older Unicode
-tables, which is where the known drift comes from (e.g. emoji newer than those tables are
-"unassigned" there and silently deleted, while the original keeps them and emits ``[UNK]``).
+``BertNormalizer`` / ``BertPreTokenizer`` answer the same questions from their own Unicode
+tables (of other versions), which is where the drift comes from. Measured with tokenizers 0.23
+against Python 3.11 (Unicode 14): punctuation added after Unicode 9 (e.g. U+2E4F) is not split
+off; code points unassigned in Python's tables (e.g. Kawi, U+11F00) are kept instead of removed;
+CJK extension E starts at U+2B920 instead of U+2B820; capital sigma is always lowercased to σ,
+never to the final ς; and (transformers' slow tokenizer only) there is no NFC step. Earlier
+tokenizers releases also deleted emoji newer than their tables; the stress test covers them.
 
 So bertkit never uses those built-ins: it builds regular-expression character classes from
 Python's own tables and gives them to ``tokenizers``' ``Replace`` normalizer and ``Split``
@@ -107,7 +111,9 @@ def _stored(need_tokenizers: bool):
         from bertkit.tokenization import _unicode_data as data
     except ImportError:
         return None
-    if data.UNIDATA_VERSION != unicodedata.unidata_version:
+    names = ("UNIDATA_VERSION", "TOKENIZERS_VERSION", "REMOVED", "PUNCT", "MARKS", "COMPOSING",
+             "COMPOSE_FIRSTS", "COMPOSE_SECONDS", "DRIFT")
+    if not all(hasattr(data, n) for n in names) or data.UNIDATA_VERSION != unicodedata.unidata_version:
         return None
     if need_tokenizers:
         import tokenizers
@@ -144,6 +150,47 @@ def mark_ranges() -> tuple[tuple[int, int], ...]:
     if data is not None:
         return tuple(data.MARKS)
     return tuple(_ranges(lambda cp, c: c == "Mn"))
+
+
+_JAMO_VT = [(0x1160, 0x11FF), (0xD7B0, 0xD7FF)]
+
+
+@functools.lru_cache(maxsize=None)
+def composing_ranges() -> tuple[tuple[int, int], ...]:
+    """Characters NFC can compose onto the preceding one: marks (``M*``) and Hangul V/T jamo."""
+    data = _stored(False)
+    if data is not None:
+        return tuple(data.COMPOSING)
+    return tuple(_merge(_JAMO_VT + _ranges(lambda cp, c: c[0] == "M")))
+
+
+def _compute_compose_pairs() -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    firsts, seconds = set(), set()
+    for cp in range(sys.maxunicode + 1):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        d = unicodedata.decomposition(chr(cp))
+        if not d or d.startswith("<"):
+            continue
+        parts = [int(x, 16) for x in d.split()]
+        if len(parts) != 2 or unicodedata.category(chr(parts[1])) == "Mn":
+            continue
+        if unicodedata.normalize("NFC", chr(parts[0]) + chr(parts[1])) == chr(cp):
+            firsts.add(parts[0])
+            seconds.add(parts[1])
+    return _merge((c, c) for c in firsts), _merge((c, c) for c in seconds)
+
+
+@functools.lru_cache(maxsize=None)
+def compose_pairs() -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
+    """First and second characters of canonical compositions whose second character is not a
+    non-spacing mark (Indic two-part vowels and the like). Accent stripping leaves such pairs
+    decomposed; the Hangul/kana-preserving variant must not let its final NFC recompose them."""
+    data = _stored(False)
+    if data is not None:
+        return tuple(data.COMPOSE_FIRSTS), tuple(data.COMPOSE_SECONDS)
+    firsts, seconds = _compute_compose_pairs()
+    return tuple(firsts), tuple(seconds)
 
 
 def _in(ranges, cp: int) -> bool:
@@ -235,6 +282,9 @@ def compute_all() -> dict:
         "REMOVED": _ranges(lambda cp, c: cp == 0xFFFD or (c[0] == "C" and cp not in keep)),
         "PUNCT": _merge(_ASCII_PUNCT + _ranges(lambda cp, c: c[0] == "P")),
         "MARKS": _ranges(lambda cp, c: c == "Mn"),
+        "COMPOSING": _merge(_JAMO_VT + _ranges(lambda cp, c: c[0] == "M")),
+        "COMPOSE_FIRSTS": _compute_compose_pairs()[0],
+        "COMPOSE_SECONDS": _compute_compose_pairs()[1],
         "DRIFT": "".join(sorted(compute_drift_chars())),
     }
 

@@ -1,0 +1,68 @@
+"""``bertkit tokenize``: encode lines from stdin, one JSON object per line on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "tokenize", help="tokenize stdin lines with a model's vocabulary (JSON lines out)",
+        description="Read lines from stdin and write one JSON object per line with \"tokens\" "
+        "and \"ids\" ([CLS] ... [SEP]), plus \"offsets\" (character spans into the line). With "
+        "--pair each line holds two tab-separated texts, encoded as a pair.")
+    p.add_argument("--model", required=True, metavar="DIR",
+                   help="directory with vocab.txt (+ tokenizer_config.json)")
+    p.add_argument("--pair", action="store_true", help="lines are TEXT<TAB>PAIR")
+    p.add_argument("--max-length", type=int, default=None, help="truncate to this many tokens")
+    p.add_argument("--batch-size", type=int, default=1000, help="lines encoded at once")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from bertkit.errors import BertkitError
+    from bertkit.tokenization import Tokenizer
+
+    tok = Tokenizer.from_pretrained(args.model)
+    # Interactive use answers each line at once; piped input is encoded in batches.
+    batch_size = 1 if sys.stdin.isatty() else max(1, args.batch_size)
+    firsts: list[str] = []
+    pairs: list[str] = []
+
+    def flush():
+        if not firsts:
+            return
+        encs = tok.encode_batch(firsts, pairs if args.pair else None, max_length=args.max_length)
+        for e in encs:
+            sys.stdout.write(json.dumps({"tokens": e.tokens, "ids": e.input_ids,
+                                         "token_type_ids": e.token_type_ids,
+                                         "offsets": [list(o) for o in e.offsets]},
+                                        ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        firsts.clear()
+        pairs.clear()
+
+    offset = 0
+    for lineno, raw in enumerate(sys.stdin.buffer, start=1):
+        try:
+            line = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as e:
+            flush()
+            raise BertkitError(f"<stdin>:{lineno}: invalid UTF-8 at byte offset {offset + e.start}") from None
+        offset += len(raw)
+        if args.pair:
+            parts = line.split("\t")
+            if len(parts) != 2:
+                flush()
+                raise BertkitError(f"<stdin>:{lineno}: --pair expects two tab-separated "
+                                   f"fields, found {len(parts)}")
+            firsts.append(parts[0])
+            pairs.append(parts[1])
+        else:
+            firsts.append(line)
+        if len(firsts) >= batch_size:
+            flush()
+    flush()
+    return 0

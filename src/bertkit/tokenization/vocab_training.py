@@ -1,0 +1,208 @@
+"""Learn a WordPiece vocabulary from a corpus (``bertkit vocab``).
+
+Text is streamed from the input files (plain text one paragraph per line, JSON Lines with a
+``"text"`` field, either optionally ``.gz``), so corpus size is bounded by disk, not RAM. It goes
+through exactly the normalisation and pre-tokenisation the resulting :class:`Tokenizer` applies,
+and ``tokenizers``' ``WordPieceTrainer`` learns the pieces. Every ``HELDOUT_EVERY``-th text (up
+to ``HELDOUT_MAX``) is held out and used to report pieces per word and the ``[UNK]`` rate.
+
+The vocabulary file lists ``[PAD]`` (id 0), ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``, then
+``[unused0]`` ... ``[unusedN-1]`` if a reserve was asked for, then the learned pieces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from bertkit.errors import BertkitError
+from bertkit.fileio import iter_lines
+from bertkit.tokenization.tokenizer import (
+    SPECIAL_TOKENS,
+    Tokenizer,
+    _prepass_regex,
+    _python_prepass,
+    _resolve_strip,
+    build_normalizer,
+    build_pre_tokenizer,
+)
+
+HELDOUT_EVERY = 50
+HELDOUT_MAX = 5000
+
+
+@dataclass
+class VocabReport:
+    """What ``train_vocab`` reports: sizes, timing, and quality on the held-out texts."""
+
+    vocab_size: int
+    alphabet_size: int
+    train_texts: int
+    heldout_texts: int
+    heldout_words: int
+    heldout_pieces: int
+    pieces_per_word: float | None
+    unk_rate: float | None          # fraction of held-out pieces that are [UNK]
+    unk_word_rate: float | None     # fraction of held-out words that became [UNK]
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        lines = [f"vocabulary size   {self.vocab_size} (alphabet {self.alphabet_size} characters)",
+                 f"training texts    {self.train_texts} ({self.seconds:.1f} s)"]
+        if self.heldout_texts:
+            lines += [f"held-out texts    {self.heldout_texts} ({self.heldout_words} words)",
+                      f"pieces per word   {self.pieces_per_word:.3f}",
+                      f"[UNK] rate        {self.unk_rate:.5f} of pieces, "
+                      f"{self.unk_word_rate:.5f} of words"]
+        else:
+            lines.append(f"held-out texts    none (fewer than {HELDOUT_EVERY} texts in the corpus)")
+        return "\n".join(lines)
+
+
+def iter_texts(paths: Sequence[str | os.PathLike], encoding_errors: str = "strict") -> Iterator[str]:
+    """Stream the texts of the input files.
+
+    ``*.jsonl`` / ``*.jsonl.gz``: the ``"text"`` field of each object (one document per line);
+    anything else: each non-empty line. Invalid UTF-8 raises :class:`BertkitError` with the
+    file, line and byte offset unless ``encoding_errors="replace"``.
+    """
+    for path in paths:
+        name = Path(path).name
+        is_jsonl = name.endswith(".jsonl") or name.endswith(".jsonl.gz")
+        for lineno, line in iter_lines(path, errors=encoding_errors):
+            if not line.strip():
+                continue
+            if not is_jsonl:
+                yield line
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise BertkitError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+            text = obj.get("text") if isinstance(obj, dict) else None
+            if not isinstance(text, str):
+                raise BertkitError(f"{path}:{lineno}: expected a JSON object with a string \"text\" field")
+            yield text
+
+
+def _progress(paths: Sequence[str | os.PathLike], texts: Iterable[str], show: bool) -> Iterator[str]:
+    """Wrap ``texts`` in a tqdm bar over the (uncompressed) input size where it is known."""
+    if not show:
+        yield from texts
+        return
+    from tqdm import tqdm
+
+    sizes = [Path(p).stat().st_size for p in paths if Path(p).is_file()]
+    known = not any(str(p).endswith(".gz") for p in paths)
+    with tqdm(total=sum(sizes) if known else None, unit="B", unit_scale=True,
+              desc="reading corpus", leave=False) as bar:
+        for t in texts:
+            bar.update(len(t) + 1)
+            yield t
+
+
+def train_vocab(files: Sequence[str | os.PathLike], vocab_size: int = 30000, lowercase: bool = True,
+                *, strip_accents: bool | None = None, tokenize_chinese_chars: bool = True,
+                preserve_hangul_kana: bool = True, unused: int = 0, min_frequency: int = 2,
+                limit_alphabet: int | None = 1000, encoding_errors: str = "strict",
+                progress: bool = True) -> Tokenizer:
+    """Learn a WordPiece vocabulary of ``vocab_size`` tokens from ``files``.
+
+    ``lowercase`` / ``strip_accents`` / ``tokenize_chinese_chars`` are the encoding options of
+    the result; ``preserve_hangul_kana`` (default on for trained vocabularies) keeps Hangul
+    syllables and kana whole when stripping accents. ``unused`` reserves ``[unusedN]`` tokens
+    after the specials. ``limit_alphabet`` keeps only the most frequent characters (rarer ones
+    become ``[UNK]``). Returns the :class:`Tokenizer`; its ``training_report``
+    (:class:`VocabReport`) has the statistics.
+    """
+    from tokenizers import Tokenizer as RustTokenizer
+    from tokenizers import models, trainers
+
+    if not files:
+        raise BertkitError("no input files given")
+    if encoding_errors not in ("strict", "replace"):
+        raise BertkitError(f"encoding_errors must be 'strict' or 'replace', not {encoding_errors!r}")
+    if unused < 0:
+        raise BertkitError(f"the [unused] reserve must be >= 0, got {unused}")
+    n_fixed = len(SPECIAL_TOKENS) + unused
+    if vocab_size <= n_fixed:
+        raise BertkitError(f"vocab size {vocab_size} leaves no room for learned pieces after "
+                           f"{len(SPECIAL_TOKENS)} special and {unused} [unused] tokens")
+    for f in files:
+        if not Path(f).is_file():
+            raise BertkitError(f"{f}: no such file")
+
+    strip = _resolve_strip(lowercase, strip_accents)
+    engine = RustTokenizer(models.WordPiece(unk_token="[UNK]"))
+    engine.normalizer = build_normalizer(do_lower_case=lowercase, strip=strip,
+                                         preserve_hangul_kana=preserve_hangul_kana)
+    engine.pre_tokenizer = build_pre_tokenizer(tokenize_chinese_chars=tokenize_chinese_chars)
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size - unused, min_frequency=min_frequency,
+        limit_alphabet=limit_alphabet, special_tokens=list(SPECIAL_TOKENS),
+        continuing_subword_prefix="##", show_progress=False)
+
+    prepass = _prepass_regex(lowercase)
+    heldout: list[str] = []
+    counts = {"train": 0}
+
+    def training_texts() -> Iterator[str]:
+        for i, text in enumerate(_progress(files, iter_texts(files, encoding_errors), progress)):
+            if i % HELDOUT_EVERY == HELDOUT_EVERY - 1 and len(heldout) < HELDOUT_MAX:
+                heldout.append(text)
+                continue
+            counts["train"] += 1
+            if prepass.search(text):
+                text = _python_prepass(text, lowercase, strip, preserve_hangul_kana)[0]
+            yield text
+
+    start = time.perf_counter()
+    engine.train_from_iterator(training_texts(), trainer)
+    seconds = time.perf_counter() - start
+    if counts["train"] == 0:
+        raise BertkitError(f"{', '.join(map(str, files))}: no text to train on (empty corpus)")
+
+    learned = [t for t, _ in sorted(engine.get_vocab().items(), key=lambda kv: kv[1])
+               if t not in SPECIAL_TOKENS]
+    alphabet = [t for t in learned if len(t) == 1 or (t.startswith("##") and len(t) == 3)]
+    tokens = list(SPECIAL_TOKENS) + [f"[unused{i}]" for i in range(unused)] + learned
+    if len(tokens) > vocab_size:
+        raise BertkitError(
+            f"vocab size {vocab_size} is smaller than the alphabet: the corpus needs "
+            f"{len(alphabet)} characters and ## continuations plus {n_fixed} special/unused "
+            f"tokens; raise --vocab-size or lower --limit-alphabet")
+    if not learned:
+        raise BertkitError(f"{', '.join(map(str, files))}: no text to train on (empty corpus)")
+
+    tok = Tokenizer(tokens, do_lower_case=lowercase, strip_accents=strip_accents,
+                    tokenize_chinese_chars=tokenize_chinese_chars,
+                    preserve_hangul_kana=preserve_hangul_kana, source="trained vocabulary")
+    tok.training_report = evaluate_vocab(tok, heldout, seconds=seconds, train_texts=counts["train"],
+                                         alphabet_size=len([t for t in alphabet if len(t) == 1]))
+    return tok
+
+
+def evaluate_vocab(tok: Tokenizer, texts: Sequence[str], *, seconds: float = 0.0,
+                   train_texts: int = 0, alphabet_size: int = 0) -> VocabReport:
+    """Pieces per word and ``[UNK]`` rates of ``tok`` on ``texts``."""
+    words = pieces = unk = unk_words = 0
+    for e in (tok.encode_batch(list(texts)) if texts else []):
+        ids = e.input_ids[1:-1]
+        wids = e.word_ids[1:-1]
+        pieces += len(ids)
+        words += len(set(wids))
+        unk += sum(1 for i in ids if i == tok.unk_id)
+        unk_words += len({w for i, w in zip(ids, wids) if i == tok.unk_id})
+    return VocabReport(
+        vocab_size=len(tok), alphabet_size=alphabet_size, train_texts=train_texts,
+        heldout_texts=len(texts), heldout_words=words, heldout_pieces=pieces,
+        pieces_per_word=pieces / words if words else None,
+        unk_rate=unk / pieces if pieces else None,
+        unk_word_rate=unk_words / words if words else None, seconds=seconds)
