@@ -55,3 +55,17 @@ def test_read_json_errors(tmp_path):
         read_json(p)
     atomic_write_json(p, {"a": 1})
     assert read_json(p) == {"a": 1}
+
+
+def test_atomic_outputs_get_ordinary_permissions(tmp_path):
+    # mkstemp/mkdtemp create 0600/0700; published outputs must be readable like normal files.
+    import os
+    mask = os.umask(0o022)
+    try:
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "x").write_text("1")
+        atomic_write_json(tmp_path / "f.json", {})
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "f.json").stat().st_mode & 0o777 == 0o644

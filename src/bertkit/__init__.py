@@ -17,6 +17,16 @@ _LAZY = {
     "BertForQuestionAnswering": "bertkit.heads",
     "QAOutput": "bertkit.heads",
     "BertForMultipleChoice": "bertkit.heads",
+    "Tokenizer": "bertkit.tokenization",
+    "train_vocab": "bertkit.tokenization",
+    "PrepareOptions": "bertkit.pretraining_data",
+    "PretrainingLoader": "bertkit.pretraining_data",
+    "Trainer": "bertkit.training",
+    "TrainConfig": "bertkit.training",
+    "PretrainConfig": "bertkit.pretrain",
+    "pretrain": "bertkit.pretrain",
+    "FinetuneConfig": "bertkit.finetune",
+    "finetune": "bertkit.finetune",
 }
 
 
@@ -44,4 +54,14 @@ __all__ = [
     "BertForQuestionAnswering",
     "QAOutput",
     "BertForMultipleChoice",
+    "Tokenizer",
+    "train_vocab",
+    "PrepareOptions",
+    "PretrainingLoader",
+    "Trainer",
+    "TrainConfig",
+    "PretrainConfig",
+    "pretrain",
+    "FinetuneConfig",
+    "finetune",
 ]

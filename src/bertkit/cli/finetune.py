@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "finetune",
         help="fine-tune a checkpoint on a task (classification, pair, regression, tagging, qa, choice)",
-        description="Fine-tunes with the BERT paper's recipe (AdamW, 10%% warmup then linear decay, "
+        description="Fine-tunes with the BERT paper's recipe (AdamW, 10% warmup then linear decay, "
         "dropout 0.1). --search runs the paper grid (lr 5e-5/3e-5/2e-5, batch 16/32, epochs 2/3/4) "
         "on dev; --seeds N runs each setting N times and reports median ± std. The best setting's "
         "best seed on dev is evaluated once on --test and saved in --out with metrics.json and "
