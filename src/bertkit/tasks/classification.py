@@ -130,6 +130,17 @@ def sort_labels(labels: set[str]) -> list[str]:
         return sorted(labels)
 
 
+def text_record(example: TextExample, prediction: dict) -> dict:
+    """One predictions-file row for a text (or text pair) example: source line, text, prediction, gold."""
+    r = {"line": example.line, "text": example.text}
+    if example.text_pair is not None:
+        r["text_pair"] = example.text_pair
+    r.update(prediction)
+    if example.label is not None:
+        r["gold"] = example.label
+    return r
+
+
 class ClassificationTask(Task):
     """Single-sentence classification (a pair is used when ``--text-pair-column`` is given)."""
 
@@ -196,13 +207,7 @@ class ClassificationTask(Task):
         return res
 
     def record(self, example, prediction):
-        r = {"line": example.line, "text": example.text}
-        if example.text_pair is not None:
-            r["text_pair"] = example.text_pair
-        r.update(prediction)
-        if example.label is not None:
-            r["gold"] = example.label
-        return r
+        return text_record(example, prediction)
 
 
 class PairClassificationTask(ClassificationTask):

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from bertkit import metrics
 from bertkit.errors import BertkitError
 from bertkit.tasks.base import Task, batch_forward, run_model
-from bertkit.tasks.classification import TextExample, featurize_texts, read_text_examples
+from bertkit.tasks.classification import TextExample, featurize_texts, read_text_examples, text_record
 
 SCORE_COLUMNS = ("score", "label", "similarity", "relatedness_score")
 
@@ -60,10 +60,4 @@ class RegressionTask(Task):
         return {"pearson": metrics.pearson(pred, gold), "spearman": metrics.spearman(pred, gold), "mse": mse}
 
     def record(self, example, prediction):
-        r = {"line": example.line, "text": example.text}
-        if example.text_pair is not None:
-            r["text_pair"] = example.text_pair
-        r.update(prediction)
-        if example.label is not None:
-            r["gold"] = example.label
-        return r
+        return text_record(example, prediction)
