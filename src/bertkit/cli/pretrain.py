@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     # REMAINDER: options may also come after key=value items; run() sorts them out
     p.add_argument("overrides", nargs=argparse.REMAINDER, metavar="key=value",
                    help="override any key listed below")
+    p.set_defaults(pretrain_parser=p)
     return p
 
 
@@ -46,6 +47,9 @@ def _split_trailing_options(args: argparse.Namespace) -> list[str]:
             setattr(args, name, getattr(ns, name))
     args.resume = args.resume or ns.resume
     for item in rest:
+        if item in ("-h", "--help"):
+            args.pretrain_parser.print_help()
+            raise SystemExit(0)
         if item.startswith("-"):
             raise BertkitError(f"unknown option {item!r} (see bertkit pretrain --help)")
     return rest
