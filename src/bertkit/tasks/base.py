@@ -12,6 +12,7 @@ which is much faster on CPU than padding everything to ``max_seq_length``.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator, Sequence
 
@@ -210,7 +211,7 @@ def _as_arrays(out: Any) -> list[np.ndarray]:
     return [t.detach().float().cpu().numpy() for t in tensors]
 
 
-class Task:
+class Task(ABC):
     """One task family. Subclasses set the class attributes and implement the methods.
 
     ``settings`` (column names, lengths, QA thresholds, label kind) are saved with the task
@@ -231,6 +232,7 @@ class Task:
         self.labels: list[str] | None = None  # output names, set from the training file / checkpoint
 
     # -- files ----------------------------------------------------------------------------------
+    @abstractmethod
     def read(self, path: str, labelled: bool = True) -> list[Any]:
         """Examples of ``path``; ``labelled=False`` accepts files without the label column."""
         raise NotImplementedError
@@ -246,13 +248,16 @@ class Task:
     def num_outputs(self, labels: list[str] | None) -> int:
         return len(labels) if labels else 1
 
+    @abstractmethod
     def featurize(self, examples: Sequence[Any], tokenizer: Any, label2id: dict[str, int] | None,
                   training: bool) -> Features:
         raise NotImplementedError
 
+    @abstractmethod
     def loss(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError
 
+    @abstractmethod
     def predict(self, model: torch.nn.Module, features: Features, examples: Sequence[Any],
                 id2label: dict[int, str] | None, batch_size: int, pad_id: int,
                 progress: bool = False) -> list[Any]:
@@ -260,11 +265,13 @@ class Task:
         raise NotImplementedError
 
     # -- scoring and output ---------------------------------------------------------------------
+    @abstractmethod
     def score(self, examples: Sequence[Any], predictions: Sequence[Any], tune: bool = False) -> dict[str, float]:
         """Metrics of ``predictions`` against the examples' gold labels. ``tune=True`` (dev only)
         lets a task fit a decision setting (the SQuAD v2 null threshold) before scoring."""
         raise NotImplementedError
 
+    @abstractmethod
     def record(self, example: Any, prediction: Any) -> dict[str, Any]:
         """One line of the predictions file (JSON)."""
         raise NotImplementedError
