@@ -295,3 +295,12 @@ def test_init_from_checkpoint_continues_pretraining(env, tmp_path):
     a, b = load_file(str(ckpt / "model.safetensors")), load_file(str(Path(second["checkpoint"]) / "model.safetensors"))
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     assert (Path(second["checkpoint"]) / "vocab.txt").is_file()  # tokenizer taken from init
+
+
+def test_checkpoint_takes_tokenizer_from_data_dir_when_none_given(env, tmp_path):
+    # Without tokenizer= or init=, checkpoints used to hold no vocab.txt, so
+    # `bertkit finetune --init RUN` failed on a run made exactly as the README shows.
+    summary = pretrain(base_cfg(env, tmp_path / "run", tokenizer=None, max_steps=2, eval_every=0))
+    ckpt = Path(summary["checkpoint"])
+    assert (ckpt / "vocab.txt").read_bytes() == (Path(env["data"]) / "vocab.txt").read_bytes()
+    assert (ckpt / "tokenizer_config.json").is_file()

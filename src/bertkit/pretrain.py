@@ -44,7 +44,7 @@ class PretrainConfig:
     out: str = ""  # run directory: checkpoints, metrics.jsonl, tensorboard/
     model: str = "mini"  # preset (tiny mini small medium base large) or a config.json / checkpoint dir
     init: str | None = None  # checkpoint directory to start from (continued pre-training)
-    tokenizer: str | None = None  # dir with vocab.txt (+ tokenizer_config.json) saved in checkpoints; default: init's
+    tokenizer: str | None = None  # dir with vocab.txt (+ tokenizer_config.json) saved in checkpoints; default: init's, else the data dir's
     max_steps: int = 10000  # optimizer steps
     batch_size: int = 32  # sequences per micro-batch per process
     grad_accum: int = 1  # micro-batches per step: global batch = batch_size * grad_accum * processes
@@ -223,8 +223,9 @@ def build_model_config(cfg: PretrainConfig, manifest: dict, data_dir: Path):
 
 
 def load_tokenizer(cfg: PretrainConfig, data_dir: Path):
-    """The tokenizer saved into checkpoints (``tokenizer`` key, else ``init``'s), checked against
-    the data's vocabulary hash; None when neither has a vocab.txt."""
+    """The tokenizer saved into checkpoints (``tokenizer`` key, else ``init``'s, else the copy
+    `bertkit prepare` keeps in the data directory), checked against the data's vocabulary hash;
+    None when none of them has a vocab.txt."""
     from bertkit.pretraining_data import check_vocab
     from bertkit.tokenization import Tokenizer
 
@@ -234,6 +235,8 @@ def load_tokenizer(cfg: PretrainConfig, data_dir: Path):
             raise BertkitError(f"tokenizer: {tdir / 'vocab.txt'}: no such file")
     elif cfg.init and (Path(cfg.init) / "vocab.txt").is_file():
         tdir = Path(cfg.init)
+    elif (data_dir / "vocab.txt").is_file():
+        tdir = data_dir
     else:
         runtime.log("note: no tokenizer given (tokenizer=DIR); checkpoints will hold no vocab.txt")
         return None
