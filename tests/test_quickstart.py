@@ -237,6 +237,35 @@ def test_quickstart_pipeline_resumes_with_fake_stages(tmp_path, fake_stages):
     assert "vocab" in fake_stages
 
 
+def test_task_text_adds_training_texts_not_labels_to_the_corpus(tmp_path, fake_stages):
+    """--task-text N: the train file's texts, N reshuffled copies, appended to the corpus (and
+    so to the vocab and prepare inputs); labels and the dev file never go in."""
+    task = _task_dir(tmp_path)
+    (task / "dev.tsv").write_text("sentence\tlabel\nsecret dev sentence\t1\n")
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("One sentence here.\n")
+    opts = Q.QuickstartOptions(corpus=[str(corpus)], task=str(task), out=str(tmp_path / "out"),
+                               seeds=1, minilm=False, budget_s=60, task_text=3)
+    res = Q.run(opts, log=lambda m: None)
+    files = res["data"]["corpus_files"]
+    assert files[0] == str(corpus) and files[1].endswith("task_text.jsonl")
+    docs = [json.loads(line) for line in Path(files[1]).open()]
+    texts = [t for d in docs for t in d["text"].split("\n")]
+    train = [f"{w} film {i}" for i in range(5) for w in ("good", "bad")]
+    assert sorted(texts) == sorted(train * 3)  # every text 3 times, nothing else
+    first = [t for d in docs[:2] for t in d["text"].split("\n")]
+    assert sorted(first) == sorted(train)  # each copy is complete ...
+    assert first != texts[10:20]  # ... and reshuffled
+    assert res["data"]["task_text"]["copies"] == 3 and res["data"]["task_text"]["texts"] == 10
+    # Off and on are different data stages: turning it off redoes the data and the vocab.
+    fake_stages.clear()
+    opts.task_text = 0
+    res0 = Q.run(opts, log=lambda m: None)
+    assert res0["data"]["corpus_files"] == [str(corpus)] and "vocab" in fake_stages
+    with pytest.raises(BertkitError, match="--task-text"):
+        Q.QuickstartOptions(task_text=-1).validate()
+
+
 def test_bad_inputs_are_one_clear_line(tmp_path, capsys, fake_stages):
     task = _task_dir(tmp_path)
     out = str(tmp_path / "out")

@@ -71,6 +71,8 @@ class QuickstartOptions:
     batch_size: int = 32               # pre-training sequences per step
     lr: float = 5e-4                   # pre-training peak learning rate
     dupe_factor: int = 1              # dynamic masking draws fresh masks each epoch
+    task_text: int = 0                 # copies of the task's training texts (no labels) added to
+                                       # the pre-training corpus (task-adaptive pre-training)
     precision: str = "auto"            # auto: bf16 where this CPU/GPU runs it fast, else fp32
     ft_epochs: int = 3
     ft_lr: float = 1e-4
@@ -85,6 +87,7 @@ class QuickstartOptions:
             (self.seeds >= 1, "--seeds must be >= 1"),
             (self.vocab_size >= 200, "--vocab-size must be >= 200"),
             (self.ft_epochs >= 1, "--ft-epochs must be >= 1"),
+            (self.task_text >= 0, "--task-text must be >= 0"),
             (self.batch_size >= 1 and self.ft_batch_size >= 1, "batch sizes must be >= 1"),
             (self.precision in ("auto", "fp32", "bf16"), "--precision must be auto, fp32 or bf16"),
         ]
@@ -245,9 +248,43 @@ def _run_data(opts: QuickstartOptions, directory: Path) -> dict:
         documents = _write_default_corpus(src, Path(corpus_files[0]))
     task_dir = Path(opts.task) if opts.task else datasets.fetch("polarity", opts.data_dir)
     task_files = check_task_dir(task_dir)
+    task_text = None
+    if opts.task_text > 0:
+        path = directory / "task_text.jsonl"
+        task_text = write_task_text(task_files["train"], path, opts.task_text)
+        corpus_files.append(str(path))
     mb = sum(Path(f).stat().st_size for f in corpus_files) / 1e6
     return {"corpus_files": corpus_files, "corpus_mb": round(mb, 2), "documents": documents,
-            "task_dir": str(task_dir), "task_files": task_files}
+            "task_dir": str(task_dir), "task_files": task_files, "task_text": task_text}
+
+
+TASK_TEXT_DOC_SENTENCES = 8  # training texts per pseudo-document in task_text.jsonl
+
+
+def write_task_text(train_file: str, out: Path, copies: int) -> dict:
+    """Write the task's training texts -- never its labels, never dev/test -- ``copies`` times
+    into ``out`` (JSONL documents of a few texts each, reshuffled per copy, seeded), so that
+    pre-training sees the task's domain (task-adaptive pre-training, Gururangan et al. 2020)."""
+    import random
+
+    from bertkit.tasks import get_task
+
+    examples = get_task("classification").read(train_file, labelled=False)
+    texts = [t for e in examples for t in (e.text, e.text_pair) if t and t.strip()]
+    if not texts:
+        raise BertkitError(f"{train_file}: no text to add to the pre-training corpus (--task-text)")
+    rng = random.Random(0)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for copy in range(copies):
+            order = texts[:]
+            rng.shuffle(order)
+            for i in range(0, len(order), TASK_TEXT_DOC_SENTENCES):
+                doc = "\n".join(order[i:i + TASK_TEXT_DOC_SENTENCES])
+                f.write(json.dumps({"id": f"task-{copy}-{i}", "text": doc}, ensure_ascii=False) + "\n")
+    os.replace(tmp, out)
+    return {"file": str(out), "texts": len(texts), "copies": copies,
+            "mb": round(out.stat().st_size / 1e6, 2)}
 
 
 def find_minilm(opts: QuickstartOptions) -> str | None:
@@ -570,6 +607,8 @@ def _run_locked(opts: QuickstartOptions, out: Path, log: Callable[[str], None]) 
                    [str(p) for p in opts.corpus],
                    "task": file_fingerprint(opts.task) if opts.task and Path(opts.task).exists()
                    else opts.task,
+                   # (only when on, so that runs from before the option keep their keys)
+                   **({"task_text": opts.task_text} if opts.task_text else {}),
                    "data_root": None if (opts.corpus and opts.task)
                    else str(datasets.data_root(opts.data_dir))}
     data = runner.run("data", data_inputs, lambda d, r: _run_data(opts, d),

@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=_D.batch_size, help="pre-training batch size")
     p.add_argument("--lr", type=float, default=_D.lr, help="pre-training peak learning rate")
     p.add_argument("--dupe-factor", type=int, default=_D.dupe_factor)
+    p.add_argument("--task-text", type=int, default=_D.task_text, metavar="N",
+                   help="add the task's training texts (never labels, never dev/test) N times to the "
+                   f"pre-training corpus: task-adaptive pre-training; 0 turns it off (default {_D.task_text})")
     p.add_argument("--precision", default=_D.precision, choices=["auto", "fp32", "bf16"])
     p.add_argument("--ft-epochs", type=int, default=_D.ft_epochs)
     p.add_argument("--ft-lr", type=float, default=_D.ft_lr)
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         budget_s=parse_duration(args.budget), corpus=list(args.corpus), task=args.task, out=args.out,
         data_dir=args.data_dir, seeds=args.seeds, model=args.model, vocab_size=args.vocab_size,
         max_seq_length=args.max_seq_length, batch_size=args.batch_size, lr=args.lr,
-        dupe_factor=args.dupe_factor, precision=args.precision, ft_epochs=args.ft_epochs,
+        dupe_factor=args.dupe_factor, task_text=args.task_text, precision=args.precision, ft_epochs=args.ft_epochs,
         ft_lr=args.ft_lr, ft_batch_size=args.ft_batch_size, ft_max_seq_length=args.ft_max_seq_length,
         minilm=args.minilm, workers=args.workers)
     quickstart.run(opts)
