@@ -124,6 +124,35 @@ def test_instances_shape_and_nsp(static_nsp):
     assert (docs[nsp == 0, 0] == docs[nsp == 0, 1]).all()
 
 
+def test_validation_split_has_both_nsp_labels_even_with_few_documents_per_chunk(corpus, tmp_path):
+    """Regression: validation documents were chosen one by one, so with a small fraction most
+    chunks held at most one, which can only make actual-next pairs (a real 44 MB corpus gave a
+    validation split with 22% random nexts). They now come at least two per chunk."""
+    m = prepare([corpus["path"]], corpus["vocab"], tmp_path / "o",
+                PrepareOptions(dupe_factor=1, validation_fraction=0.04, seed=5, chunk_bytes=10_000),
+                workers=1, progress=False)
+    val, train = load_split(tmp_path / "o", "validation"), load_split(tmp_path / "o", "train")
+    nsp, docs = val["nsp_labels"], val["docs"]
+    assert len(nsp) >= 100
+    assert abs(nsp.mean() - 0.5) <= 0.06, nsp.mean()
+    assert (docs[nsp == 1, 0] != docs[nsp == 1, 1]).all()
+    val_docs = set(docs.ravel().tolist())
+    assert not val_docs & set(train["docs"].ravel().tolist())  # no document in both splits
+    assert 0.02 <= len(val_docs) / m["counts"]["documents"] <= 0.07
+
+
+def test_validation_documents_choice():
+    from bertkit.pretraining_data import validation_documents
+
+    ids = list(range(100, 400))
+    picks = [validation_documents(ids[i:i + 5], 0.1, 0, i) for i in range(0, 300, 5)]
+    assert all(len(p) in (0, 2) for p in picks)  # never a lone validation document
+    assert 15 <= sum(map(len, picks)) <= 45  # ~10% of 300
+    assert validation_documents(ids[:5], 0.1, 0, 0) == validation_documents(ids[:5], 0.1, 0, 0)
+    assert validation_documents([7, 7, 7], 0.9, 0, 0) == set()  # parts of one document
+    assert validation_documents(ids, 0.0, 0, 0) == set()
+
+
 def test_instances_decode_to_source_sentences(corpus, tmp_path):
     """Untruncated segments are whole consecutive sentences of the recorded documents."""
     out = tmp_path / "dyn"

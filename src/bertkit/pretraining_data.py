@@ -73,6 +73,10 @@ from bertkit.fileio import atomic_dir, atomic_write_json, read_json
 
 FORMAT_NAME = "bertkit-pretraining-data"
 FORMAT_VERSION = 1
+# Part of the data key, not of the file format: bump when the same inputs and options make
+# different instances (2: validation documents chosen at least two per chunk), so that a re-run
+# redoes old data instead of calling it up to date.
+ALGORITHM_VERSION = 2
 MANIFEST = "manifest.json"
 CONTINUATION_FILE = "vocab_continuation.npy"
 SPLITS = ("train", "validation")
@@ -642,6 +646,30 @@ def _tokenize_documents(chunk: list[Document], language: str, stats: _ChunkStats
     return docs, doc_ids
 
 
+def validation_documents(doc_ids: list[int], fraction: float, seed: int, index: int) -> set[int]:
+    """The documents of chunk ``index`` that go to the validation split.
+
+    Chosen per chunk, never one alone: NSP's random "next" segment must come from another
+    document of the same split in the same chunk, so a chunk with a single validation document
+    could only make actual-next pairs (a validation set of one NSP label). The count is
+    ``fraction * n`` rounded at random (seeded), a count of 1 becomes 2 or 0 with equal odds (the
+    expected fraction is unchanged), and the documents with the smallest seeded hashes are taken.
+    A pure function of its arguments, so the split does not depend on the number of workers.
+    """
+    distinct = sorted(set(doc_ids))
+    n = len(distinct)
+    if fraction <= 0 or n < 2:
+        return set()
+    u_count, u_pair = _uniforms(instance_keys(hash64(seed, "validation-count"), np.asarray([index])), 0, 2)[0]
+    k = int(fraction * n + u_count)
+    if k == 1:
+        k = 2 if u_pair < 0.5 else 0
+    if k == 0:
+        return set()
+    u = _uniforms(instance_keys(hash64(seed, "validation"), np.asarray(distinct)), 0, 1)[:, 0]
+    return {distinct[i] for i in np.argsort(u, kind="stable")[:min(k, n)]}
+
+
 def process_chunk(index: int, chunk: list[Document]) -> dict:
     """Tokenize, build and (statically) mask the instances of one chunk: a pure function of
     the chunk, its index, the options and the vocabulary."""
@@ -649,11 +677,8 @@ def process_chunk(index: int, chunk: list[Document]) -> dict:
     vocab: VocabInfo = _WORKER["vocab"]
     stats = _ChunkStats()
     docs, doc_ids = _tokenize_documents(chunk, opts.language, stats)
-    if opts.validation_fraction > 0 and doc_ids:
-        u = _uniforms(instance_keys(hash64(opts.seed, "validation"), np.asarray(doc_ids)), 0, 1)[:, 0]
-        is_val = (u < opts.validation_fraction).tolist()
-    else:
-        is_val = [False] * len(doc_ids)
+    val_docs = validation_documents(doc_ids, opts.validation_fraction, opts.seed, index)
+    is_val = [d in val_docs for d in doc_ids]
     result: dict = {"index": index, "nbytes": sum(d.nbytes for d in chunk), "splits": {}}
     for split in SPLITS:
         sel = [i for i, v in enumerate(is_val) if v == (split == "validation")]
@@ -732,7 +757,7 @@ class ShardWriter:
 def data_key(input_hashes: Sequence[str], opts: PrepareOptions, vocab_sha: str, tok_cfg_sha: str) -> str:
     """The identity of a prepared data set: inputs' contents + options + vocabulary."""
     h = hashlib.sha256()
-    h.update(repr((FORMAT_NAME, FORMAT_VERSION, list(input_hashes), sorted(asdict(opts).items()),
+    h.update(repr((FORMAT_NAME, FORMAT_VERSION, ALGORITHM_VERSION, list(input_hashes), sorted(asdict(opts).items()),
                    vocab_sha, tok_cfg_sha)).encode())
     return h.hexdigest()
 
