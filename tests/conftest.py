@@ -24,3 +24,15 @@ def require_shared(*parts: str) -> Path:
 @pytest.fixture
 def minilm_dir() -> Path:
     return require_shared("checkpoints", "minilm-l6-uncased")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one torch thread (more threads only contend on a busy
+    machine); modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

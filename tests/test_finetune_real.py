@@ -15,12 +15,7 @@ from bertkit.tasks import get_task
 from conftest import require_shared
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_shared_task_files_read_with_documented_counts():
