@@ -449,7 +449,7 @@ def plot_curves(run_dir: str | Path, path: str | Path) -> Path:
         ax.set_title(title)
         ax.grid(alpha=0.3)
     axes[0].grid(alpha=0.3)
-    fig.suptitle(str(run_dir))
+    fig.suptitle(Path(run_dir).name)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

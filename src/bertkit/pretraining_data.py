@@ -667,7 +667,7 @@ def validation_documents(doc_ids: list[int], fraction: float, seed: int, index: 
     if k == 0:
         return set()
     u = _uniforms(instance_keys(hash64(seed, "validation"), np.asarray(distinct)), 0, 1)[:, 0]
-    return {distinct[i] for i in np.argsort(u, kind="stable")[:min(k, n)]}
+    return {distinct[i] for i in np.argsort(u, kind="stable")[:k]}
 
 
 def process_chunk(index: int, chunk: list[Document]) -> dict:
