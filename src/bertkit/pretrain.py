@@ -420,7 +420,7 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 def plot_curves(run_dir: str | Path, path: str | Path) -> Path:
     """PNG of a run's curves: training loss, validation MLM loss / accuracy, NSP accuracy vs step.
 
-    Needs matplotlib (``pip install bertkit[report]``).
+    Needs matplotlib (a bertkit dependency).
     """
     try:
         import matplotlib
@@ -428,7 +428,7 @@ def plot_curves(run_dir: str | Path, path: str | Path) -> Path:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise BertkitError("plotting needs matplotlib: pip install 'bertkit[report]'") from None
+        raise BertkitError("plotting needs matplotlib: pip install matplotlib") from None
     recs = read_metrics(run_dir)
     train = [r for r in recs if r.get("kind") == "train"]
     evals = [r for r in recs if r.get("kind") == "eval"]
