@@ -89,6 +89,24 @@ def test_mlm_only_data_trains_without_nsp(env, tmp_path):
     assert set(summary["eval"]) == {"step", "mlm_loss", "mlm_acc"}
 
 
+def test_fp16_with_loss_scaling_trains_bert(env, tmp_path, monkeypatch):
+    """The CUDA recipe's fp16 path (autocast + dynamic loss scaling), run on CPU: BERT's MLM+NSP
+    loss falls, the weights stay finite and fp32, the scaler state is in the checkpoint."""
+    import torch
+
+    monkeypatch.setenv("BERTKIT_PEAK_TFLOPS", "1")  # skip the slow fp16 matmul probe on CPU
+    summary = pretrain(base_cfg(env, tmp_path / "run", precision="fp16", max_steps=15, eval_every=0))
+    train = [r for r in summary["history"] if r["kind"] == "train"]
+    assert train[-1]["loss"] < train[0]["loss"] - 0.5, (train[0]["loss"], train[-1]["loss"])
+    assert summary["step"] == 15 and summary["skipped_steps"] == 0
+    state = torch.load(Path(summary["checkpoint"]) / "trainer_state.pt", weights_only=False)
+    assert state["scaler"]["scale"] == 2.0 ** (16 - summary["overflow_steps"])
+    from safetensors.torch import load_file
+
+    weights = load_file(Path(summary["checkpoint"]) / "model.safetensors")
+    assert all(w.dtype == torch.float32 and torch.isfinite(w).all() for w in weights.values())
+
+
 # ---------------------------------------------------------------------------------------------
 # exact resume after SIGKILL (subprocesses)
 

@@ -222,9 +222,63 @@ def test_bad_train_config(bad, msg):
         Trainer(make_model(), cfg(**bad), mse_loss, ListLoader(make_batches()))
 
 
-def test_fp16_on_cpu_is_a_clear_error():
-    with pytest.raises(BertkitError, match="fp16 with loss scaling needs CUDA"):
-        Trainer(make_model(), cfg(precision="fp16", device="cpu"), mse_loss, ListLoader(make_batches()))
+def fp16_trainer(model, config, loss_fn, loader, out_dir=None, **scaler_kw):
+    """A Trainer in fp16 whose loss scaler has the given settings (e.g. one that grows fast
+    enough to overflow within a few steps)."""
+    tr = Trainer(model, config, loss_fn, loader, out_dir=out_dir)
+    if scaler_kw:
+        tr.scaler = torch.amp.GradScaler("cpu", **scaler_kw)
+    return tr
+
+
+def test_fp16_loss_scaling_trains(monkeypatch):
+    monkeypatch.setenv("BERTKIT_PEAK_TFLOPS", "1")  # skip the (slow on CPU) fp16 matmul probe
+    tr = fp16_trainer(make_model(), cfg(max_steps=30, precision="fp16", device="cpu"), mse_loss,
+                      ListLoader(make_batches()))
+    summary = tr.fit()
+    train = [r for r in summary["history"] if r["kind"] == "train"]
+    assert train[-1]["loss"] < train[0]["loss"]
+    # the default scale (2^16) may overflow once or twice before it settles
+    assert summary["step"] == 30 and summary["overflow_steps"] <= 2
+    assert tr.scaler.get_scale() == 2.0 ** (16 - summary["overflow_steps"])
+
+
+def test_fp16_overflow_skips_the_update_and_the_schedule():
+    """A loss scale of 2^100 overflows fp16 gradients: no weight, optimizer or scheduler change,
+    the scale halves, the step is not counted (and not treated as divergence)."""
+    model = make_model()
+    tr = fp16_trainer(model, cfg(max_steps=3, precision="fp16", device="cpu"), mse_loss,
+                      ListLoader(make_batches()), init_scale=2.0**100)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    *_, overflow = tr._train_step()
+    assert overflow and tr.scaler.get_scale() == 2.0**99
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert tr.scheduler.last_epoch == 0 and not tr.optimizer.state
+    summary = tr.fit()
+    assert summary["step"] == 3 and summary["skipped_steps"] == 0 and summary["rollbacks"] == 0
+    assert summary["overflow_steps"] >= 80  # halved from 2^99 until fp16 gradients fit
+    assert tr.scheduler.last_epoch == 3
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_fp16_resume_is_bitwise_exact_with_the_scaler_state(tmp_path):
+    """A scaler that doubles every 2 steps overflows repeatedly; a run crashed after its
+    checkpoint and resumed must replay the same scale decisions and end bitwise equal."""
+    batches, fast = make_batches(), dict(init_scale=2.0**10, growth_interval=2)
+    config = dict(max_steps=24, precision="fp16", device="cpu")
+    ma = make_model()
+    a = fp16_trainer(ma, cfg(**config), mse_loss, ListLoader(batches), **fast).fit()
+    assert a["overflow_steps"] > 0
+    mb = make_model()
+    with pytest.raises(Crash):
+        fp16_trainer(mb, cfg(save_every=12, **config), crash_at(a["overflow_steps"] + 20), ListLoader(batches),
+                     out_dir=tmp_path, **fast).fit()
+    assert [c.name for c in list_checkpoints(tmp_path)] == ["checkpoint-12"]
+    mb2 = make_model(seed=99)
+    b = fp16_trainer(mb2, cfg(**config), mse_loss, ListLoader(batches), out_dir=tmp_path).fit(resume=True)
+    assert b["step"] == 24 and b["overflow_steps"] == a["overflow_steps"]
+    for (n, x), y in zip(ma.state_dict().items(), mb2.state_dict().values()):
+        assert torch.equal(x, y), n
 
 
 def test_bf16_autocast_trains():

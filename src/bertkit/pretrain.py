@@ -54,7 +54,7 @@ class PretrainConfig:
     optimizer: str = "adamw"  # adamw | lamb
     weight_decay: float = 0.01  # AdamW/LAMB decay (none on biases and LayerNorm)
     max_grad_norm: float = 1.0  # 0 disables clipping
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (CUDA)
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (loss scaling; for CUDA, slow on CPU)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dropout: float | None = None  # override hidden and attention dropout (None: the model config's)
     save_every: int = 1000  # steps between checkpoints (0: only at the end / by minutes)

@@ -5,7 +5,7 @@ Everything here is small and stateless apart from the process group, so the trai
 
 * :func:`choose_device` -- ``"auto"`` picks CUDA (this rank's ``LOCAL_RANK``) when present, else CPU.
 * :func:`autocast` / :func:`make_grad_scaler` -- ``fp32`` (no autocast), ``bf16`` (autocast on CPU
-  and CUDA), ``fp16`` (autocast + loss scaling, CUDA only).
+  and CUDA), ``fp16`` (autocast + dynamic loss scaling; meant for CUDA, also runs on CPU, slowly).
 * :func:`init_distributed` -- reads the ``torchrun`` environment (``RANK``, ``WORLD_SIZE``,
   ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``) and starts a process group: ``gloo`` on CPU,
   ``nccl`` on CUDA. Without that environment it is a no-op (world size 1).
@@ -143,12 +143,10 @@ def choose_device(name: str = "auto") -> torch.device:
     return dev
 
 
-def check_precision(precision: str, device: torch.device) -> None:
-    """Raise :class:`BertkitError` for an unknown precision or one the device cannot run."""
+def check_precision(precision: str) -> None:
+    """Raise :class:`BertkitError` for an unknown precision (all three run on CPU and CUDA)."""
     if precision not in PRECISIONS:
         raise BertkitError(f"precision: unknown value {precision!r} (choose from {', '.join(PRECISIONS)})")
-    if precision == "fp16" and device.type != "cuda":
-        raise BertkitError("precision: fp16 with loss scaling needs CUDA; on CPU use bf16 or fp32")
 
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
@@ -225,14 +223,19 @@ _CUDA_PEAKS: list[tuple[str, dict[str, float]]] = [
 _measured_peaks: dict[tuple[str, str], float] = {}
 
 
-def measure_matmul_flops(device: torch.device, precision: str, n: int = 1024, reps: int = 8) -> float:
-    """Achieved FLOP/s of an ``n x n`` matmul in ``precision`` on ``device`` (best of ``reps``)."""
+def measure_matmul_flops(device: torch.device, precision: str, n: int = 1024, reps: int = 8,
+                         max_seconds: float = 1.0) -> float:
+    """Achieved FLOP/s of an ``n x n`` matmul in ``precision`` on ``device``: the best of ``reps``
+    repetitions, or of those that fit in ``max_seconds`` (at least one; fp16 on a CPU without
+    fp16 matrix units takes seconds per matmul)."""
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     g = torch.Generator(device=device).manual_seed(0)  # private: the global RNGs stay untouched
     a = torch.randn(n, n, device=device, generator=g).to(dtype)
     b = torch.randn(n, n, device=device, generator=g).to(dtype)
-    best = float("inf")
+    best, start = float("inf"), time.perf_counter()
     for _ in range(reps):
+        if best < float("inf") and time.perf_counter() - start > max_seconds:
+            break
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()

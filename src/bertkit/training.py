@@ -73,7 +73,7 @@ class TrainConfig:
     adam_eps: float = 1e-6
     grad_accum: int = 1  # micro-batches per optimizer step (per rank)
     max_grad_norm: float = 1.0  # global gradient clipping; 0 disables
-    precision: str = "fp32"  # fp32 | bf16 (autocast, CPU+CUDA) | fp16 (autocast + loss scaling, CUDA)
+    precision: str = "fp32"  # fp32 | bf16 (autocast, CPU+CUDA) | fp16 (autocast + loss scaling; for CUDA)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     eval_every: int = 0  # steps between evaluations; 0 = only at the end
     save_every: int = 0  # steps between checkpoints; 0 = none by step count
@@ -307,7 +307,7 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.run_config = run_config if run_config is not None else dataclasses.asdict(cfg)
         self.device = runtime.choose_device(cfg.device)
-        runtime.check_precision(cfg.precision, self.device)
+        runtime.check_precision(cfg.precision)
         self.dist = runtime.init_distributed(self.device)
         runtime.seed_everything(cfg.seed + self.dist.rank)
 
@@ -336,6 +336,7 @@ class Trainer:
 
         self.step = 0
         self.skipped_steps = 0  # non-finite steps skipped, over the whole run
+        self.overflow_steps = 0  # fp16: updates the loss scaler skipped (gradient overflow)
         self.rollbacks = 0
         self.lr_scale = 1.0  # cumulative divergence back-off
         self.tokens_seen = 0  # global (all ranks)
@@ -364,7 +365,10 @@ class Trainer:
         bar = self._progress_bar()
         try:
             while self.step < cfg.max_steps:
-                loss, metrics, tokens, flops, grad_norm = self._train_step()
+                loss, metrics, tokens, flops, grad_norm, overflow = self._train_step()
+                if overflow:  # fp16: the loss scaler skipped the update and lowered the scale
+                    self.overflow_steps += 1
+                    continue
                 if not self._is_finite(loss, grad_norm):
                     self.skipped_steps += 1
                     consecutive_bad += 1
@@ -407,6 +411,7 @@ class Trainer:
             "eval": self.last_eval,
             "history": self.history,
             "skipped_steps": self.skipped_steps,
+            "overflow_steps": self.overflow_steps,
             "rollbacks": self.rollbacks,
             "tokens_seen": self.tokens_seen,
             "elapsed_s": elapsed,
@@ -437,12 +442,13 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ one step
 
-    def _train_step(self) -> tuple[float, dict, int, float, float | None]:
+    def _train_step(self) -> tuple[float, dict, int, float, float | None, bool]:
         """Run ``grad_accum`` micro-batches and (unless non-finite) one optimizer step.
 
         Returns (mean loss over micro-batches and ranks, mean metrics of this rank, tokens of
-        this rank, FLOPs of this rank, gradient norm or None). A non-finite step leaves the
-        weights and optimizer untouched.
+        this rank, FLOPs of this rank, gradient norm or None, fp16 overflow). A non-finite step
+        leaves the weights and optimizer untouched; so does an fp16 overflow (the loss scaler
+        skips the update and lowers its scale; the scheduler does not advance).
         """
         cfg = self.cfg
         self.model.train()
@@ -471,19 +477,20 @@ class Trainer:
         loss_value = loss_mean.item()
         metrics = {k: v / cfg.grad_accum for k, v in metric_sums.items()}
 
-        grad_norm = None
+        grad_norm, overflow = None, False
         if math.isfinite(loss_value):
             self.scaler.unscale_(self.optimizer)
             if cfg.max_grad_norm > 0:
                 grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm))
             if self._is_finite(loss_value, grad_norm):
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.scheduler.step()
-            elif self.scaler.is_enabled():
-                self.scaler.update()  # lower the loss scale; the scaler skipped the step itself
+                scale = self.scaler.get_scale() if self.scaler.is_enabled() else 0.0
+                self.scaler.step(self.optimizer)  # fp16: skips the update on inf/nan gradients
+                self.scaler.update()  # ... and then lowers the scale
+                overflow = self.scaler.is_enabled() and self.scaler.get_scale() < scale
+                if not overflow:
+                    self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return loss_value, metrics, tokens, flops, grad_norm
+        return loss_value, metrics, tokens, flops, grad_norm, overflow
 
     def _is_finite(self, loss: float, grad_norm: float | None) -> bool:
         """A step counts when its loss is finite and (outside fp16, where the scaler handles
@@ -594,6 +601,8 @@ class Trainer:
         if self.last_eval:
             parts.append("eval " + " ".join(f"{k} {v:.4f}" for k, v in self.last_eval.items() if k != "step"))
         parts.append(f"{summary['skipped_steps']} skipped steps, {summary['rollbacks']} rollbacks")
+        if self.scaler.is_enabled():
+            parts.append(f"{summary['overflow_steps']} fp16 overflow steps, loss scale {self.scaler.get_scale():g}")
         if summary["checkpoint"]:
             parts.append(f"checkpoint {summary['checkpoint']}")
         return "; ".join(parts)
@@ -631,6 +640,7 @@ class Trainer:
             "data": data,  # one entry per rank
             "world_size": self.dist.world_size,
             "skipped_steps": self.skipped_steps,
+            "overflow_steps": self.overflow_steps,
             "rollbacks": self.rollbacks,
             "lr_scale": self.lr_scale,
             "tokens_seen": self.tokens_seen,
@@ -694,6 +704,7 @@ class Trainer:
         self.batches.load_state_dict(state["data"][self.dist.rank])
         self.step = state["step"]
         self.skipped_steps = state["skipped_steps"]
+        self.overflow_steps = state.get("overflow_steps", 0)
         self.rollbacks = state["rollbacks"]
         self.lr_scale = state["lr_scale"]
         self.tokens_seen = state["tokens_seen"]
