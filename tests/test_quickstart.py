@@ -118,6 +118,25 @@ def test_train_seconds_from_history():
     assert [r["time_s"] for r in recs] == [2.0, 4.0] and recs[1]["mlm_acc"] == 0.2
 
 
+def test_long_pretraining_keeps_checkpoints_to_resume_from(tmp_path, monkeypatch):
+    """A multi-hour budget must not lose its work to a crash: the run after calibration saves a
+    checkpoint every CHECKPOINT_MINUTES and resumes from the newest one."""
+    import bertkit.pretrain as P
+
+    seen = []
+
+    def fake_pretrain(cfg, resume=False):
+        seen.append((cfg.max_steps, cfg.save_every_minutes, cfg.keep_last, resume))
+        return {"checkpoint": str(tmp_path / "run" / "checkpoint-500"), "step": 500}
+
+    monkeypatch.setattr(P, "pretrain", fake_pretrain)
+    (tmp_path / "plan.json").write_text(json.dumps({"calibration_wall_s": 1.0, "max_steps": 500}))
+    opts = Q.QuickstartOptions(budget_s=3600)
+    out = Q._run_pretrain(opts, {"tokenizer_dir": "v"}, {"data_dir": "d"}, "fp32", tmp_path, resume=True)
+    assert seen == [(500, Q.CHECKPOINT_MINUTES, 1, True)] and Q.CHECKPOINT_MINUTES > 0
+    assert out["steps"] == 500
+
+
 def test_stage_key_depends_on_every_input():
     k = Q.stage_key("vocab", {"data": "abc", "vocab_size": 100})
     assert k == Q.stage_key("vocab", {"vocab_size": 100, "data": "abc"})  # order-free

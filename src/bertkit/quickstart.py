@@ -358,6 +358,7 @@ def _run_prepare(opts: QuickstartOptions, data: dict, vocab: dict, directory: Pa
 
 CALIBRATION_STEPS = 10  # the first steps of the run, timed to size the rest to the budget
 EVAL_BATCHES = 20  # validation batches scored at the end of the run (2 after calibration)
+CHECKPOINT_MINUTES = 10.0  # a long budget keeps a checkpoint this often, so a crash loses little
 
 
 def _train_seconds(history: list[dict]) -> tuple[list[dict], float]:
@@ -432,6 +433,7 @@ def _run_pretrain(opts: QuickstartOptions, vocab: dict, prepared: dict, precisio
     cfg.warmup_steps = max(CALIBRATION_STEPS, steps // 10)
     cfg.log_every = max(1, steps // 200)
     cfg.eval_batches = EVAL_BATCHES
+    cfg.save_every_minutes = CHECKPOINT_MINUTES  # re-running the quickstart resumes from the newest
     summary = pretrain(cfg, resume=True) if steps > CALIBRATION_STEPS else read_summary(run_dir)
     seconds = time.perf_counter() - t0
     history = _merged_history(run_dir)
