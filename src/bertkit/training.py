@@ -483,10 +483,10 @@ class Trainer:
             if cfg.max_grad_norm > 0:
                 grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm))
             if self._is_finite(loss_value, grad_norm):
-                scale = self.scaler.get_scale() if self.scaler.is_enabled() else 0.0
+                scale = self.scaler.get_scale()  # 1.0 when disabled (fp32 / bf16)
                 self.scaler.step(self.optimizer)  # fp16: skips the update on inf/nan gradients
                 self.scaler.update()  # ... and then lowers the scale
-                overflow = self.scaler.is_enabled() and self.scaler.get_scale() < scale
+                overflow = self.scaler.get_scale() < scale
                 if not overflow:
                     self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
