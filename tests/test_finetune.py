@@ -241,6 +241,18 @@ def test_cli_finetune_evaluate_predict_and_errors(init_dir, tmp_path, capsys):
     assert main(["predict", "--model", str(out), "--data", dv, "--out", str(tmp_path / "p.jsonl"),
                  "--no-progress"]) == 0
     assert len(read_predictions(str(tmp_path / "p.jsonl"))) == 8
+    # files without a header line: the setting is saved with the model, so predict reads the same way
+    for name in ("train", "dev"):
+        lines = (tmp_path / f"{name}.tsv").read_text().splitlines()[1:]
+        (tmp_path / f"{name}-nh.tsv").write_text("\n".join(lines) + "\n")
+    out_nh = tmp_path / "o-nh"
+    assert main(["finetune", "--task", "classification", "--train", str(tmp_path / "train-nh.tsv"),
+                 "--dev", str(tmp_path / "dev-nh.tsv"), "--init", init_dir, "--out", str(out_nh),
+                 "--epochs", "1", "--batch-size", "8", "--no-header", "--no-progress", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--model", str(out_nh), "--data", str(tmp_path / "dev-nh.tsv"),
+                 "--out", str(tmp_path / "p-nh.jsonl"), "--no-progress"]) == 0
+    assert len(read_predictions(str(tmp_path / "p-nh.jsonl"))) == 8
     # a dev label the training file lacks
     bad = write_tsv(tmp_path / "bad.tsv", ["text", "y"], [("good", 1), ("odd", 7)])
     rc = main(["finetune", "--task", "classification", "--train", tr, "--dev", bad, "--init", init_dir,

@@ -67,6 +67,34 @@ def test_missing_column_names_file_and_columns(tmp_path):
         get_task("classification").read(j)
 
 
+def test_files_without_a_header_line(tmp_path):
+    # sentence<TAB>label with no header: read by position, text first, label last
+    f = write(tmp_path / "sst.tsv", "a good film .\t1\nbad\t0\n")
+    ex = get_task("classification", header=False).read(f)
+    assert [(e.text, e.label, e.line) for e in ex] == [("a good film .", "1", 1), ("bad", "0", 2)]
+    # unlabelled prediction input: one column of texts
+    ex = get_task("classification", header=False).read(write(tmp_path / "u.tsv", "x y\nz\n"), labelled=False)
+    assert [(e.text, e.label) for e in ex] == [("x y", None), ("z", None)]
+    # GLUE CoLA (source, label, original label, sentence): columns named by number
+    cola = write(tmp_path / "cola.tsv", "gj04\t1\t\tOur friends won't buy this.\ngj04\t0\t*\tThey drank the pub.\n")
+    ex = get_task("classification", header=False, text_column="3", label_column="1").read(cola)
+    assert [(e.text, e.label) for e in ex] == [("Our friends won't buy this.", "1"), ("They drank the pub.", "0")]
+    with pytest.raises(BertkitError, match=r"cola.tsv: no header line and 4 columns.*--text-column N"):
+        get_task("classification", header=False).read(cola)
+    # pairs (a, b, label), CSV, and regression scores
+    p = write(tmp_path / "p.csv", '"A, b.",C d.,1\n')
+    e = get_task("pair", header=False).read(p)[0]
+    assert (e.text, e.text_pair, e.label) == ("A, b.", "C d.", "1")
+    e = get_task("regression", header=False).read(write(tmp_path / "s.tsv", "a\tb\t4.5\n"))[0]
+    assert (e.text, e.text_pair, e.label) == ("a", "b", 4.5)
+    # the same file read with the default (header) names the way out
+    with pytest.raises(BertkitError, match=r"sst.tsv: no text column.*--no-header"):
+        get_task("classification").read(f)
+    # tasks whose formats always have a header refuse the setting
+    with pytest.raises(BertkitError, match=r"header do not apply"):
+        get_task("tagging", header=False)
+
+
 def test_wrong_field_count_and_empty_split(tmp_path):
     f = write(tmp_path / "x.tsv", "sentence\tlabel\nok\t1\ntoo\tmany\tfields\n")
     with pytest.raises(BertkitError, match=r"x.tsv:3: expected 2 tab-separated fields"):

@@ -411,12 +411,13 @@ def save_task_model(directory: Path, model, tok, task: Task) -> None:
 
 
 def column_settings(task_name: str, text: str | None = None, text_pair: str | None = None,
-                    label: str | None = None) -> dict[str, str]:
+                    label: str | None = None, header: bool | None = None) -> dict[str, Any]:
     """Column overrides under the task's setting names (multiple choice: context / start)."""
     if task_name == "choice":
         d = {"context_column": text, "start_column": text_pair, "label_column": label}
     else:
         d = {"text_column": text, "text_pair_column": text_pair, "label_column": label}
+    d["header"] = header
     return {k: v for k, v in d.items() if v is not None}
 
 

@@ -19,11 +19,17 @@ def add_column_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--text-pair-column", default=None,
                    help="second text column of a pair (choice: the ending prefix column, default sent2)")
     g.add_argument("--label-column", default=None, help="label / score column")
+    g.add_argument("--no-header", dest="header", action="store_const", const=False, default=None,
+                   help="TSV/CSV files without a header line (classification, pair, regression): columns "
+                   "are then numbered from 0 and default to the text(s) first, the label last; name "
+                   "others by number, e.g. GLUE CoLA: --no-header --text-column 3 --label-column 1")
 
 
 def columns_of(args: argparse.Namespace) -> dict:
-    """The column overrides given on the command line, as ``{"text", "text_pair", "label"}``."""
-    return {"text": args.text_column, "text_pair": args.text_pair_column, "label": args.label_column}
+    """The column overrides given on the command line, as ``{"text", "text_pair", "label",
+    "header"}``."""
+    return {"text": args.text_column, "text_pair": args.text_pair_column, "label": args.label_column,
+            "header": args.header}
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from bertkit import metrics
 from bertkit.errors import BertkitError
 from bertkit.tasks.base import Features, Task, batch_forward, build_pair, run_model
-from bertkit.tasks.readers import field_text, label_text, pick_column, read_table, require_rows
+from bertkit.tasks.readers import field_text, label_text, pick_column, read_table, require_rows, table_format
 
 SINGLE_TEXT_COLUMNS = ("sentence", "text", "review", "content", "document")
 # (first, second) column conventions: STS-B/MNLI/RTE, QQP, MRPC, BoolQ, QNLI, SNLI-style, generic.
@@ -61,18 +61,42 @@ def resolve_text_columns(path, columns, pair: bool | None, text_col, pair_col) -
             raise BertkitError(
                 f"{path}: no sentence-pair columns: expected one of "
                 f"{', '.join(f'{a}+{b}' for a, b in PAIR_TEXT_COLUMNS)} (columns: {', '.join(columns)}); "
-                "name them with --text-column and --text-pair-column"
+                f"name them with --text-column and --text-pair-column{no_header_hint(path)}"
             )
-    return pick_column(path, columns, None, SINGLE_TEXT_COLUMNS, "text", "--text-column"), None
+    return pick_column(path, columns, None, SINGLE_TEXT_COLUMNS, "text", "--text-column",
+                       no_header_hint(path)), None
+
+
+def no_header_hint(path) -> str:
+    """For a table whose first line did not name the columns: point at ``--no-header``."""
+    return "" if table_format(path) == "jsonl" else " (or pass --no-header if the file has no header line)"
+
+
+def positional_defaults(path, n: int, pair: bool | None, labelled: bool) -> tuple[str, str | None, str | None]:
+    """(text, pair, label) columns of a file without a header line, read by position: the text
+    (and pair) first, the label last -- ``text<TAB>label``, ``a<TAB>b<TAB>label``, or texts only."""
+    layouts = [(1, False), (2, True)] if pair is None else [(2 if pair else 1, bool(pair))]
+    for k, is_pair in layouts:
+        if n == k + 1 or (n == k and not labelled):
+            return "0", ("1" if is_pair else None), (str(k) if n == k + 1 else None)
+    raise BertkitError(
+        f"{path}: no header line and {n} columns; say which is which by position (0-based): "
+        "--text-column N [--text-pair-column N] --label-column N"
+    )
 
 
 def read_text_examples(
     path: str, pair: bool | None, text_col: str | None, pair_col: str | None, label_col: str | None,
-    label_candidates: Sequence[str], labelled: bool, as_float: bool = False,
+    label_candidates: Sequence[str], labelled: bool, as_float: bool = False, header: bool = True,
 ) -> list[TextExample]:
-    """Read any TSV/CSV/JSONL of texts (and labels) into :class:`TextExample` rows."""
-    columns, rows = read_table(path)
+    """Read any TSV/CSV/JSONL of texts (and labels) into :class:`TextExample` rows. Without a
+    ``header`` line, columns are named by 0-based position and default to text(s) then label."""
+    columns, rows = read_table(path, header=header)
     require_rows(path, rows)
+    if not header and table_format(path) != "jsonl" and text_col is None and pair_col is None:
+        text_col, pair_col, default_label = positional_defaults(path, len(columns), pair, labelled)
+        label_col = label_col or default_label
+        label_candidates = ()
     first, second = resolve_text_columns(path, columns, pair, text_col, pair_col)
     label_name = None
     if labelled:
@@ -148,13 +172,13 @@ class ClassificationTask(Task):
     head = "BertForSequenceClassification"
     main_metric = "accuracy"
     pair: bool | None = False
-    defaults = {"text_column": None, "text_pair_column": None, "label_column": None}
+    defaults = {"text_column": None, "text_pair_column": None, "label_column": None, "header": True}
 
     def read(self, path: str, labelled: bool = True) -> list[TextExample]:
         s = self.settings
         pair = True if s["text_pair_column"] else self.pair
         return read_text_examples(path, pair, s["text_column"], s["text_pair_column"], s["label_column"],
-                                  LABEL_COLUMNS, labelled)
+                                  LABEL_COLUMNS, labelled, header=s["header"])
 
     def label_list(self, examples: Sequence[TextExample]) -> list[str]:
         labels = sort_labels({e.label for e in examples})

@@ -36,22 +36,29 @@ def table_format(path: str | os.PathLike) -> str:
     raise BertkitError(f"{path}: cannot tell the table format from the name; use .tsv, .csv or .jsonl")
 
 
-def read_table(path: str | os.PathLike) -> tuple[list[str], list[Row]]:
+def read_table(path: str | os.PathLike, header: bool = True) -> tuple[list[str], list[Row]]:
     """Read a TSV (GLUE style: tab-separated, no quoting), CSV (RFC 4180) or JSONL file.
 
-    TSV and CSV files must start with a header line. Returns ``(columns, rows)``; a row with a
-    different number of fields than the header is an error naming the line.
+    TSV and CSV files start with a header line, unless ``header`` is false: then the columns are
+    named by their 0-based position (``"0"``, ``"1"``, ...) and the first line is data (GLUE's
+    CoLA files). Returns ``(columns, rows)``; a row with a different number of fields than the
+    first line is an error naming the line.
     """
     fmt = table_format(path)
     if fmt == "jsonl":
         return _read_jsonl(path)
     lines = iter_lines(path)
     if fmt == "tsv":
-        return _read_tsv(path, lines)
-    return _read_csv(path, lines)
+        return _read_tsv(path, lines, header)
+    return _read_csv(path, lines, header)
 
 
-def _read_tsv(path, lines) -> tuple[list[str], list[Row]]:
+def positional_columns(n: int) -> list[str]:
+    """Column names of a file without a header line: ``"0" .. "n-1"``."""
+    return [str(i) for i in range(n)]
+
+
+def _read_tsv(path, lines, has_header: bool = True) -> tuple[list[str], list[Row]]:
     header: list[str] | None = None
     rows: list[Row] = []
     for lineno, text in lines:
@@ -59,7 +66,9 @@ def _read_tsv(path, lines) -> tuple[list[str], list[Row]]:
             if not text.strip():
                 continue
             header = text.split("\t")
-            continue
+            if has_header:
+                continue
+            header = positional_columns(len(header))
         if not text.strip():
             continue
         parts = text.split("\t")
@@ -74,7 +83,7 @@ def _read_tsv(path, lines) -> tuple[list[str], list[Row]]:
     return header, rows
 
 
-def _read_csv(path, lines) -> tuple[list[str], list[Row]]:
+def _read_csv(path, lines, has_header: bool = True) -> tuple[list[str], list[Row]]:
     numbered = list(lines)
     reader = csv.reader(t + "\n" for _, t in numbered)
     header: list[str] | None = None
@@ -85,8 +94,9 @@ def _read_csv(path, lines) -> tuple[list[str], list[Row]]:
             if not parts or all(not p.strip() for p in parts):
                 continue
             if header is None:
-                header = parts
-                continue
+                header = parts if has_header else positional_columns(len(parts))
+                if has_header:
+                    continue
             if len(parts) != len(header):
                 raise BertkitError(
                     f"{path}:{lineno}: expected {len(header)} comma-separated fields "
@@ -118,9 +128,11 @@ def _read_jsonl(path) -> tuple[list[str], list[Row]]:
 
 
 def pick_column(
-    path, columns: Sequence[str], wanted: str | None, candidates: Sequence[str], what: str, option: str
+    path, columns: Sequence[str], wanted: str | None, candidates: Sequence[str], what: str, option: str,
+    hint: str = "",
 ) -> str:
-    """The column named ``wanted`` (user override), else the first of ``candidates`` present."""
+    """The column named ``wanted`` (user override), else the first of ``candidates`` present;
+    ``hint`` ends the error message when none is."""
     if wanted is not None:
         if wanted not in columns:
             raise BertkitError(
@@ -132,7 +144,7 @@ def pick_column(
             return c
     raise BertkitError(
         f"{path}: no {what} column: expected one of {', '.join(repr(c) for c in candidates)} "
-        f"(columns: {', '.join(columns) or 'none'}); name it with {option}"
+        f"(columns: {', '.join(columns) or 'none'}); name it with {option}{hint}"
     )
 
 

@@ -24,13 +24,13 @@ class RegressionTask(Task):
     name = "regression"
     head = "BertForSequenceClassification"
     main_metric = "pearson"
-    defaults = {"text_column": None, "text_pair_column": None, "label_column": None}
+    defaults = {"text_column": None, "text_pair_column": None, "label_column": None, "header": True}
 
     def read(self, path: str, labelled: bool = True) -> list[TextExample]:
         s = self.settings
         pair = True if s["text_pair_column"] else None
         return read_text_examples(path, pair, s["text_column"], s["text_pair_column"], s["label_column"],
-                                  SCORE_COLUMNS, labelled, as_float=True)
+                                  SCORE_COLUMNS, labelled, as_float=True, header=s["header"])
 
     def label_list(self, examples: Sequence[TextExample]) -> None:
         if len({e.label for e in examples}) < 2:

@@ -42,13 +42,13 @@ def mean_pooled_embeddings(model: Any, tokenizer: Any, texts: list[str], max_seq
 
 def embedding_similarity(model_dir: str, data: str, max_seq_length: int = 256, batch_size: int = 32,
                          text_column: str | None = None, text_pair_column: str | None = None,
-                         label_column: str | None = None) -> dict[str, float]:
+                         label_column: str | None = None, header: bool | None = None) -> dict[str, float]:
     """Pearson / Spearman of cosine(mean-pooled embeddings) against the file's scores."""
     from bertkit.model import BertModel
     from bertkit.tokenization import Tokenizer
 
     examples = read_text_examples(data, True, text_column, text_pair_column, label_column, SCORE_COLUMNS,
-                                  labelled=True, as_float=True)
+                                  labelled=True, as_float=True, header=header is not False)
     tok = Tokenizer.from_pretrained(model_dir)
     model = BertModel.from_pretrained(model_dir).to(runtime.choose_device("auto"))
     unique = sorted({e.text for e in examples} | {e.text_pair for e in examples})
