@@ -54,6 +54,17 @@ def test_jsonl_and_gzip(tmp_path):
     assert docs == [(0, ["Title", "One sentence.", "Another one."]), (1, ["Solo."])]
 
 
+def test_byte_order_mark_is_dropped(tmp_path):
+    p = tmp_path / "bom.jsonl"
+    p.write_bytes(b"\xef\xbb\xbf" + json.dumps({"text": "One. Two."}).encode() + b"\n")
+    assert detect_format(p) == "jsonl"
+    docs, stats = docs_of([p])
+    assert docs == [(0, ["One.", "Two."])] and stats.bytes == p.stat().st_size
+    t = tmp_path / "bom.txt"
+    t.write_bytes(b"\xef\xbb\xbfFirst.\nSecond.\n")
+    assert docs_of([t])[0] == [(0, ["First.", "Second."])]
+
+
 def test_jsonl_errors_name_the_line(tmp_path):
     p = tmp_path / "bad.jsonl"
     p.write_text('{"text": "ok."}\n{"text": \n')

@@ -95,6 +95,21 @@ def test_files_without_a_header_line(tmp_path):
         get_task("tagging", header=False)
 
 
+def test_byte_order_mark_and_bad_utf8(tmp_path):
+    # Excel's "CSV UTF-8" starts with a BOM; the header must still be found
+    f = tmp_path / "excel.csv"
+    f.write_bytes(b"\xef\xbb\xbfsentence,label\ngood,1\nbad,0\n")
+    assert [e.text for e in get_task("classification").read(str(f))] == ["good", "bad"]
+    j = tmp_path / "squad.json"
+    j.write_bytes(b"\xef\xbb\xbf" + json.dumps({"data": [{"paragraphs": [{"context": "Paris is big.", "qas": [
+        {"id": "q1", "question": "What?", "answers": [{"text": "Paris", "answer_start": 0}]}]}]}]}).encode())
+    assert read_squad(str(j))[0][0].answers == [("Paris", 0)]
+    bad = tmp_path / "latin1.tsv"
+    bad.write_bytes("sentence\tlabel\ncaf\u00e9\t1\n".encode("latin-1"))
+    with pytest.raises(BertkitError, match=r"latin1.tsv:2: invalid UTF-8 at byte offset 18 \(save the file as UTF-8\)"):
+        get_task("classification").read(str(bad))
+
+
 def test_wrong_field_count_and_empty_split(tmp_path):
     f = write(tmp_path / "x.tsv", "sentence\tlabel\nok\t1\ntoo\tmany\tfields\n")
     with pytest.raises(BertkitError, match=r"x.tsv:3: expected 2 tab-separated fields"):

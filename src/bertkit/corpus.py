@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from bertkit.errors import BertkitError
-from bertkit.fileio import open_binary
+from bertkit.fileio import REPLACE_HINT, UTF8_BOM, open_binary
 
 FORMATS = ("auto", "bert", "text", "jsonl")
 TEXT_SUFFIXES = (".txt", ".text", ".jsonl", ".json")
@@ -190,6 +190,10 @@ def _iter_raw_lines(
                 stats.bytes += n
                 yield lineno, "", n  # an empty line keeps line numbers and document breaks
                 continue
+            if lineno == 1 and raw.startswith(UTF8_BOM):
+                raw = raw[len(UTF8_BOM):]
+                offset += len(UTF8_BOM)
+                stats.bytes += len(UTF8_BOM)
             nul = raw.find(0)
             if nul >= 0:
                 raise BertkitError(
@@ -200,8 +204,7 @@ def _iter_raw_lines(
                 text = raw.decode("utf-8", errors=errors)
             except UnicodeDecodeError as e:
                 raise BertkitError(
-                    f"{path}:{lineno}: invalid UTF-8 at byte offset {offset + e.start} "
-                    "(pass --encoding-errors replace to substitute U+FFFD)"
+                    f"{path}:{lineno}: invalid UTF-8 at byte offset {offset + e.start} ({REPLACE_HINT})"
                 ) from None
             offset += len(raw)
             stats.bytes += len(raw)

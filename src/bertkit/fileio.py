@@ -38,22 +38,30 @@ def open_binary(path: str | os.PathLike) -> io.BufferedIOBase:
     return open(p, "rb")
 
 
-def iter_lines(path: str | os.PathLike, errors: str = "strict") -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, text)`` (1-based, without the newline) from a UTF-8 text file.
+REPLACE_HINT = "pass --encoding-errors replace to substitute U+FFFD"
+UTF8_BOM = b"\xef\xbb\xbf"
 
-    Invalid UTF-8 raises :class:`BertkitError` naming the file, line and byte offset, unless
-    ``errors="replace"`` is given, in which case bad bytes become U+FFFD.
+
+def iter_lines(path: str | os.PathLike, errors: str = "strict",
+               hint: str = "save the file as UTF-8") -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` (1-based, without the newline) from a UTF-8 text file; a
+    byte-order mark at the start (Excel's "CSV UTF-8") is dropped.
+
+    Invalid UTF-8 raises :class:`BertkitError` naming the file, line and byte offset and ending
+    with ``hint``, unless ``errors="replace"`` is given, in which case bad bytes become U+FFFD.
     A NUL byte marks a binary file and is reported the same way.
     """
     offset = 0
     with open_binary(path) as f:
         for lineno, raw in enumerate(f, start=1):
+            if lineno == 1 and raw.startswith(UTF8_BOM):
+                raw = raw[len(UTF8_BOM):]
+                offset = len(UTF8_BOM)
             try:
                 text = raw.decode("utf-8", errors=errors)
             except UnicodeDecodeError as e:
                 raise BertkitError(
-                    f"{path}:{lineno}: invalid UTF-8 at byte offset {offset + e.start} "
-                    f"(pass --encoding-errors replace to substitute U+FFFD)"
+                    f"{path}:{lineno}: invalid UTF-8 at byte offset {offset + e.start} ({hint})"
                 ) from None
             if "\x00" in text:
                 raise BertkitError(
@@ -121,7 +129,7 @@ def read_json(path: str | os.PathLike) -> dict:
     if not p.is_file():
         raise BertkitError(f"{p}: no such file")
     try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
+        obj = json.loads(p.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as e:
         raise BertkitError(f"{p}:{e.lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
     except UnicodeDecodeError as e:

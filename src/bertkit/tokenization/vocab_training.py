@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from bertkit.errors import BertkitError
-from bertkit.fileio import iter_lines
+from bertkit.fileio import REPLACE_HINT, iter_lines
 from bertkit.tokenization.tokenizer import (
     SPECIAL_TOKENS,
     Tokenizer,
@@ -76,7 +76,7 @@ def iter_texts(paths: Sequence[str | os.PathLike], encoding_errors: str = "stric
     for path in paths:
         name = Path(path).name
         is_jsonl = name.endswith(".jsonl") or name.endswith(".jsonl.gz")
-        for lineno, line in iter_lines(path, errors=encoding_errors):
+        for lineno, line in iter_lines(path, errors=encoding_errors, hint=REPLACE_HINT):
             if not line.strip():
                 continue
             if not is_jsonl:
