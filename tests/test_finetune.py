@@ -205,6 +205,11 @@ def test_qa_end_to_end(init_dir, tmp_path):
     assert evaluate(str(tmp_path / "o"), dv, progress=False) == pytest.approx(r["test"])
     predict(str(tmp_path / "o"), dv, str(tmp_path / "p.jsonl"), progress=False)
     assert read_predictions(str(tmp_path / "p.jsonl")) == read_predictions(str(tmp_path / "o" / "predictions_test.jsonl"))
+    # the official SQuAD format ({id: answer}, "" = no answer) beside the JSON lines, and from predict
+    official = {r["id"]: r["prediction"] for r in read_predictions(str(tmp_path / "p.jsonl"))}
+    assert json.loads((tmp_path / "o" / "predictions_test.json").read_text()) == official
+    predict(str(tmp_path / "o"), dv, str(tmp_path / "p.json"), progress=False)
+    assert json.loads((tmp_path / "p.json").read_text()) == official and len(official) == 12
 
 
 def test_choice_end_to_end(init_dir, tmp_path):
@@ -241,6 +246,11 @@ def test_cli_finetune_evaluate_predict_and_errors(init_dir, tmp_path, capsys):
     assert main(["predict", "--model", str(out), "--data", dv, "--out", str(tmp_path / "p.jsonl"),
                  "--no-progress"]) == 0
     assert len(read_predictions(str(tmp_path / "p.jsonl"))) == 8
+    # .json output is only for tasks with an official format; refused before predicting
+    assert main(["predict", "--model", str(out), "--data", dv, "--out", str(tmp_path / "p.json"),
+                 "--no-progress"]) == 2
+    assert "p.json: .json predictions are for tasks with an official format" in capsys.readouterr().err
+    assert not (tmp_path / "p.json").exists()
     # files without a header line: the setting is saved with the model, so predict reads the same way
     for name in ("train", "dev"):
         lines = (tmp_path / f"{name}.tsv").read_text().splitlines()[1:]

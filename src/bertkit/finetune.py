@@ -373,12 +373,16 @@ def _search_and_select(cfg, task, tok, labels, train, dev, test, out_dir: Path) 
     dev_preds = best["dev_predictions"]
     task.score(dev.examples, dev_preds, tune=True)
     write_predictions(out_dir / "predictions_dev.jsonl", task, dev.examples, dev_preds)
+    if task.official_format is not None:
+        write_predictions(out_dir / "predictions_dev.json", task, dev.examples, dev_preds)
     result: dict[str, Any] = {"task": task.name, "main_metric": main, "dev": _aggregate(best["runs"])}
     if test is not None:
         test_preds = task.predict(model, test.features, test.examples, id2label, cfg.eval_batch_size,
                                   tok.pad_id, progress=cfg.progress)
         result["test"] = task.score(test.examples, test_preds)
         write_predictions(out_dir / "predictions_test.jsonl", task, test.examples, test_preds)
+        if task.official_format is not None:
+            write_predictions(out_dir / "predictions_test.json", task, test.examples, test_preds)
     result["selected"] = {k: run[k] for k in ("lr", "batch_size", "epochs", "seed", "steps")}
     result["dev_history"] = run["epoch_history"]
     result["runs"] = [{k: v for k, v in r.items()} for r in all_runs]
@@ -455,8 +459,11 @@ def load_task_model(model_dir: str, task_name: str | None = None, columns: dict 
 
 
 def _predict_file(model_dir: str, data: str, task_name: str | None, labelled: bool, batch_size: int,
-                  max_seq_length: int | None, progress: bool, columns: dict | None):
+                  max_seq_length: int | None, progress: bool, columns: dict | None, out: Path | None = None):
     task, model, tok = load_task_model(model_dir, task_name, columns, max_seq_length=max_seq_length)
+    if out is not None and out.suffix == ".json" and task.official_format is None:
+        raise BertkitError(f"{out}: .json predictions are for tasks with an official format (qa); "
+                           f"task {task.name} writes JSON lines: name the file .jsonl")
     examples = task.read(data, labelled=labelled)
     label2id = {lab: i for i, lab in enumerate(task.labels)} if task.labels else None
     if labelled:
@@ -479,15 +486,20 @@ def evaluate(model_dir: str, data: str, task: str | None = None, batch_size: int
 
 def predict(model_dir: str, data: str, out: str, batch_size: int = 64, task: str | None = None,
             max_seq_length: int | None = None, progress: bool = True, columns: dict | None = None) -> int:
-    """Write one JSON line per example of ``data`` (labels optional) to ``out``; returns the count."""
+    """Write one JSON line per example of ``data`` (labels optional) to ``out``, or for an ``out``
+    ending in ``.json`` the task's official format (SQuAD ``{id: answer}``); returns the count."""
     t, examples, preds = _predict_file(model_dir, data, task, False, batch_size, max_seq_length, progress,
-                                       columns)
+                                       columns, out=Path(out))
     write_predictions(Path(out), t, examples, preds)
     return len(preds)
 
 
 def write_predictions(path: Path, task: Task, examples: Sequence, predictions: Sequence) -> None:
-    """Atomically write one JSON object per line: the input, ``prediction`` fields and ``gold``."""
+    """Atomically write one JSON object per line: the input, ``prediction`` fields and ``gold``;
+    a ``.json`` path gets the task's official format instead."""
+    if path.suffix == ".json":
+        atomic_write_json(path, task.official_predictions(examples, predictions))
+        return
     lines = [json.dumps(task.record(e, p), ensure_ascii=False) for e, p in zip(examples, predictions)]
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 

@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        "to each record as 'gold'.")
     p.add_argument("--model", required=True, metavar="DIR", help="task checkpoint written by bertkit finetune")
     p.add_argument("--data", required=True, metavar="FILE")
-    p.add_argument("--out", required=True, metavar="FILE", help="predictions file (JSON lines)")
+    p.add_argument("--out", required=True, metavar="FILE", help="predictions file: JSON lines (.jsonl); for qa a .json name "
+                   "writes the official SQuAD {id: answer} file")
     p.add_argument("--task", default=None, choices=TASK_NAMES,
                    help="task family (default: from the checkpoint's task.json)")
     p.add_argument("--batch-size", type=int, default=64)

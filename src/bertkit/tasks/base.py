@@ -19,6 +19,8 @@ from typing import Any, ClassVar, Iterator, Sequence
 import numpy as np
 import torch
 
+from bertkit.errors import BertkitError
+
 # Settings every task accepts (saved in the task checkpoint's ``task.json``).
 COMMON_SETTINGS: dict[str, Any] = {"max_seq_length": 128}
 
@@ -275,6 +277,13 @@ class Task(ABC):
     def record(self, example: Any, prediction: Any) -> dict[str, Any]:
         """One line of the predictions file (JSON)."""
         raise NotImplementedError
+
+    # The name of the task's community predictions format (a ``.json`` file), if it has one.
+    official_format: str | None = None
+
+    def official_predictions(self, examples: Sequence[Any], predictions: Sequence[Any]) -> Any:
+        """The predictions in :attr:`official_format` (only tasks that set it override this)."""
+        raise BertkitError(f"task {self.name} has no .json predictions format; write .jsonl")
 
 
 def batch_forward(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Any:

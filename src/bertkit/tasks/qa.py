@@ -186,11 +186,15 @@ class QATask(Task):
             diffs = {q.qid: p["null_score_diff"] for q, p in zip(examples, predictions)}
             _, thresh = metrics.best_null_threshold(spans, diffs, gold, metric="f1")
             self.settings["null_threshold"] = float(thresh)
-        answers = {q.qid: self.answer(p) for q, p in zip(examples, predictions)}
-        res = metrics.squad_scores(answers, gold)
+        res = metrics.squad_scores(self.official_predictions(examples, predictions), gold)
         if self.settings["version_2"]:
             res["null_threshold"] = self.settings["null_threshold"]
         return res
+
+    official_format = "SQuAD predictions.json ({id: answer}, the official evaluate script's input)"
+
+    def official_predictions(self, examples, predictions):
+        return {q.qid: self.answer(p) for q, p in zip(examples, predictions)}
 
     def record(self, example, prediction):
         r = {"id": example.qid, "question": example.question, "prediction": self.answer(prediction),
