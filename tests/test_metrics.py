@@ -80,6 +80,12 @@ def test_entity_f1_by_hand():
     # a wrong boundary is a miss for the whole entity
     assert M.entity_f1([["B-PER", "O"]], [["B-PER", "I-PER"]])["f1"] == 0.0
     assert M.is_bio_tagset(["O", "B-x", "I-x"]) and not M.is_bio_tagset(["NN", "VB"])
+    # IOBES: S- is a one-word entity, E- ends one; scored as entities, not as token accuracy
+    assert M.is_bio_tagset(["O", "S-PER", "B-LOC", "E-LOC"]) and not M.is_bio_tagset(["O", "X-PER"])
+    gold = [["S-PER", "O", "B-LOC", "E-LOC"]]  # PER(0), LOC(2-3)
+    assert M.entity_f1([["S-PER", "O", "B-LOC", "E-LOC"]], gold)["f1"] == 1.0
+    r = M.entity_f1([["S-PER", "O", "S-LOC", "S-LOC"]], gold)  # PER(0), LOC(2), LOC(3): 1 of 3 right
+    assert r["precision"] == pytest.approx(1 / 3) and r["recall"] == pytest.approx(1 / 2)
 
 
 def test_squad_normalisation_and_scores_by_hand():

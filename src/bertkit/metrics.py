@@ -127,8 +127,9 @@ def entity_f1(pred_tags: Sequence[Sequence[str]], gold_tags: Sequence[Sequence[s
 
 
 def is_bio_tagset(tags: Sequence[str]) -> bool:
-    """True when every tag is ``O`` or ``B-X``/``I-X`` (then entity F1 applies, else accuracy)."""
-    return bool(tags) and all(t == "O" or re.fullmatch(r"[BI]-.+", t) for t in tags)
+    """True when every tag is ``O`` or a chunk tag ``B-X``/``I-X`` (BIO, IOB1) or ``E-X``/``S-X``
+    (IOBES): then entity F1 applies (seqeval reads all three schemes), else accuracy."""
+    return bool(tags) and all(t == "O" or re.fullmatch(r"[BIES]-.+", t) for t in tags)
 
 
 # ----------------------------------------------------------------------------- SQuAD

@@ -3,7 +3,7 @@
 Each word is split into WordPieces; only the first piece carries the word's label, the rest
 (and [CLS]/[SEP]) get -100 and are ignored by the loss; the prediction for a word is the argmax
 at its first piece. Head: ``BertForTokenClassification``. Metrics: entity-level precision /
-recall / F1 (seqeval, conlleval rules) when the tag set is BIO, token accuracy always.
+recall / F1 (seqeval, conlleval rules) when the tag set is BIO, IOB1 or IOBES, token accuracy always.
 Words cut off by ``max_seq_length`` are predicted ``O`` (or the first label) and counted.
 """
 
