@@ -33,6 +33,23 @@ def test_named_columns_csv_and_jsonl(tmp_path):
     assert get_task("classification").label_list(ex) == ["2", "10"]  # numeric order
 
 
+def test_json_array_of_objects(tmp_path):
+    # pandas to_json(orient="records", lines=False) / hand-written JSON: one array, pretty-printed
+    f = write(tmp_path / "d.json", '[\n  {"text": "good", "label": 1},\n  {"text": "bad",\n   "label": 0}\n]\n')
+    ex = get_task("classification").read(f)
+    assert [(e.text, e.label, e.line) for e in ex] == [("good", "1", 2), ("bad", "0", 3)]
+    assert [e.text for e in get_task("classification").read(write(tmp_path / "one.json", '[{"text": "x", "label": 1},'
+                                                                  '{"text": "y", "label": 0}]'))] == ["x", "y"]
+    with pytest.raises(BertkitError, match=r"bad.json:3: expected a JSON object, found list"):
+        read_table(write(tmp_path / "bad.json", '[\n{"text": "a"},\n[1, 2]\n]'))
+    with pytest.raises(BertkitError, match=r"open.json:\d+: invalid JSON"):
+        read_table(write(tmp_path / "open.json", '[{"text": "a"}, {"text": '))
+    with pytest.raises(BertkitError, match=r"unclosed.json:1: invalid JSON: the array is not closed"):
+        read_table(write(tmp_path / "unclosed.json", '[{"text": "a"}'))
+    # a .json file of JSON lines still reads as JSON lines
+    assert len(read_table(write(tmp_path / "l.json", '{"text": "a"}\n{"text": "b"}\n'))[1]) == 2
+
+
 def test_pair_conventions(tmp_path):
     mrpc = write(tmp_path / "mrpc.tsv", "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t1\t2\tA b.\tC d.\n")
     e = get_task("pair").read(mrpc)[0]

@@ -37,7 +37,8 @@ def table_format(path: str | os.PathLike) -> str:
 
 
 def read_table(path: str | os.PathLike, header: bool = True) -> tuple[list[str], list[Row]]:
-    """Read a TSV (GLUE style: tab-separated, no quoting), CSV (RFC 4180) or JSONL file.
+    """Read a TSV (GLUE style: tab-separated, no quoting), CSV (RFC 4180) or JSONL file (a
+    ``.json`` file may also hold one array of objects).
 
     TSV and CSV files start with a header line, unless ``header`` is false: then the columns are
     named by their 0-based position (``"0"``, ``"1"``, ...) and the first line is data (GLUE's
@@ -51,6 +52,17 @@ def read_table(path: str | os.PathLike, header: bool = True) -> tuple[list[str],
     if fmt == "tsv":
         return _read_tsv(path, lines, header)
     return _read_csv(path, lines, header)
+
+
+def table_format_is_json_array(path) -> bool:
+    """A ``.json`` table whose first non-blank character is ``[`` (one array of objects, as
+    pandas' ``to_json(orient="records")`` writes) rather than JSON lines."""
+    if not Path(str(path).removesuffix(".gz")).name.lower().endswith(".json"):
+        return False
+    for _, text in iter_lines(path):
+        if text.strip():
+            return text.lstrip().startswith("[")
+    return False
 
 
 def positional_columns(n: int) -> list[str]:
@@ -110,7 +122,45 @@ def _read_csv(path, lines, has_header: bool = True) -> tuple[list[str], list[Row
     return header, rows
 
 
+def _read_json_array(path, text: str) -> tuple[list[str], list[Row]]:
+    """A ``.json`` file holding one array of objects; each row keeps the line its object starts on."""
+    decoder = json.JSONDecoder()
+    rows: list[Row] = []
+    columns: dict[str, None] = {}
+    pos, line = text.index("[") + 1, 1 + text.count("\n", 0, text.index("["))
+
+    def skip(i: int) -> int:
+        nonlocal line
+        j = i
+        while j < len(text) and text[j] in " \t\r\n":
+            j += 1
+        line += text.count("\n", i, j)
+        return j
+
+    try:
+        pos = skip(pos)
+        while pos < len(text) and text[pos] != "]":
+            obj, end = decoder.raw_decode(text, pos)
+            if not isinstance(obj, dict):
+                raise BertkitError(f"{path}:{line}: expected a JSON object, found {type(obj).__name__}")
+            columns.update(dict.fromkeys(obj))
+            rows.append(Row(obj, line))
+            line += text.count("\n", pos, end)
+            pos = skip(end)
+            if pos < len(text) and text[pos] == ",":
+                pos = skip(pos + 1)
+            elif pos < len(text) and text[pos] != "]":
+                raise BertkitError(f"{path}:{line}: invalid JSON: expected ',' or ']' between objects")
+    except json.JSONDecodeError as e:
+        raise BertkitError(f"{path}:{e.lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+    if pos >= len(text):
+        raise BertkitError(f"{path}:{line}: invalid JSON: the array is not closed with ']'")
+    return list(columns), rows
+
+
 def _read_jsonl(path) -> tuple[list[str], list[Row]]:
+    if table_format_is_json_array(path):
+        return _read_json_array(path, "\n".join(t for _, t in iter_lines(path)))
     rows: list[Row] = []
     columns: dict[str, None] = {}
     for lineno, text in iter_lines(path):
