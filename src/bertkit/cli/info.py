@@ -6,9 +6,11 @@ import argparse
 import os
 import platform
 
+from bertkit.cli import summary
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("info", help="print bertkit, Python, torch versions and the device")
+    p = sub.add_parser("info", help=summary("info"))
     return p
 
 

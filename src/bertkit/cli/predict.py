@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from bertkit.cli import summary
 from bertkit.cli.finetune import TASK_NAMES, add_column_options, columns_of
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("predict", help="write predictions of a fine-tuned model for a file (JSONL)",
+    p = sub.add_parser("predict", help=summary("predict"),
                        description="Labels in --data are optional; when present they are copied "
                        "to each record as 'gold'.")
     p.add_argument("--model", required=True, metavar="DIR", help="task checkpoint written by bertkit finetune")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from bertkit.cli import summary
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "prepare",
-        help="turn raw text into pre-training shards (NSP pairs, masking) + manifest.json",
+        help=summary("prepare"),
         description="Read corpora (BERT one-sentence-per-line format, plain text paragraphs, "
         "JSONL {\"text\": ...}; .gz, directories and globs accepted), tokenize, build NSP or "
         "packed MLM-only instances, mask, and write .npy shards with manifest.json. Re-running with "

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from bertkit.cli import summary
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from bertkit.pretrain import describe_keys
 
     p = sub.add_parser(
         "pretrain",
-        help="pre-train BERT (MLM + NSP) on data made by `bertkit prepare`",
+        help=summary("pretrain"),
         description="Pre-train BERT on prepared data. Settings come from the defaults below, then "
         "--config FILE (JSON with the same keys), then key=value arguments. Launch under torchrun "
         "for several processes / nodes (see docs/TRAINING.md).",

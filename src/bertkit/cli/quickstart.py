@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bertkit.cli import summary
 from bertkit.quickstart import QuickstartOptions, parse_duration
 
 _D = QuickstartOptions()
@@ -12,7 +13,7 @@ _D = QuickstartOptions()
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "quickstart",
-        help="pre-train a small BERT on real text, fine-tune it, compare with training from scratch",
+        help=summary("quickstart"),
         description="Gets a default corpus and task unless given, trains a WordPiece vocabulary, "
         "prepares pre-training data, pre-trains within --budget, fine-tunes (a) the pre-trained "
         "model, (b) the same network from random init, (c) the MiniLM checkpoint when available, "

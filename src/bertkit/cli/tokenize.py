@@ -6,10 +6,12 @@ import argparse
 import json
 import sys
 
+from bertkit.cli import summary
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "tokenize", help="tokenize stdin lines with a model's vocabulary (JSON lines out)",
+        "tokenize", help=summary("tokenize"),
         description="Read lines from stdin and write one JSON object per line with \"tokens\" "
         "and \"ids\" ([CLS] ... [SEP]), plus \"offsets\" (character spans into the line). With "
         "--pair each line holds two tab-separated texts, encoded as a pair.")

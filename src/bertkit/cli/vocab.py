@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bertkit.cli import summary
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "vocab", help="train a WordPiece vocabulary (vocab.txt + tokenizer_config.json)",
+        "vocab", help=summary("vocab"),
         description="Learn a WordPiece vocabulary from text: plain text (one paragraph per line), "
         "JSON Lines with a \"text\" field (*.jsonl), optionally gzip-compressed (*.gz). Input is "
         "streamed. Writes OUT/vocab.txt ([PAD]=0, [UNK], [CLS], [SEP], [MASK], [unusedN]..., "
