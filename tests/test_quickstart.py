@@ -127,7 +127,8 @@ def test_long_pretraining_keeps_checkpoints_to_resume_from(tmp_path, monkeypatch
 
     def fake_pretrain(cfg, resume=False):
         seen.append((cfg.max_steps, cfg.save_every_minutes, cfg.keep_last, resume))
-        return {"checkpoint": str(tmp_path / "run" / "checkpoint-500"), "step": 500}
+        # the resumed run's summary counts the earlier processes' training time (3000 s)
+        return {"checkpoint": str(tmp_path / "run" / "checkpoint-500"), "step": 500, "elapsed_s": 3000.0}
 
     monkeypatch.setattr(P, "pretrain", fake_pretrain)
     (tmp_path / "plan.json").write_text(json.dumps({"calibration_wall_s": 1.0, "max_steps": 500}))
@@ -135,6 +136,7 @@ def test_long_pretraining_keeps_checkpoints_to_resume_from(tmp_path, monkeypatch
     out = Q._run_pretrain(opts, {"tokenizer_dir": "v"}, {"data_dir": "d"}, "fp32", tmp_path, resume=True)
     assert seen == [(500, Q.CHECKPOINT_MINUTES, 1, True)] and Q.CHECKPOINT_MINUTES > 0
     assert out["steps"] == 500
+    assert out["seconds"] == 3000.0  # not the ~1 s of calibration + this process
 
 
 def test_stage_key_depends_on_every_input():

@@ -160,6 +160,9 @@ def test_resume_is_bitwise_exact(tmp_path):
     tr = Trainer(mb2, cfg(), mse_loss, ListLoader(batches), out_dir=tmp_path)
     summary = tr.fit(resume=True)
     assert summary["step"] == 20
+    # the run's time counts the first process's part up to its checkpoint, not only this process's
+    first = torch.load(tmp_path / "checkpoint-10" / "trainer_state.pt", weights_only=False)["elapsed_s"]
+    assert first > 0 and summary["elapsed_s"] == pytest.approx(first + summary["elapsed_this_run_s"])
     for (n, a), b in zip(ma.state_dict().items(), mb2.state_dict().values()):
         assert torch.equal(a, b), n
     # metrics.jsonl has each step once

@@ -435,7 +435,9 @@ def _run_pretrain(opts: QuickstartOptions, vocab: dict, prepared: dict, precisio
     cfg.eval_batches = EVAL_BATCHES
     cfg.save_every_minutes = CHECKPOINT_MINUTES  # re-running the quickstart resumes from the newest
     summary = pretrain(cfg, resume=True) if steps > CALIBRATION_STEPS else read_summary(run_dir)
-    seconds = time.perf_counter() - t0
+    # wall time of this stage; after an interruption the run's own count (every process's
+    # training time up to its checkpoints) is the larger and the true one
+    seconds = max(time.perf_counter() - t0, summary.get("elapsed_s", 0.0))
     history = _merged_history(run_dir)
     return {"model_dir": summary["checkpoint"], "model": opts.model, "steps": summary["step"],
             "seconds": round(seconds, 1), "budget_s": opts.budget_s, "precision": precision,

@@ -340,6 +340,8 @@ class Trainer:
         self.rollbacks = 0
         self.lr_scale = 1.0  # cumulative divergence back-off
         self.tokens_seen = 0  # global (all ranks)
+        self.elapsed_before = 0.0  # fit() seconds of earlier processes, up to the resumed checkpoint
+        self._fit_start: float | None = None
         self.history: list[dict] = []
         self.last_train: dict = {}
         self.last_eval: dict = {}
@@ -357,7 +359,7 @@ class Trainer:
         if resume:
             self._resume(resume)
         cfg = self.cfg
-        start_time = time.perf_counter()
+        start_time = self._fit_start = time.perf_counter()
         start_step = self.step
         last_save_time = time.monotonic()
         consecutive_bad = 0
@@ -414,7 +416,8 @@ class Trainer:
             "overflow_steps": self.overflow_steps,
             "rollbacks": self.rollbacks,
             "tokens_seen": self.tokens_seen,
-            "elapsed_s": elapsed,
+            "elapsed_s": self.elapsed_before + elapsed,  # the whole run, earlier processes included
+            "elapsed_this_run_s": elapsed,
             "checkpoint": str(self.last_checkpoint) if self.last_checkpoint else None,
         }
         runtime.log(self._summary_line(summary, self.step - start_step))
@@ -593,8 +596,10 @@ class Trainer:
 
     def _summary_line(self, summary: dict, steps_run: int) -> str:
         train = summary["train"]
-        parts = [f"done: step {summary['step']}/{self.cfg.max_steps} ({steps_run} this run) "
-                 f"in {_fmt_duration(summary['elapsed_s'])}"]
+        took = _fmt_duration(summary["elapsed_this_run_s"])
+        if self.elapsed_before:
+            took += f" ({_fmt_duration(summary['elapsed_s'])} in all)"
+        parts = [f"done: step {summary['step']}/{self.cfg.max_steps} ({steps_run} this run) in {took}"]
         if train:
             parts.append(f"train loss {train['loss']:.4f}")
             parts.append(f"{train['tokens_per_s']:.0f} tokens/s, MFU {100 * train['mfu']:.1f}%")
@@ -644,6 +649,7 @@ class Trainer:
             "rollbacks": self.rollbacks,
             "lr_scale": self.lr_scale,
             "tokens_seen": self.tokens_seen,
+            "elapsed_s": self.elapsed_before + (time.perf_counter() - self._fit_start if self._fit_start else 0.0),
             "history": self.history,
             "last_train": self.last_train,
             "last_eval": self.last_eval,
@@ -687,11 +693,13 @@ class Trainer:
                 runtime.log(f"resume: no complete checkpoint in {self.out_dir}; starting from scratch")
                 return
             path = found[-1]
-        self._load_checkpoint(path)
+        state = self._load_checkpoint(path)
+        # time spent on the run by earlier processes (a divergence rollback keeps its own count)
+        self.elapsed_before = state.get("elapsed_s", 0.0)  # absent in checkpoints before it was kept
         self._log.truncate_after(self.step)
         runtime.log(f"resumed from {path} at step {self.step}")
 
-    def _load_checkpoint(self, path: Path) -> None:
+    def _load_checkpoint(self, path: Path) -> dict:
         """Restore model, optimizer, scheduler, scaler, data position and RNG from ``path``."""
         state = torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=False)
         if state["world_size"] != self.dist.world_size:
@@ -713,6 +721,7 @@ class Trainer:
         self.last_eval = state["last_eval"]
         self.last_checkpoint = path
         runtime.restore_rng_state(state["rng"][self.dist.rank])  # last: loading may draw numbers
+        return state
 
 
 class _Window:
