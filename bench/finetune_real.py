@@ -40,8 +40,12 @@ REPORT = {"classification": ("accuracy", "f1"), "pair": ("accuracy", "f1"), "tag
 
 
 def split_file(name: str, split: str) -> str | None:
+    """The task's split file, plain or gzipped (bench/pack_device_data.py gzips them)."""
     p = SHARED / "tasks" / name / f"{split}.{TASKS[name]['ext']}"
-    return str(p) if p.is_file() else None
+    for candidate in (p, p.with_name(p.name + ".gz")):
+        if candidate.is_file():
+            return str(candidate)
+    return None
 
 
 def _pair(metrics: dict, a: str, b: str) -> str:
@@ -77,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-eval-examples", type=int, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars (logs)")
     args = p.parse_args(argv)
     if not Path(args.init).is_dir():
         print(f"no checkpoint at {args.init} (set BERTKIT_SHARED_DATA)", file=sys.stderr)
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                              lr=spec["lr"], batch_size=spec["batch_size"], epochs=spec["epochs"],
                              max_seq_length=spec["max_seq_length"], seeds=args.seeds, device=args.device,
                              precision=args.precision, max_train_examples=args.max_train_examples,
-                             max_eval_examples=args.max_eval_examples)
+                             max_eval_examples=args.max_eval_examples, progress=args.progress)
         r = finetune(cfg)
         results[name] = {k: r[k] for k in ("dev", "test", "selected", "data") if k in r}
         main_key, second = REPORT[spec["task"]]
