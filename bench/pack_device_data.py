@@ -24,7 +24,6 @@ TASKS = ("boolq", "news20", "disflqa", "polarity")
 
 
 def main() -> int:
-    import torch
     from safetensors.torch import load_file, save_file
 
     src = SHARED / "checkpoints" / "minilm-l6-uncased"

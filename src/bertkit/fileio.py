@@ -72,6 +72,21 @@ def iter_lines(path: str | os.PathLike, errors: str = "strict",
             yield lineno, text.rstrip("\r\n")
 
 
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, object)`` for each non-blank line of a JSON Lines file (``.gz`` too);
+    a line that is not valid JSON, or not an object, is an error naming the file and line."""
+    for lineno, text in iter_lines(path):
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise BertkitError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise BertkitError(f"{path}:{lineno}: expected a JSON object, found {type(obj).__name__}")
+        yield lineno, obj
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     """Build a directory at a temporary path beside ``target``; rename it into place on success.

@@ -39,7 +39,7 @@ from typing import Any, Sequence
 
 from bertkit import runtime
 from bertkit.errors import BertkitError
-from bertkit.fileio import atomic_dir, atomic_write_json, atomic_write_text, iter_lines, read_json
+from bertkit.fileio import atomic_dir, atomic_write_json, atomic_write_text, iter_jsonl, read_json
 from bertkit.tasks import TASKS, get_task
 from bertkit.tasks.base import EpochLoader, Task
 
@@ -506,11 +506,4 @@ def write_predictions(path: Path, task: Task, examples: Sequence, predictions: S
 
 def read_predictions(path: str) -> list[dict]:
     """The records of a predictions file written by :func:`write_predictions`."""
-    out = []
-    for lineno, text in iter_lines(path):
-        if text.strip():
-            try:
-                out.append(json.loads(text))
-            except json.JSONDecodeError as e:
-                raise BertkitError(f"{path}:{lineno}: invalid JSON: {e.msg}") from None
-    return out
+    return [obj for _, obj in iter_jsonl(path)]

@@ -31,7 +31,7 @@ from typing import Any
 
 from bertkit import runtime
 from bertkit.errors import BertkitError
-from bertkit.fileio import atomic_write_json, read_json
+from bertkit.fileio import atomic_write_json, iter_jsonl, read_json
 
 MANIFEST = "manifest.json"
 
@@ -414,7 +414,7 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise BertkitError(f"{path}: no such file (not a training run directory?)")
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [obj for _, obj in iter_jsonl(path)]
 
 
 def plot_curves(run_dir: str | Path, path: str | Path) -> Path:

@@ -31,7 +31,7 @@ from typing import Callable
 
 from bertkit import datasets
 from bertkit.errors import BertkitError
-from bertkit.fileio import atomic_write_json, read_json
+from bertkit.fileio import atomic_write_json, iter_jsonl, read_json
 
 STAGE_FILE = "stage.json"
 STAGE_FORMAT = 1  # bump when a stage's outputs change meaning: old stages are then redone
@@ -451,12 +451,8 @@ def read_summary(run_dir: Path) -> dict:
 
 def _merged_history(run_dir: Path) -> list[dict]:
     """Train records of the whole run (calibration + continuation) from its metrics.jsonl."""
-    records = []
     f = run_dir / "metrics.jsonl"
-    if f.is_file():
-        for line in f.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                records.append(json.loads(line))
+    records = [obj for _, obj in iter_jsonl(f)] if f.is_file() else []
     hist, _ = _train_seconds(records)
     return hist
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bertkit.errors import BertkitError
-from bertkit.fileio import iter_lines, read_json
+from bertkit.fileio import iter_jsonl, iter_lines, read_json
 
 
 @dataclass
@@ -163,15 +163,7 @@ def _read_jsonl(path) -> tuple[list[str], list[Row]]:
         return _read_json_array(path, "\n".join(t for _, t in iter_lines(path)))
     rows: list[Row] = []
     columns: dict[str, None] = {}
-    for lineno, text in iter_lines(path):
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise BertkitError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
-        if not isinstance(obj, dict):
-            raise BertkitError(f"{path}:{lineno}: expected a JSON object, found {type(obj).__name__}")
+    for lineno, obj in iter_jsonl(path):
         columns.update(dict.fromkeys(obj))
         rows.append(Row(obj, lineno))
     return list(columns), rows
