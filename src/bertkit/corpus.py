@@ -34,14 +34,13 @@ measured; they are interpreted per character and could not keep up with the toke
 from __future__ import annotations
 
 import glob
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from bertkit.errors import BertkitError
-from bertkit.fileio import REPLACE_HINT, UTF8_BOM, open_binary
+from bertkit.fileio import REPLACE_HINT, UTF8_BOM, open_binary, parse_json_object
 
 FORMATS = ("auto", "bert", "text", "jsonl")
 TEXT_SUFFIXES = (".txt", ".text", ".jsonl", ".json")
@@ -238,11 +237,8 @@ def _iter_file_documents(
         for lineno, text, n in _iter_raw_lines(path, max_line_bytes, errors, stats):
             if not text.strip():
                 continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise BertkitError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+            obj = parse_json_object(text, path, lineno)
+            if not isinstance(obj.get("text"), str):
                 raise BertkitError(f'{path}:{lineno}: expected a JSON object with a string "text" field')
             paras = [p.strip() for p in obj["text"].split("\n") if p.strip()]
             if not paras:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from bertkit.errors import BertkitError
-from bertkit.fileio import atomic_dir, atomic_write_text
+from bertkit.fileio import atomic_dir, atomic_write_text, iter_jsonl
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
 SPLIT_SEED = 13
@@ -705,13 +705,6 @@ def read_corpus_docs(paths: Iterable[Path], sources: Iterable[str] | None = None
     """Documents of corpus JSONL files, optionally only those whose ``source`` is listed."""
     keep = set(sources) if sources is not None else None
     for path in paths:
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise BertkitError(f"{path}:{i}: invalid JSON: {e.msg}") from None
-                if keep is None or d.get("source") in keep:
-                    yield d
+        for _, d in iter_jsonl(path):
+            if keep is None or d.get("source") in keep:
+                yield d

@@ -76,15 +76,19 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, object)`` for each non-blank line of a JSON Lines file (``.gz`` too);
     a line that is not valid JSON, or not an object, is an error naming the file and line."""
     for lineno, text in iter_lines(path):
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise BertkitError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
-        if not isinstance(obj, dict):
-            raise BertkitError(f"{path}:{lineno}: expected a JSON object, found {type(obj).__name__}")
-        yield lineno, obj
+        if text.strip():
+            yield lineno, parse_json_object(text, path, lineno)
+
+
+def parse_json_object(text: str, path: str | os.PathLike, lineno: int) -> dict:
+    """One JSON Lines record; invalid JSON or a non-object is an error naming ``path:lineno``."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BertkitError(f"{path}:{lineno}: invalid JSON: {e.msg} (column {e.colno})") from None
+    if not isinstance(obj, dict):
+        raise BertkitError(f"{path}:{lineno}: expected a JSON object, found {type(obj).__name__}")
+    return obj
 
 
 @contextlib.contextmanager
