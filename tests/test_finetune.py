@@ -199,6 +199,8 @@ def test_qa_end_to_end(init_dir, tmp_path):
                       max_seq_length=32, task_settings={"doc_stride": 8}))
     assert loss_fell(r)
     assert {"exact_match", "f1", "null_threshold", "HasAns_f1", "NoAns_f1"} <= set(r["test"])
+    # spans are really found (a post-processing bug would leave only the no-answer questions right)
+    assert r["dev"]["f1"] >= 60 and r["dev"]["HasAns_f1"] >= 50
     # evaluate uses the threshold tuned on dev and saved with the model
     saved = json.loads((tmp_path / "o" / "task.json").read_text())["settings"]
     assert saved["null_threshold"] == r["test"]["null_threshold"] and saved["version_2"] is True
