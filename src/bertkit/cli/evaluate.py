@@ -6,24 +6,19 @@ import argparse
 import json
 
 from bertkit.cli import summary
-from bertkit.cli.finetune import TASK_NAMES, add_column_options, columns_of
+from bertkit.cli.finetune import TASK_NAMES, add_trained_model_options, columns_of
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help=summary("evaluate"),
                        description="Prints {SPLIT: {metric: value}} with the same metric keys as "
                        "finetune's metrics.json.")
-    p.add_argument("--model", required=True, metavar="DIR", help="task checkpoint written by bertkit finetune")
-    p.add_argument("--data", required=True, metavar="FILE")
+    add_trained_model_options(p)
     p.add_argument("--task", default=None, choices=TASK_NAMES + ("similarity",),
                    help="task family (default: from the checkpoint's task.json); 'similarity' scores "
                    "cosine of mean-pooled embeddings of any checkpoint against a pair file's scores "
                    "(Pearson / Spearman), no fine-tuning")
     p.add_argument("--split", default="test", help="key of the printed JSON (default test)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--max-seq-length", type=int, default=None, help="(default: as trained)")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
-    add_column_options(p)
     return p
 
 

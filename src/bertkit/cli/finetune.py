@@ -26,6 +26,17 @@ def add_column_options(p: argparse.ArgumentParser) -> None:
                    "others by number, e.g. GLUE CoLA: --no-header --text-column 3 --label-column 1")
 
 
+def add_trained_model_options(p: argparse.ArgumentParser) -> None:
+    """The options evaluate and predict share: the task checkpoint, the data, batching, length,
+    progress bars and the column overrides."""
+    p.add_argument("--model", required=True, metavar="DIR", help="task checkpoint written by bertkit finetune")
+    p.add_argument("--data", required=True, metavar="FILE")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-seq-length", type=int, default=None, help="(default: as trained)")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_column_options(p)
+
+
 def columns_of(args: argparse.Namespace) -> dict:
     """The column overrides given on the command line, as ``{"text", "text_pair", "label",
     "header"}``."""

@@ -5,23 +5,19 @@ from __future__ import annotations
 import argparse
 
 from bertkit.cli import summary
-from bertkit.cli.finetune import TASK_NAMES, add_column_options, columns_of
+from bertkit.cli.finetune import TASK_NAMES, add_trained_model_options, columns_of
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help=summary("predict"),
                        description="Labels in --data are optional; when present they are copied "
                        "to each record as 'gold'.")
-    p.add_argument("--model", required=True, metavar="DIR", help="task checkpoint written by bertkit finetune")
-    p.add_argument("--data", required=True, metavar="FILE")
-    p.add_argument("--out", required=True, metavar="FILE", help="predictions file: JSON lines (.jsonl); for qa a .json name "
-                   "writes the official SQuAD {id: answer} file")
+    add_trained_model_options(p)
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="predictions file: JSON lines (.jsonl); for qa a .json name writes the official "
+                   "SQuAD {id: answer} file")
     p.add_argument("--task", default=None, choices=TASK_NAMES,
                    help="task family (default: from the checkpoint's task.json)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--max-seq-length", type=int, default=None, help="(default: as trained)")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
-    add_column_options(p)
     return p
 
 
