@@ -1,10 +1,9 @@
 """Linear probe: how much of a classification task a checkpoint's *frozen* features already
 solve, against the same architecture with random weights (docs/RESULTS.md, "Two-hour budgets").
 
-Each text is encoded and mean-pooled (``bertkit.tasks.similarity.mean_pooled_embeddings``); an
-L2-regularised logistic regression (L-BFGS, features standardised on train, regularisation
-chosen on dev from 4 values) is fit on the training split and scored on dev. Binary tasks only.
-If the pre-trained checkpoint probes no better than random weights, its encoder has not yet
+``bertkit.probe``: each text is encoded and mean-pooled, a softmax regression (L-BFGS, features
+standardised on train, the L2 penalty chosen on dev from 4 values) is fit on the training split
+and scored on dev. If the pre-trained checkpoint probes no better than random weights, its encoder has not yet
 learned features that this task's fine-tuning could start from.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/probe_features.py QS_OUT/pretrain-120m/run/checkpoint-N \\
@@ -17,41 +16,15 @@ import argparse
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from bertkit.config import BertConfig
 from bertkit.model import BertModel
+from bertkit.probe import probe_encoder
 from bertkit.tasks import get_task
-from bertkit.tasks.similarity import mean_pooled_embeddings
 from bertkit.tokenization import Tokenizer
 
 SHARED = Path(os.environ.get("BERTKIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-REGULARISATION = (1e-4, 1e-3, 1e-2, 1e-1)
-
-
-def probe(x_train: np.ndarray, y_train: np.ndarray, x_dev: np.ndarray, y_dev: np.ndarray) -> float:
-    """Best dev accuracy of a logistic regression over :data:`REGULARISATION`."""
-    xt, xd = torch.tensor(x_train), torch.tensor(x_dev)
-    mu, sd = xt.mean(0), xt.std(0) + 1e-6
-    xt, xd = (xt - mu) / sd, (xd - mu) / sd
-    yt, yd = torch.tensor(y_train, dtype=torch.float32), torch.tensor(y_dev, dtype=torch.float32)
-    best = 0.0
-    for lam in REGULARISATION:
-        w = torch.zeros(xt.shape[1], requires_grad=True)
-        b = torch.zeros(1, requires_grad=True)
-        opt = torch.optim.LBFGS([w, b], max_iter=200)
-
-        def closure():
-            opt.zero_grad()
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(xt @ w + b, yt) + lam * (w * w).sum()
-            loss.backward()
-            return loss
-
-        opt.step(closure)
-        with torch.no_grad():
-            best = max(best, (((xd @ w + b) > 0).float() == yd).float().mean().item())
-    return best
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,23 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     task = get_task("classification")
     train, dev = task.read(str(files["train"])), task.read(str(files["dev"]))
     labels = task.label_list(train)
-    if len(labels) != 2:
-        p.error(f"binary tasks only; {files['train']} has {len(labels)} labels")
-    y_train = np.array([labels.index(e.label) for e in train])
-    y_dev = np.array([labels.index(e.label) for e in dev])
-    print(f"{task_dir.name}: {len(train)} train, {len(dev)} dev; majority class {max(y_dev.mean(), 1 - y_dev.mean()):.4f}")
+    data = [([e.text for e in split], [labels.index(e.label) for e in split]) for split in (train, dev)]
+    majority = max(data[1][1].count(i) for i in range(len(labels))) / len(dev)
+    print(f"{task_dir.name}: {len(train)} train, {len(dev)} dev, {len(labels)} labels; majority class {majority:.4f}")
     print("| checkpoint | probe dev accuracy | same architecture, random weights |")
     print("| --- | --- | --- |")
     for ck in args.checkpoints:
         tok = Tokenizer.from_pretrained(ck)
-        scores = []
-        for model in (BertModel.from_pretrained(ck), None):
-            if model is None:
-                torch.manual_seed(args.seed)
-                model = BertModel(BertConfig.from_pretrained(ck))
-            x = [mean_pooled_embeddings(model.eval(), tok, [e.text for e in split], args.max_seq_length, 64)[0]
-                 for split in (train, dev)]
-            scores.append(probe(x[0], y_train, x[1], y_dev))
+        torch.manual_seed(args.seed)
+        scores = [probe_encoder(m.eval(), tok, data[0], data[1], args.max_seq_length)
+                  for m in (BertModel.from_pretrained(ck), BertModel(BertConfig.from_pretrained(ck)))]
         print(f"| {ck} | {scores[0]:.4f} | {scores[1]:.4f} |", flush=True)
     return 0
 

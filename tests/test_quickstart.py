@@ -82,7 +82,12 @@ def fake_stages(monkeypatch):
     monkeypatch.setattr(Q, "_run_prepare", prepare)
     monkeypatch.setattr(Q, "_run_pretrain", pretrain)
     monkeypatch.setattr(Q, "scratch_model_config", lambda d: {"hidden_size": 8})
+    def probe(opts, data, inits):
+        calls.append("probe")
+        return {name: 0.5 for name in inits}
+
     monkeypatch.setattr(Q, "_run_finetune", finetune)
+    monkeypatch.setattr(Q, "_run_probe", probe)
     monkeypatch.setattr(Q, "choose_precision", lambda p: "fp32")
     return calls
 
@@ -197,7 +202,9 @@ def test_a_second_quickstart_in_the_same_out_is_refused(tmp_path):
 
 
 def test_report_writer_with_fake_results(tmp_path):
-    paths = R.write_report(tmp_path, _fake_results())
+    res = _fake_results()
+    res["probe"] = {"pretrained": 0.645, "scratch": 0.655, "minilm": 0.755}
+    paths = R.write_report(tmp_path, res)
     rep = json.loads(paths["json"].read_text())
     assert rep["gap_points"] == pytest.approx(10.0)
     assert rep["finetune"]["pretrained"]["dev_median"] == pytest.approx(0.71)
@@ -209,6 +216,8 @@ def test_report_writer_with_fake_results(tmp_path):
         assert f"]({paths[key].name})" in md
     table = R.summary_table(rep)
     assert "(a) pre-trained here" in table and "+10.0" in table
+    assert "(a) pre-trained here 64.5; (b) random init (from scratch) 65.5; (c) MiniLM-L6 checkpoint 75.5" in md
+    assert "linear probe of the frozen encoder (dev acc): pretrained 64.5, scratch 65.5, minilm 75.5" in table
 
 
 def test_report_without_history_or_minilm(tmp_path):
@@ -355,6 +364,7 @@ def test_quickstart_end_to_end_tiny(tmp_path):
         assert len(e["runs"]) == 2 and 0 <= e["dev_median"] <= 1
         assert all(len(r["epochs"]) == 2 for r in e["runs"])
     assert rep["pretraining"]["steps"] >= 1 and rep["pretraining"]["history"]
+    assert set(rep["probe"]) == {"pretrained", "scratch"} and all(0 <= v <= 1 for v in rep["probe"].values())
     assert (out / "report.md").read_text().startswith("# bertkit quickstart report")
     for png in ("pretraining.png", "finetune_dev_accuracy.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"

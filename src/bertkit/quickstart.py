@@ -487,6 +487,34 @@ def _run_finetune(opts: QuickstartOptions, data: dict, init: dict, seed: int,
     return _finetune_run_record(finetune(cfg), seed)
 
 
+def _run_probe(opts: QuickstartOptions, data: dict, inits: dict[str, dict]) -> dict:
+    """Dev accuracy of a linear probe on each init's frozen, mean-pooled features (random
+    weights seeded 0 for the from-scratch config): has pre-training learned anything the task
+    can use yet, apart from fine-tuning noise?"""
+    import torch
+
+    from bertkit.config import BertConfig
+    from bertkit.model import BertModel
+    from bertkit.probe import probe_encoder
+    from bertkit.tasks import get_task
+    from bertkit.tokenization import Tokenizer
+
+    task = get_task("classification")
+    train, dev = (task.read(data["task_files"][s]) for s in ("train", "dev"))
+    labels = task.label_list(train)
+    split = [([e.text for e in x], [labels.index(e.label) for e in x]) for x in (train, dev)]
+    out = {}
+    for name, spec in inits.items():
+        if "init" in spec:
+            model, tok = BertModel.from_pretrained(spec["init"]), Tokenizer.from_pretrained(spec["init"])
+        else:
+            torch.manual_seed(0)
+            model = BertModel(BertConfig.from_dict(spec["model_config"]))
+            tok = Tokenizer.from_pretrained(spec["tokenizer"])
+        out[name] = probe_encoder(model.eval(), tok, split[0], split[1], opts.ft_max_seq_length)
+    return out
+
+
 def _finetune_run_record(metrics: dict, seed: int) -> dict:
     """The report's view of one run: final dev/test accuracy and dev accuracy per epoch."""
     dev = metrics.get("dev", {})
@@ -661,6 +689,11 @@ def _run_locked(opts: QuickstartOptions, out: Path, log: Callable[[str], None]) 
             runs.append(rec.result)
         finetune_results[init] = {"runs": runs}
 
+    probe = runner.run("probe", {"inits": {k: key for k, (_, key) in inits.items()}, "data": data.key,
+                                 "max_seq_length": opts.ft_max_seq_length},
+                       lambda dd, r: _run_probe(opts, d, {k: spec for k, (spec, _) in inits.items()}),
+                       "linear probe of the frozen encoders", dirname=f"probe-{budget_label(opts.budget_s)}")
+
     results = {
         "options": asdict(opts) | {"precision_resolved": precision},
         "machine": machine_info(),
@@ -668,6 +701,7 @@ def _run_locked(opts: QuickstartOptions, out: Path, log: Callable[[str], None]) 
         "vocab": vocab.result,
         "pretraining": pretrained.result,
         "finetune": finetune_results,
+        "probe": probe.result,
         "stages": {name: {"seconds": round(r.seconds, 1), "cached": r.cached}
                    for name, r in runner.records.items()},
         "total_seconds": round(time.perf_counter() - t_start, 1),

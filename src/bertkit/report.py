@@ -64,6 +64,10 @@ def summary_table(results: dict) -> str:
     gap = results.get("gap_points")
     if gap is not None:
         lines.append(f"pre-trained minus from-scratch: {gap:+.1f} accuracy points (median dev)")
+    probe = results.get("probe") or {}
+    if probe:
+        lines.append("linear probe of the frozen encoder (dev acc): "
+                     + ", ".join(f"{k} {_fmt_acc(v)}" for k, v in probe.items()))
     return "\n".join(lines)
 
 
@@ -188,6 +192,14 @@ def markdown(results: dict, images: list[str]) -> str:
         out.append(f"| {e.get('label', init)} | {_fmt_acc(e.get('dev_median'))} | "
                    f"{100 * (e.get('dev_std') or 0):.1f} | {_fmt_acc(e.get('test_median'))} | {seeds} |")
     out.append("")
+    probe = results.get("probe") or {}
+    if probe:
+        labels = {k: (results.get("finetune") or {}).get(k, {}).get("label", k) for k in probe}
+        out += ["Linear probe (no fine-tuning: the frozen encoder's mean-pooled features, a logistic "
+                "regression fit on train, dev accuracy): "
+                + "; ".join(f"{labels[k]} {_fmt_acc(v)}" for k, v in probe.items())
+                + ". Pre-trained features that probe no better than random weights mean the encoder "
+                "has not yet learned anything this task can use.", ""]
     curve = results.get("budget_curve") or []
     if curve:
         out += ["## Pre-training budget vs gain", "",
