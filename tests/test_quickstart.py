@@ -226,6 +226,10 @@ def test_report_without_history_or_minilm(tmp_path):
     paths = R.write_report(tmp_path, res)
     assert "pretraining_png" not in paths and "finetune_png" in paths
     assert "MiniLM" not in paths["md"].read_text()
+    # budget 0: no pre-training to describe (it had no precision, steps or MLM accuracy)
+    res["pretraining"] = {"model": "tiny", "steps": 0, "seconds": 0.0, "precision": None, "history": [], "eval": {}}
+    md = R.write_report(tmp_path, res)["md"].read_text()
+    assert "- pre-training: none (budget 0" in md and "precision None" not in md
 
 
 def test_quickstart_pipeline_resumes_with_fake_stages(tmp_path, fake_stages):

@@ -179,10 +179,12 @@ def markdown(results: dict, images: list[str]) -> str:
             f"- model: {pt.get('model', o.get('model', '?'))}, vocabulary "
             f"{results.get('vocab', {}).get('vocab_size', o.get('vocab_size', '?'))}, "
             f"max sequence {o.get('max_seq_length', '?')}",
-            f"- pre-training: budget {_fmt_minutes(o.get('budget_s'))} -> {pt.get('steps', 0)} steps in "
-            f"{pt.get('seconds', 0):.0f} s, precision {pt.get('precision', '?')}"
-            + (f", final MLM acc {100 * pt['eval']['mlm_acc']:.1f}%"
-               if pt.get("eval", {}).get("mlm_acc") is not None else ""),
+            (f"- pre-training: budget {_fmt_minutes(o.get('budget_s'))} -> {pt.get('steps', 0)} steps in "
+             f"{pt.get('seconds', 0):.0f} s, precision {pt.get('precision', '?')}"
+             + (f", final MLM acc {100 * pt['eval']['mlm_acc']:.1f}%"
+                if pt.get("eval", {}).get("mlm_acc") is not None else ""))
+            if pt.get("steps") else
+            "- pre-training: none (budget 0: (a) starts from the random weights of seed 0, saved as a checkpoint)",
             f"- fine-tuning: {o.get('ft_epochs', '?')} epochs, lr {o.get('ft_lr', '?')}, batch "
             f"{o.get('ft_batch_size', '?')}, seeds {o.get('seeds', '?')}", ""]
     out += ["## Results", "", "| init | dev acc median | ± std | test acc median | per seed (dev) |",
