@@ -372,17 +372,13 @@ def _search_and_select(cfg, task, tok, labels, train, dev, test, out_dir: Path) 
     id2label = runner.id2label
     dev_preds = best["dev_predictions"]
     task.score(dev.examples, dev_preds, tune=True)
-    write_predictions(out_dir / "predictions_dev.jsonl", task, dev.examples, dev_preds)
-    if task.official_format is not None:
-        write_predictions(out_dir / "predictions_dev.json", task, dev.examples, dev_preds)
+    _write_split_predictions(out_dir, "dev", task, dev.examples, dev_preds)
     result: dict[str, Any] = {"task": task.name, "main_metric": main, "dev": _aggregate(best["runs"])}
     if test is not None:
         test_preds = task.predict(model, test.features, test.examples, id2label, cfg.eval_batch_size,
                                   tok.pad_id, progress=cfg.progress)
         result["test"] = task.score(test.examples, test_preds)
-        write_predictions(out_dir / "predictions_test.jsonl", task, test.examples, test_preds)
-        if task.official_format is not None:
-            write_predictions(out_dir / "predictions_test.json", task, test.examples, test_preds)
+        _write_split_predictions(out_dir, "test", task, test.examples, test_preds)
     result["selected"] = {k: run[k] for k in ("lr", "batch_size", "epochs", "seed", "steps")}
     result["dev_history"] = run["epoch_history"]
     result["runs"] = [{k: v for k, v in r.items()} for r in all_runs]
@@ -492,6 +488,13 @@ def predict(model_dir: str, data: str, out: str, batch_size: int = 64, task: str
                                        columns, out=Path(out))
     write_predictions(Path(out), t, examples, preds)
     return len(preds)
+
+
+def _write_split_predictions(out_dir: Path, split: str, task: Task, examples: Sequence,
+                             predictions: Sequence) -> None:
+    """``predictions_SPLIT.jsonl``, and ``predictions_SPLIT.json`` for a task with an official format."""
+    for suffix in (".jsonl", ".json") if task.official_format is not None else (".jsonl",):
+        write_predictions(out_dir / f"predictions_{split}{suffix}", task, examples, predictions)
 
 
 def write_predictions(path: Path, task: Task, examples: Sequence, predictions: Sequence) -> None:
