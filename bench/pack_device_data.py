@@ -3,8 +3,8 @@ machine that cannot see ../shared/data and takes at most 64 MiB of working tree.
 
 The MiniLM checkpoint's weights are stored in fp16 (45 MB instead of 91 MB): rounding moves each
 weight by at most 2^-11 of its value (the script prints the worst error relative to each tensor's
-largest weight), and fine-tuning loads them back into fp32. Results from this copy are marked as
-such. The task tables are gzipped (bertkit reads ``.gz``).
+largest weight), and fine-tuning loads them back into fp32; say so next to results made from this
+copy. The task tables are gzipped (bertkit reads ``.gz``).
 
     .venv/bin/python bench/pack_device_data.py            # then: du -sh .devdata
 """
