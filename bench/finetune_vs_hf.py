@@ -60,7 +60,7 @@ def run_bertkit(name: str, args: argparse.Namespace, seed: int) -> tuple[float, 
                          epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                          max_seq_length=args.max_seq_length, seed=seed, seeds=1, progress=False,
                          max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
-                         device=args.device, warmup_ratio=args.warmup_ratio)
+                         device=args.device, warmup_ratio=args.warmup_ratio, precision=args.precision)
     t0 = time.perf_counter()
     result = finetune(cfg)
     return float(result["dev"][TASKS[name]["metric"]]), time.perf_counter() - t0
@@ -145,6 +145,8 @@ def run_hf(name: str, args: argparse.Namespace, seed: int) -> tuple[float, float
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     model.to(device)
+    # The same mixed precision as bertkit's --precision bf16: bf16 autocast, fp32 weights and optimizer.
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
     no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
     decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
@@ -160,7 +162,8 @@ def run_hf(name: str, args: argparse.Namespace, seed: int) -> tuple[float, float
         for s in range(0, len(order), args.batch_size):
             batch = {k: v.to(device) for k, v in _pad([train[i] for i in order[s:s + args.batch_size]],
                                                        tok.pad_token_id).items()}
-            loss = model(**batch).loss
+            with amp:
+                loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -168,7 +171,7 @@ def run_hf(name: str, args: argparse.Namespace, seed: int) -> tuple[float, float
             opt.zero_grad(set_to_none=True)
         model.eval()
         preds = []
-        with torch.no_grad():
+        with torch.no_grad(), amp:
             for s in range(0, len(dev), 64):
                 chunk = dev[s:s + 64]
                 batch = {k: v.to(device) for k, v in _pad(chunk, tok.pad_token_id).items() if k != "labels"}
@@ -205,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-eval-examples", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="both sides: bf16 autocast (fp32 weights) or plain fp32")
     p.add_argument("--json", default=None, help="write the results here too")
     args = p.parse_args(argv)
     if not Path(args.init).is_dir():

@@ -89,7 +89,8 @@ class TrainConfig:
     max_rollbacks: int = 3  # then stop
     find_unused_parameters: bool = False  # DDP: some parameters get no gradient (e.g. MLM-only)
     tensorboard: bool = True  # write TensorBoard event files in out_dir
-    progress: bool = True  # show the tqdm bar
+    progress: bool = True  # show the tqdm bar (else a text line at most every text_log_seconds)
+    text_log_seconds: float = 60.0  # without the bar: seconds between progress lines in the log
 
     def validate(self) -> None:
         """Raise :class:`BertkitError` for values the loop cannot run with."""
@@ -365,6 +366,7 @@ class Trainer:
         consecutive_bad = 0
         window = _Window()
         bar = self._progress_bar()
+        last_text_log = -math.inf
         try:
             while self.step < cfg.max_steps:
                 loss, metrics, tokens, flops, grad_norm, overflow = self._train_step()
@@ -393,6 +395,11 @@ class Trainer:
                     record = self._log_train(window)
                     bar.set_postfix(self._postfix(record), refresh=False)
                     window = _Window()
+                    now = time.perf_counter()
+                    if not cfg.progress and (now - last_text_log >= cfg.text_log_seconds
+                                             or self.step == cfg.max_steps):
+                        runtime.log(self._progress_line(record, now - start_time, self.step - start_step))
+                        last_text_log = now
                 if self.eval_fn is not None and cfg.eval_every and self.step % cfg.eval_every == 0:
                     self._evaluate()
                 if self._should_save(last_save_time):
@@ -593,6 +600,15 @@ class Trainer:
     def _postfix(record: dict) -> dict:
         return {"loss": f"{record['loss']:.4f}", "lr": f"{record['lr']:.2e}",
                 "tok/s": f"{record['tokens_per_s']:.0f}", "mfu": f"{100 * record['mfu']:.1f}%"}
+
+    def _progress_line(self, record: dict, elapsed: float, steps_run: int) -> str:
+        """The log line that stands in for the progress bar (``progress=False``): logs, clusters."""
+        cfg = self.cfg
+        eta = elapsed / max(steps_run, 1) * (cfg.max_steps - self.step)
+        post = self._postfix(record)
+        return (f"step {self.step}/{cfg.max_steps} ({100 * self.step / cfg.max_steps:.0f}%) loss {post['loss']} "
+                f"lr {post['lr']} {post['tok/s']} tok/s MFU {post['mfu']} | {_fmt_duration(elapsed)} elapsed, "
+                f"ETA {_fmt_duration(eta)}")
 
     def _summary_line(self, summary: dict, steps_run: int) -> str:
         train = summary["train"]
