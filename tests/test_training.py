@@ -405,21 +405,15 @@ def test_lamb_trains():
     assert train[-1]["loss"] < 0.7 * train[0]["loss"]
 
 
-def test_no_progress_bar_logs_text_progress_lines(capsys):
+
+@pytest.mark.parametrize("seconds,steps", [(0.0, ["5/20", "10/20", "15/20", "20/20"]),
+                                           (3600.0, ["5/20", "20/20"])])  # rate-limited: first, last
+def test_no_progress_bar_logs_text_progress_lines(capsys, seconds, steps):
     """Without the bar (--no-progress, logs on a cluster) the loop still says where it is."""
-    tr = Trainer(make_model(), cfg(max_steps=20, log_every=5, text_log_seconds=0.0), mse_loss,
+    tr = Trainer(make_model(), cfg(max_steps=20, log_every=5, text_log_seconds=seconds), mse_loss,
                  ListLoader(make_batches()))
     tr.fit()
     out = capsys.readouterr()
     lines = [ln for ln in (out.out + out.err).splitlines() if ln.startswith("step ")]
-    assert [ln.split()[1] for ln in lines] == ["5/20", "10/20", "15/20", "20/20"]
+    assert [ln.split()[1] for ln in lines] == steps
     assert all("loss " in ln and "ETA " in ln for ln in lines)
-
-
-def test_text_progress_lines_are_rate_limited(capsys):
-    tr = Trainer(make_model(), cfg(max_steps=20, log_every=5, text_log_seconds=3600.0), mse_loss,
-                 ListLoader(make_batches()))
-    tr.fit()
-    out = capsys.readouterr()
-    lines = [ln for ln in (out.out + out.err).splitlines() if ln.startswith("step ")]
-    assert [ln.split()[1] for ln in lines] == ["5/20", "20/20"]  # the first, then only the last
