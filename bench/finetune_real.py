@@ -60,6 +60,12 @@ def cli_line(name: str, spec: dict, args: argparse.Namespace) -> str:
     parts += [f"--init {args.init}", f"--out {Path(args.out) / name}", f"--lr {spec['lr']:g}",
               f"--batch-size {spec['batch_size']}", f"--epochs {spec['epochs']}",
               f"--max-seq-length {spec['max_seq_length']}", f"--seeds {args.seeds}"]
+    if args.seed:
+        parts.append(f"--seed {args.seed}")
+    if args.precision != "fp32":
+        parts.append(f"--precision {args.precision}")
+    if args.group_by_length:
+        parts.append("--group-by-length")
     for flag, key in (("--max-train-examples", "max_train_examples"), ("--max-eval-examples", "max_eval_examples")):
         if getattr(args, key):
             parts.append(f"{flag} {getattr(args, key)}")
@@ -75,12 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--init", default=str(SHARED / "checkpoints" / "minilm-l6-uncased"))
     p.add_argument("--out", default="runs/real")
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0, help="first seed (split the seeds over processes)")
     p.add_argument("--epochs", type=int, default=None, help="override every task's epochs")
     p.add_argument("--max-seq-length", type=int, default=None, help="override every task's length")
     p.add_argument("--max-train-examples", type=int, default=None)
     p.add_argument("--max-eval-examples", type=int, default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--group-by-length", action="store_true", help="training batches of similar length")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars (logs)")
     args = p.parse_args(argv)
     if not Path(args.init).is_dir():
@@ -104,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = FinetuneConfig(task=spec["task"], train=split_file(name, "train"), dev=split_file(name, "dev"),
                              test=split_file(name, "test"), init=args.init, out=str(Path(args.out) / name),
                              lr=spec["lr"], batch_size=spec["batch_size"], epochs=spec["epochs"],
-                             max_seq_length=spec["max_seq_length"], seeds=args.seeds, device=args.device,
+                             max_seq_length=spec["max_seq_length"], seeds=args.seeds, seed=args.seed,
+                             group_by_length=args.group_by_length, device=args.device,
                              precision=args.precision, max_train_examples=args.max_train_examples,
                              max_eval_examples=args.max_eval_examples, progress=args.progress)
         r = finetune(cfg)

@@ -239,8 +239,9 @@ def test_cli_finetune_evaluate_predict_and_errors(init_dir, tmp_path, capsys):
     out = tmp_path / "o"
     rc = main(["finetune", "--task", "classification", "--train", tr, "--dev", dv, "--test", dv,
                "--init", init_dir, "--out", str(out), "--epochs", "1", "--batch-size", "8",
-               "--label-column", "y", "--no-progress", "--device", "cpu"])
+               "--label-column", "y", "--no-progress", "--device", "cpu", "--group-by-length"])
     assert rc == 0
+    assert json.loads((out / "metrics.json").read_text())["config"]["group_by_length"] is True
     capsys.readouterr()
     assert main(["evaluate", "--model", str(out), "--data", dv, "--no-progress"]) == 0
     printed = json.loads(capsys.readouterr().out)
@@ -367,3 +368,34 @@ def test_same_seed_same_run(init_dir, tmp_path):
     assert a["dev"]["per_seed"] == b["dev"]["per_seed"]
     c = finetune(fast(task="classification", train=tr, dev=tr, init=init_dir, epochs=1, seed=6))
     assert c["runs"][0]["train_loss_last"] != a["runs"][0]["train_loss_last"]
+
+
+def test_epoch_loader_group_by_length(monkeypatch):
+    """Batches of similar lengths (less padding), still every item once per epoch, reshuffled, resumable."""
+    from bertkit.tasks.base import EpochLoader, Features
+
+    rng = random.Random(0)
+    lengths = [rng.randint(3, 60) for _ in range(90)]
+    feats = Features([{"input_ids": [i] * n, "token_type_ids": [0] * n, "labels": 0}
+                      for i, n in enumerate(lengths)], list(range(90)))
+    monkeypatch.setattr(EpochLoader, "GROUP_BATCHES", 3)  # mega-batches of 24 items
+
+    def epochs(loader, n_epochs):
+        it = iter(loader)
+        return [[next(it)["input_ids"] for _ in range(loader.steps_per_epoch)] for _ in range(n_epochs)]
+
+    grouped = epochs(EpochLoader(feats, 8, 0, seed=1, group_by_length=True), 2)
+    plain = epochs(EpochLoader(feats, 8, 0, seed=1), 1)
+    for epoch in grouped:
+        assert len(epoch) == 12 and sorted(int(b[r, 0]) for b in epoch for r in range(len(b))) == list(range(90))
+    padded = lambda epoch: sum(b.numel() for b in epoch)  # noqa: E731
+    assert padded(grouped[0]) < 0.8 * padded(plain[0])
+    assert [b[:, 0].tolist() for b in grouped[0]] != [b[:, 0].tolist() for b in grouped[1]]
+    # resume mid-epoch: the same batches follow
+    a = EpochLoader(feats, 8, 0, seed=1, group_by_length=True)
+    it = iter(a)
+    for _ in range(5):
+        next(it)
+    b = EpochLoader(feats, 8, 0, seed=0, group_by_length=True)
+    b.load_state_dict(a.state_dict())
+    assert [next(iter(b))["input_ids"].tolist()] == [next(it)["input_ids"].tolist()]

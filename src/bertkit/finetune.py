@@ -87,6 +87,7 @@ class FinetuneConfig:
     max_eval_examples: int | None = None  # first N dev/test examples (quick runs)
     max_steps: int | None = None  # cap on optimizer steps per run (quick runs)
     eval_batch_size: int = 64
+    group_by_length: bool = False  # training batches of similar length (less padding; faster)
     device: str = "auto"
     precision: str = "fp32"
     progress: bool = True
@@ -232,7 +233,8 @@ class _Runner:
 
         cfg, task = self.cfg, self.task
         model = build_model(task, cfg, self.labels, len(self.tok), seed)
-        loader = EpochLoader(self.train.features, batch_size, self.tok.pad_id, seed=seed)
+        loader = EpochLoader(self.train.features, batch_size, self.tok.pad_id, seed=seed,
+                             group_by_length=self.cfg.group_by_length)
         steps = epochs * loader.steps_per_epoch
         if cfg.max_steps is not None:
             steps = min(steps, cfg.max_steps)

