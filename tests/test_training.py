@@ -417,3 +417,12 @@ def test_no_progress_bar_logs_text_progress_lines(capsys, seconds, steps):
     lines = [ln for ln in (out.out + out.err).splitlines() if ln.startswith("step ")]
     assert [ln.split()[1] for ln in lines] == steps
     assert all("loss " in ln and "ETA " in ln for ln in lines)
+
+
+def test_default_flops_leave_out_embedding_tables():
+    """6 * N * tokens with N the matmul parameters: embedding lookups cost no FLOPs per token."""
+    model = make_model()
+    tr = Trainer(model, cfg(), mse_loss, ListLoader(make_batches()))
+    batch = make_batches(n=1)[0]
+    n_matmul = sum(p.numel() for p in model.parameters()) - model.emb.weight.numel()
+    assert tr.flops_fn(batch) == 6.0 * n_matmul * batch["input_ids"].numel()
