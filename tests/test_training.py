@@ -405,7 +405,6 @@ def test_lamb_trains():
     assert train[-1]["loss"] < 0.7 * train[0]["loss"]
 
 
-
 @pytest.mark.parametrize("seconds,steps", [(0.0, ["5/20", "10/20", "15/20", "20/20"]),
                                            (3600.0, ["5/20", "20/20"])])  # rate-limited: first, last
 def test_no_progress_bar_logs_text_progress_lines(capsys, seconds, steps):
