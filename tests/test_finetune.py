@@ -150,6 +150,20 @@ def test_regression_end_to_end(init_dir, tmp_path):
     assert loss_fell(r) and {"pearson", "spearman"} <= set(r["test"])
     assert json.loads((tmp_path / "o" / "config.json").read_text())["id2label"] == {"0": "LABEL_0"}
     assert evaluate(str(tmp_path / "o"), dv, progress=False) == pytest.approx(r["test"])
+    # headerless files: training on pairs is saved, so an unlabelled 2-column file to predict is a
+    # pair (it used to be read as text + score and fail on "the plot is good ." as a number)
+    nh = [(a, b, s) for a, b, s in rows(40)]
+    tr_nh = tmp_path / "train-nh.tsv"
+    tr_nh.write_text("".join(f"{a}\t{b}\t{s}\n" for a, b, s in nh), "utf-8")
+    out_nh = tmp_path / "o-nh"
+    finetune(fast(task="regression", train=str(tr_nh), dev=str(tr_nh), init=init_dir, out=str(out_nh),
+                  epochs=1, task_settings={"header": False}))
+    unlabelled = tmp_path / "pairs-nh.tsv"
+    unlabelled.write_text("".join(f"{a}\t{b}\n" for a, b, _ in nh[:5]), "utf-8")
+    assert predict(str(out_nh), str(unlabelled), str(tmp_path / "p.jsonl"), progress=False) == 5
+    got = read_predictions(str(tmp_path / "p.jsonl"))
+    assert [(g["text"], g["text_pair"]) for g in got] == [(a, b) for a, b, _ in nh[:5]]
+    assert json.loads((out_nh / "task.json").read_text())["settings"]["pair"] is True
 
 
 def write_conll(path, sentences):

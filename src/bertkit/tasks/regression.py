@@ -19,22 +19,28 @@ SCORE_COLUMNS = ("score", "label", "similarity", "relatedness_score")
 
 
 class RegressionTask(Task):
-    """Real-valued target from one text or a pair (a pair when the file has pair columns)."""
+    """Real-valued target from one text or a pair (a pair when the file has pair columns).
+
+    Whether the training file held pairs is saved (setting ``pair``), so an unlabelled file
+    without a header is read the same way at predict time: ``a<TAB>b`` is a pair there, not a
+    text and its score."""
 
     name = "regression"
     head = "BertForSequenceClassification"
     main_metric = "pearson"
-    defaults = {"text_column": None, "text_pair_column": None, "label_column": None, "header": True}
+    defaults = {"text_column": None, "text_pair_column": None, "label_column": None, "header": True,
+                "pair": None}
 
     def read(self, path: str, labelled: bool = True) -> list[TextExample]:
         s = self.settings
-        pair = True if s["text_pair_column"] else None
+        pair = True if s["text_pair_column"] else s["pair"]
         return read_text_examples(path, pair, s["text_column"], s["text_pair_column"], s["label_column"],
                                   SCORE_COLUMNS, labelled, as_float=True, header=s["header"])
 
     def label_list(self, examples: Sequence[TextExample]) -> None:
         if len({e.label for e in examples}) < 2:
             raise BertkitError("the training file's scores are all equal; nothing to regress")
+        self.settings["pair"] = any(e.text_pair is not None for e in examples)
         return None
 
     def num_outputs(self, labels):
