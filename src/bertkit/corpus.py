@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from bertkit.errors import BertkitError
-from bertkit.fileio import REPLACE_HINT, UTF8_BOM, open_binary, parse_json_object
+from bertkit.fileio import REPLACE_HINT, decode_line, open_binary, parse_json_object
 
 FORMATS = ("auto", "bert", "text", "jsonl")
 TEXT_SUFFIXES = (".txt", ".text", ".jsonl", ".json")
@@ -189,25 +189,10 @@ def _iter_raw_lines(
                 stats.bytes += n
                 yield lineno, "", n  # an empty line keeps line numbers and document breaks
                 continue
-            if lineno == 1 and raw.startswith(UTF8_BOM):
-                raw = raw[len(UTF8_BOM):]
-                offset += len(UTF8_BOM)
-                stats.bytes += len(UTF8_BOM)
-            nul = raw.find(0)
-            if nul >= 0:
-                raise BertkitError(
-                    f"{path}:{lineno}: NUL byte at byte offset {offset + nul}; "
-                    "this looks like a binary file, not text"
-                )
-            try:
-                text = raw.decode("utf-8", errors=errors)
-            except UnicodeDecodeError as e:
-                raise BertkitError(
-                    f"{path}:{lineno}: invalid UTF-8 at byte offset {offset + e.start} ({REPLACE_HINT})"
-                ) from None
+            text = decode_line(path, lineno, raw, offset, errors, REPLACE_HINT)
             offset += len(raw)
             stats.bytes += len(raw)
-            yield lineno, text.rstrip("\r\n"), len(raw)
+            yield lineno, text, len(raw)
 
 
 def detect_format(path: Path, errors: str = "strict", sample_lines: int = 200) -> str:

@@ -54,22 +54,29 @@ def iter_lines(path: str | os.PathLike, errors: str = "strict",
     offset = 0
     with open_binary(path) as f:
         for lineno, raw in enumerate(f, start=1):
-            if lineno == 1 and raw.startswith(UTF8_BOM):
-                raw = raw[len(UTF8_BOM):]
-                offset = len(UTF8_BOM)
-            try:
-                text = raw.decode("utf-8", errors=errors)
-            except UnicodeDecodeError as e:
-                raise BertkitError(
-                    f"{path}:{lineno}: invalid UTF-8 at byte offset {offset + e.start} ({hint})"
-                ) from None
-            if "\x00" in text:
-                raise BertkitError(
-                    f"{path}:{lineno}: NUL byte at byte offset {offset + raw.index(0)}; "
-                    "this looks like a binary file, not text"
-                )
+            text = decode_line(path, lineno, raw, offset, errors, hint)
             offset += len(raw)
-            yield lineno, text.rstrip("\r\n")
+            yield lineno, text
+
+
+def decode_line(path: str | os.PathLike, lineno: int, raw: bytes, offset: int, errors: str = "strict",
+                hint: str = "save the file as UTF-8") -> str:
+    """One raw line (starting at byte ``offset`` of the file) as text without its newline; the
+    byte-order mark of line 1 is dropped. NUL bytes and invalid UTF-8 (unless ``errors="replace"``)
+    raise :class:`BertkitError` naming the file, line and byte offset."""
+    if lineno == 1 and raw.startswith(UTF8_BOM):
+        raw = raw[len(UTF8_BOM):]
+        offset += len(UTF8_BOM)
+    nul = raw.find(0)
+    if nul >= 0:
+        raise BertkitError(
+            f"{path}:{lineno}: NUL byte at byte offset {offset + nul}; this looks like a binary file, not text"
+        )
+    try:
+        text = raw.decode("utf-8", errors=errors)
+    except UnicodeDecodeError as e:
+        raise BertkitError(f"{path}:{lineno}: invalid UTF-8 at byte offset {offset + e.start} ({hint})") from None
+    return text.rstrip("\r\n")
 
 
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
