@@ -293,6 +293,20 @@ def test_cli_finetune_evaluate_predict_and_errors(init_dir, tmp_path, capsys):
     assert rc == 2 and "do not apply" in capsys.readouterr().err
 
 
+def test_cli_evaluate_similarity_from_embeddings(init_dir, tmp_path, capsys):
+    """``evaluate --task similarity``: cosine of mean-pooled vectors of any checkpoint vs the file's
+    scores. Identical texts have cosine 1, the most similar, so gold 5 / 0 for same / different
+    texts must correlate positively; repeated texts are embedded once."""
+    texts = ["the film is good .", "a dog sat on the mat", "mary lives in rome today", "he runs"]
+    rows = [(a, b, 5.0 if a == b else 0.0) for a in texts for b in texts]
+    f = write_tsv(tmp_path / "sts.tsv", ["sentence1", "sentence2", "score"], rows)
+    assert main(["evaluate", "--model", init_dir, "--task", "similarity", "--data", f, "--batch-size", "3",
+                 "--no-progress"]) == 0
+    got = json.loads(capsys.readouterr().out)["test"]
+    assert got["pairs"] == 16 and got["texts"] == 4
+    assert got["pearson"] > 0.5 and got["spearman"] > 0.5
+
+
 def test_truncation_is_counted_in_the_log(init_dir, tmp_path, capsys):
     rows = [(" ".join(["good"] * 40), 1), ("bad", 0)] * 4
     tr = write_tsv(tmp_path / "train.tsv", ["sentence", "label"], rows)

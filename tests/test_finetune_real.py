@@ -65,7 +65,7 @@ def test_embedding_similarity_matches_transformers_mean_pooling(minilm_dir):
     rows = require_shared("tasks", "lee-sts", "pairs.tsv").read_text("utf-8").splitlines()[1:4]
     texts = sorted({t for r in rows for t in r.split("\t")[:2]})
     ours, _ = mean_pooled_embeddings(BertModel.from_pretrained(minilm_dir), Tokenizer.from_pretrained(minilm_dir),
-                                     texts, max_seq_length=256)
+                                     texts, max_seq_length=256, batch_size=2)  # sorted batches, input order
     hf_tok = transformers.AutoTokenizer.from_pretrained(str(minilm_dir))
     hf = transformers.AutoModel.from_pretrained(str(minilm_dir)).eval()
     enc = hf_tok(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")

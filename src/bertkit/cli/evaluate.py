@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         metrics = embedding_similarity(args.model, args.data, max_seq_length=args.max_seq_length or 256,
                                        batch_size=args.batch_size, text_column=args.text_column,
                                        text_pair_column=args.text_pair_column, label_column=args.label_column,
-                                       header=args.header)
+                                       header=args.header, progress=args.progress)
         print(json.dumps({args.split: metrics}, indent=2))
         return 0
     metrics = evaluate(args.model, args.data, task=args.task, batch_size=args.batch_size,

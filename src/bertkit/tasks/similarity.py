@@ -20,8 +20,11 @@ from bertkit.tasks.regression import SCORE_COLUMNS
 
 @torch.no_grad()
 def mean_pooled_embeddings(model: Any, tokenizer: Any, texts: list[str], max_seq_length: int = 256,
-                           batch_size: int = 32) -> tuple[np.ndarray, int]:
-    """``(embeddings (N, H), n_truncated)``: mean of the last hidden states over real tokens."""
+                           batch_size: int = 32, progress: bool = False) -> tuple[np.ndarray, int]:
+    """``(embeddings (N, H), n_truncated)``: mean of the last hidden states over real tokens.
+    Texts are batched in order of length (less padding); rows come back in input order."""
+    from tqdm.auto import tqdm
+
     ids = tokenizer.tokenize_ids_batch(texts)
     items, truncated = [], 0
     for a in ids:
@@ -30,19 +33,22 @@ def mean_pooled_embeddings(model: Any, tokenizer: Any, texts: list[str], max_seq
         items.append({"input_ids": seq, "token_type_ids": types})
     model.eval()
     device = next(model.parameters()).device
-    out = []
-    for s in range(0, len(items), batch_size):
-        batch = collate(items[s : s + batch_size], tokenizer.pad_id)
+    order = np.argsort([len(it["input_ids"]) for it in items], kind="stable")
+    out = np.zeros((len(items), model.config.hidden_size), dtype=np.float32)
+    for s in tqdm(range(0, len(items), batch_size), desc="embed", disable=not progress, leave=False, unit="batch"):
+        idx = order[s : s + batch_size]
+        batch = collate([items[i] for i in idx], tokenizer.pad_id)
         mask = batch["attention_mask"].to(device)
         hidden = model(batch["input_ids"].to(device), mask, batch["token_type_ids"].to(device)).last_hidden_state
         m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-        out.append(((hidden * m).sum(1) / m.sum(1).clamp_min(1.0)).float().cpu().numpy())  # (B, H)
-    return np.concatenate(out), truncated
+        out[idx] = ((hidden * m).sum(1) / m.sum(1).clamp_min(1.0)).float().cpu().numpy()  # (B, H)
+    return out, truncated
 
 
 def embedding_similarity(model_dir: str, data: str, max_seq_length: int = 256, batch_size: int = 32,
                          text_column: str | None = None, text_pair_column: str | None = None,
-                         label_column: str | None = None, header: bool | None = None) -> dict[str, float]:
+                         label_column: str | None = None, header: bool | None = None,
+                         progress: bool = False) -> dict[str, float]:
     """Pearson / Spearman of cosine(mean-pooled embeddings) against the file's scores."""
     from bertkit.model import BertModel
     from bertkit.tokenization import Tokenizer
@@ -52,7 +58,7 @@ def embedding_similarity(model_dir: str, data: str, max_seq_length: int = 256, b
     tok = Tokenizer.from_pretrained(model_dir)
     model = BertModel.from_pretrained(model_dir).to(runtime.choose_device("auto"))
     unique = sorted({e.text for e in examples} | {e.text_pair for e in examples})
-    vecs, truncated = mean_pooled_embeddings(model, tok, unique, max_seq_length, batch_size)
+    vecs, truncated = mean_pooled_embeddings(model, tok, unique, max_seq_length, batch_size, progress)
     if truncated:
         runtime.log(f"{data}: {truncated} of {len(unique)} texts truncated (max_seq_length {max_seq_length})")
     vecs = vecs / np.linalg.norm(vecs, axis=1, keepdims=True).clip(min=1e-12)
