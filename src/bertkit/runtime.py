@@ -246,14 +246,17 @@ def measure_matmul_flops(device: torch.device, precision: str, n: int = 1024, re
     return 2 * n**3 / best
 
 
-def peak_flops(device: torch.device, precision: str) -> float:
+def peak_flops(device: torch.device, precision: str, remeasure: bool = False) -> float:
     """The peak FLOP/s that MFU divides by, per process.
 
     ``BERTKIT_PEAK_TFLOPS`` overrides. On CUDA: the datasheet dense peak for known cards. On CPU
     (no reliable datasheet number): the best achieved FLOP/s of a 1024^3 matmul in the same
-    precision with all threads, measured once per process -- so CPU MFU reads as "fraction of
-    what this machine's matmul kernel reaches", see docs/TRAINING.md. The measurement does not
-    touch the global RNGs (its inputs come from a private generator).
+    precision with all threads, measured on the first call -- so CPU MFU reads as "fraction of
+    what this machine's matmul kernel reaches", see docs/TRAINING.md. ``remeasure=True`` measures
+    again and keeps the best so far: one measurement taken while another job briefly held the
+    cores reads low and would inflate MFU (a run measured at half speed showed MFU 95% beside an
+    identical one at 50%). The measurement does not touch the global RNGs (its inputs come from a
+    private generator).
     """
     env = os.environ.get("BERTKIT_PEAK_TFLOPS")
     if env:
@@ -264,6 +267,6 @@ def peak_flops(device: torch.device, precision: str) -> float:
             if key in name:
                 return peaks[precision]
     key = (str(device), precision)
-    if key not in _measured_peaks:
-        _measured_peaks[key] = measure_matmul_flops(device, precision)
+    if key not in _measured_peaks or remeasure:
+        _measured_peaks[key] = max(_measured_peaks.get(key, 0.0), measure_matmul_flops(device, precision))
     return _measured_peaks[key]

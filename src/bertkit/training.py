@@ -53,6 +53,7 @@ CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE = "trainer_state.pt"
 META = "meta.json"
 METRICS = "metrics.jsonl"
+PEAK_CHECKS = 3  # log windows over which a measured (CPU) peak FLOP/s is re-measured, best kept
 
 LossFn = Callable[[nn.Module, Any], "tuple[torch.Tensor, dict[str, float]]"]
 EvalFn = Callable[[nn.Module], "dict[str, float]"]
@@ -341,7 +342,8 @@ class Trainer:
         self.batches = _Batches(train_loader)
         n_params = matmul_params(self.model)
         self.flops_fn = flops_fn or (lambda batch: 6.0 * n_params * count_tokens(batch))
-        self._peak = None  # lazily: measuring the CPU peak takes a moment
+        self._peak = 0.0  # lazily: measuring the CPU peak takes a moment
+        self._peak_checks = 0
 
         self.step = 0
         self.skipped_steps = 0  # non-finite steps skipped, over the whole run
@@ -552,8 +554,12 @@ class Trainer:
     # ------------------------------------------------------------------------------ logging
 
     def _peak_flops(self) -> float:
-        if self._peak is None:
-            self._peak = runtime.peak_flops(self.device, self.cfg.precision) * self.dist.world_size
+        """Peak FLOP/s of all ranks; a measured (CPU) peak is re-measured over the first
+        ``PEAK_CHECKS`` log windows and the best kept, so a busy moment at start-up does not stick."""
+        if self._peak_checks < PEAK_CHECKS:
+            self._peak_checks += 1
+            self._peak = runtime.peak_flops(self.device, self.cfg.precision,
+                                            remeasure=self._peak_checks > 1) * self.dist.world_size
         return self._peak
 
     def _log_train(self, window: "_Window") -> dict:
