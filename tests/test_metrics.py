@@ -116,6 +116,33 @@ def test_best_null_threshold_as_official_script():
     assert M.squad_scores(final, gold)["exact_match"] == pytest.approx(75.0)
 
 
+def test_best_null_threshold_all_empty_is_reproduced_by_its_threshold():
+    # Bug: the official script starts from threshold 0.0, right for its no-answer
+    # probabilities in [0, 1] but not for score differences, which can be negative. When
+    # answering nothing was best, threshold 0.0 answered b and the applied score (0%) was not
+    # the reported 50%.
+    gold = {"a": ["x"], "b": []}
+    preds = {"a": "y", "b": "z"}  # both spans wrong
+    null = {"a": -1.0, "b": -0.5}
+    score, thresh = M.best_null_threshold(preds, null, gold, metric="f1")
+    assert score == pytest.approx(50.0)
+    final = M.apply_null_threshold(preds, null, thresh)
+    assert final == {"a": "", "b": ""}
+    assert M.squad_scores(final, gold)["f1"] == pytest.approx(score)
+
+
+def test_best_null_threshold_takes_tied_scores_together():
+    # A threshold answers every question at or below it, so questions with the same null score
+    # cannot be split; before, the best was taken inside a tie (a right, b not yet counted).
+    gold = {"a": ["x"], "b": [], "c": []}
+    preds = {"a": "x", "b": "z", "c": "w"}
+    null = {"a": 1.0, "b": 1.0, "c": 2.0}
+    score, thresh = M.best_null_threshold(preds, null, gold, metric="exact")
+    final = M.apply_null_threshold(preds, null, thresh)
+    assert M.squad_scores(final, gold)["exact_match"] == pytest.approx(score)
+    assert score == pytest.approx(200 / 3)  # all "" (b, c right) = a and b answered (a, c right)
+
+
 def test_length_mismatch_is_an_error():
     with pytest.raises(ValueError):
         M.accuracy([1], [1, 2])

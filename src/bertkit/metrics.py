@@ -217,27 +217,32 @@ def best_null_threshold(
     """Tune the SQuAD v2 no-answer threshold as the official script's ``find_best_thresh``.
 
     ``null_scores[qid]`` = null score minus best span score: a question is answered "" when it
-    exceeds the threshold. Returns ``(best metric in percent, threshold)``.
+    exceeds the threshold. Returns ``(best metric in percent, threshold)``; applying the
+    threshold (:func:`apply_null_threshold`) reproduces the metric. Two departures from the
+    official script, which tunes no-answer probabilities in [0, 1] and reports the best score
+    without applying its threshold: "answer nothing" gets a threshold below every score (the
+    official 0.0 would answer every question whose score difference is negative), and questions
+    with equal scores move together (a threshold cannot split them).
     """
     exact, f1 = squad_raw_scores(predictions, gold_answers)
     raw = f1 if metric == "f1" else exact
     has_ans = {q: any(normalize_answer(g) for g in golds) for q, golds in gold_answers.items()}
     num_no_ans = sum(not v for v in has_ans.values())
     cur = best = float(num_no_ans)  # everything answered "" -> all no-answer questions right
-    best_thresh = 0.0
-    for qid in sorted(null_scores, key=lambda q: null_scores[q]):
-        if qid not in raw:
-            continue
-        if has_ans[qid]:
-            diff = raw[qid]
-        elif predictions.get(qid, ""):
-            diff = -1.0
-        else:
-            diff = 0.0
-        cur += diff
+    order = sorted((q for q in null_scores if q in raw), key=lambda q: null_scores[q])
+    best_thresh = float(null_scores[order[0]]) - 1.0 if order else 0.0  # below all: answer nothing
+    i = 0
+    while i < len(order):
+        thresh = null_scores[order[i]]
+        while i < len(order) and null_scores[order[i]] == thresh:  # answered together
+            qid = order[i]
+            if has_ans[qid]:
+                cur += raw[qid]
+            elif predictions.get(qid, ""):
+                cur -= 1.0
+            i += 1
         if cur > best:
-            best = cur
-            best_thresh = float(null_scores[qid])
+            best, best_thresh = cur, float(thresh)
     return 100.0 * best / len(raw) if raw else 0.0, best_thresh
 
 
