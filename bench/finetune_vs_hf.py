@@ -299,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     p.add_argument("--init", default=str(SHARED / "checkpoints" / "minilm-l6-uncased"))
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0,
+                   help="first seed (seeds SEED .. SEED+SEEDS-1: split seeds over processes)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--batch-size", type=int, default=32)
@@ -328,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {"config": vars(args), "torch_threads": torch.get_num_threads(), "tasks": {}}
     for name in args.tasks:
         ours, theirs, t_ours, t_theirs, x_ours, x_theirs = [], [], 0.0, 0.0, [], []
-        for seed in range(args.seeds):
+        for seed in range(args.seed, args.seed + args.seeds):
             s, t, x = run_bertkit(name, args, seed)
             ours.append(s)
             t_ours += t
