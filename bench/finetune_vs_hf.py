@@ -8,15 +8,15 @@ seed, fine-tune
 * transformers: ``AutoModelForSequenceClassification`` / ``AutoModelForTokenClassification`` /
   ``AutoModelForQuestionAnswering`` with transformers' fast tokenizer (QA: its overflowing windows
   and offset mapping, as transformers' ``run_qa.py`` example; doc stride 128 there means 128
-  tokens of overlap, BERT's means 128 between window starts) and a plain PyTorch loop of the same recipe (AdamW beta 0.9/0.999,
-  eps 1e-6, weight decay 0.01 except biases and LayerNorm, linear warmup + decay via
+  tokens of overlap, BERT's means 128 between window starts) and a plain PyTorch loop of the
+  same recipe (AdamW beta 0.9/0.999, eps 1e-6, weight decay 0.01 except biases and LayerNorm, linear warmup + decay via
   ``get_linear_schedule_with_warmup``, gradient clipping 1.0, dynamic padding, dev evaluated after
   every epoch, the last epoch's dev score reported),
 
 then print the median ± std of the dev metric for both, each seed, and the wall-clock ratio
-(QA also prints the answerable questions' F1 of the best non-null span, which shows span learning
-even where the tuned threshold answers nothing)
 (bertkit time / transformers time, both measured in this same process, one after the other).
+QA also prints the answerable questions' F1 of the best non-null span, which shows span learning
+even where the tuned threshold answers nothing.
 
     .venv/bin/python bench/finetune_vs_hf.py --tasks polarity wnut16 --seeds 5 --epochs 3 \\
         --lr 5e-5 --batch-size 32 --max-seq-length 128 --json runs/ft_vs_hf.json
@@ -73,25 +73,24 @@ def run_bertkit(name: str, args: argparse.Namespace, seed: int) -> tuple[float, 
 
     f = files(name)
     qa = TASKS[name]["family"] == "qa"
-    tmp = tempfile.TemporaryDirectory() if qa else None  # QA: the model is saved to read its spans
-    cfg = FinetuneConfig(task=TASKS[name]["family"], train=f["train"], dev=f["dev"], init=args.init,
-                         out=tmp.name if qa else None,
-                         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                         max_seq_length=args.max_seq_length, seed=seed, seeds=1, progress=False,
-                         max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
-                         device=args.device, warmup_ratio=args.warmup_ratio, precision=args.precision)
-    t0 = time.perf_counter()
-    result = finetune(cfg)
-    seconds = time.perf_counter() - t0
-    score = float(result["dev"][TASKS[name]["metric"]])
-    extra = {}
-    if qa:
-        score /= 100.0  # bertkit reports SQuAD EM/F1 in percent, as the official script
-        _, examples, preds = _predict_file(tmp.name, f["dev"], None, True, 64, None, False, None)
-        if args.max_eval_examples:
-            examples, preds = examples[: args.max_eval_examples], preds[: args.max_eval_examples]
-        extra["span_f1"] = span_f1(examples, [p["text"] for p in preds])
-        tmp.cleanup()
+    with tempfile.TemporaryDirectory() as tmp:  # QA: the model is saved to read its spans back
+        cfg = FinetuneConfig(task=TASKS[name]["family"], train=f["train"], dev=f["dev"], init=args.init,
+                             out=tmp if qa else None,
+                             epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                             max_seq_length=args.max_seq_length, seed=seed, seeds=1, progress=False,
+                             max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
+                             device=args.device, warmup_ratio=args.warmup_ratio, precision=args.precision)
+        t0 = time.perf_counter()
+        result = finetune(cfg)
+        seconds = time.perf_counter() - t0
+        score = float(result["dev"][TASKS[name]["metric"]])
+        extra = {}
+        if qa:
+            score /= 100.0  # bertkit reports SQuAD EM/F1 in percent, as the official script
+            _, examples, preds = _predict_file(tmp, f["dev"], None, True, 64, None, False, None)
+            if args.max_eval_examples:
+                examples, preds = examples[: args.max_eval_examples], preds[: args.max_eval_examples]
+            extra["span_f1"] = span_f1(examples, [p["text"] for p in preds])
     return score, seconds, extra
 
 
@@ -166,7 +165,7 @@ def _hf_qa_score(examples, meta, logits, n_best=20, max_answer=30) -> tuple[floa
     """transformers' ``postprocess_qa_predictions`` (v2: null = min [CLS] score over windows),
     scored with the official EM/F1 at the null threshold tuned on these examples; and the
     best spans' F1 on the answerable questions."""
-    from bertkit import metrics
+    from bertkit.tasks import get_task
 
     best = [{"text": "", "score": -np.inf, "null": np.inf} for _ in examples]
     for (ex_i, offsets), (start, end) in zip(meta, logits):
@@ -180,12 +179,12 @@ def _hf_qa_score(examples, meta, logits, n_best=20, max_answer=30) -> tuple[floa
                 if float(start[i] + end[j]) > b["score"]:
                     b["score"] = float(start[i] + end[j])
                     b["text"] = examples[ex_i].context[offsets[i][0]:offsets[j][1]]
-    gold = {e.qid: [a for a, _ in e.answers] for e in examples}
-    spans = {e.qid: b["text"] for e, b in zip(examples, best)}
-    diffs = {e.qid: (b["null"] - b["score"] if np.isfinite(b["score"]) else 1e9) for e, b in zip(examples, best)}
-    _, thresh = metrics.best_null_threshold(spans, diffs, gold, metric="f1")
-    final = metrics.apply_null_threshold(spans, diffs, thresh)
-    return metrics.squad_scores(final, gold)["f1"] / 100.0, {"span_f1": span_f1(examples, [b["text"] for b in best])}
+    preds = [{"text": b["text"], "null_score_diff": b["null"] - b["score"] if np.isfinite(b["score"]) else 1e9}
+             for b in best]
+    task = get_task("qa")  # bertkit's scoring only: threshold tuned on these examples, official EM/F1
+    task.settings["version_2"] = any(e.is_impossible for e in examples)
+    f1 = task.score(examples, preds, tune=True)["f1"] / 100.0
+    return f1, {"span_f1": span_f1(examples, [b["text"] for b in best])}
 
 
 def _pad(batch, pad_id):
