@@ -9,9 +9,9 @@ seed, fine-tune
   ``AutoModelForQuestionAnswering`` with transformers' fast tokenizer (QA: its overflowing windows
   and offset mapping, as transformers' ``run_qa.py`` example; doc stride 128 there means 128
   tokens of overlap, BERT's means 128 between window starts) and a plain PyTorch loop of the
-  same recipe (AdamW beta 0.9/0.999, eps 1e-6, weight decay 0.01 except biases and LayerNorm, linear warmup + decay via
-  ``get_linear_schedule_with_warmup``, gradient clipping 1.0, dynamic padding, dev evaluated after
-  every epoch, the last epoch's dev score reported),
+  same recipe (AdamW beta 0.9/0.999, eps 1e-6, weight decay 0.01 except biases and LayerNorm,
+  linear warmup + decay via ``get_linear_schedule_with_warmup``, gradient clipping 1.0, dynamic
+  padding, dev evaluated after every epoch, the last epoch's dev score reported),
 
 then print the median ± std of the dev metric for both, each seed, and the wall-clock ratio
 (bertkit time / transformers time, both measured in this same process, one after the other).
