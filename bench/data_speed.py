@@ -100,9 +100,16 @@ class BasicTokenizer:
         return "".join(output)
 
     def _is_chinese_char(self, cp):
-        return ((0x4E00 <= cp <= 0x9FFF) or (0x3400 <= cp <= 0x4DBF) or (0x20000 <= cp <= 0x2A6DF)
-                or (0x2A700 <= cp <= 0x2B73F) or (0x2B740 <= cp <= 0x2B81F) or (0x2B820 <= cp <= 0x2CEAF)
-                or (0xF900 <= cp <= 0xFAFF) or (0x2F800 <= cp <= 0x2FA1F))
+        return (
+            (0x4E00 <= cp <= 0x9FFF)
+            or (0x3400 <= cp <= 0x4DBF)
+            or (0x20000 <= cp <= 0x2A6DF)
+            or (0x2A700 <= cp <= 0x2B73F)
+            or (0x2B740 <= cp <= 0x2B81F)
+            or (0x2B820 <= cp <= 0x2CEAF)
+            or (0xF900 <= cp <= 0xFAFF)
+            or (0x2F800 <= cp <= 0x2FA1F)
+        )
 
     def _clean_text(self, text):
         output = []
@@ -174,8 +181,9 @@ class TrainingInstance:
 MaskedLmInstance = collections.namedtuple("MaskedLmInstance", ["index", "label"])
 
 
-def create_training_instances(documents, tokenizer, max_seq_length, dupe_factor, short_seq_prob,
-                              masked_lm_prob, max_predictions_per_seq, rng):
+def create_training_instances(
+    documents, tokenizer, max_seq_length, dupe_factor, short_seq_prob, masked_lm_prob, max_predictions_per_seq, rng
+):
     all_documents = [[]]
     for sentences in documents:  # the original reads "one sentence per line, blank line = new doc"
         for line in sentences:
@@ -189,15 +197,32 @@ def create_training_instances(documents, tokenizer, max_seq_length, dupe_factor,
     instances = []
     for _ in range(dupe_factor):
         for document_index in range(len(all_documents)):
-            instances.extend(create_instances_from_document(
-                all_documents, document_index, max_seq_length, short_seq_prob, masked_lm_prob,
-                max_predictions_per_seq, vocab_words, rng))
+            instances.extend(
+                create_instances_from_document(
+                    all_documents,
+                    document_index,
+                    max_seq_length,
+                    short_seq_prob,
+                    masked_lm_prob,
+                    max_predictions_per_seq,
+                    vocab_words,
+                    rng,
+                )
+            )
     rng.shuffle(instances)
     return instances
 
 
-def create_instances_from_document(all_documents, document_index, max_seq_length, short_seq_prob,
-                                   masked_lm_prob, max_predictions_per_seq, vocab_words, rng):
+def create_instances_from_document(
+    all_documents,
+    document_index,
+    max_seq_length,
+    short_seq_prob,
+    masked_lm_prob,
+    max_predictions_per_seq,
+    vocab_words,
+    rng,
+):
     document = all_documents[document_index]
     max_num_tokens = max_seq_length - 3
     target_seq_length = max_num_tokens
@@ -239,7 +264,8 @@ def create_instances_from_document(all_documents, document_index, max_seq_length
                 tokens = ["[CLS]"] + tokens_a + ["[SEP]"] + tokens_b + ["[SEP]"]
                 segment_ids = [0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1)
                 tokens, positions, labels = create_masked_lm_predictions(
-                    tokens, masked_lm_prob, max_predictions_per_seq, vocab_words, rng)
+                    tokens, masked_lm_prob, max_predictions_per_seq, vocab_words, rng
+                )
                 instances.append(TrainingInstance(tokens, segment_ids, positions, labels, is_random_next))
             current_chunk, current_length = [], 0
         i += 1
@@ -291,11 +317,11 @@ def write_instances(instances, tokenizer, max_seq_length, max_predictions_per_se
     nsp = np.zeros(n, np.int8)
     for i, inst in enumerate(instances):
         x = tokenizer.convert_tokens_to_ids(inst.tokens)
-        ids[i, :len(x)] = x
-        seg[i, :len(inst.segment_ids)] = inst.segment_ids
-        pos[i, :len(inst.masked_lm_positions)] = inst.masked_lm_positions
+        ids[i, : len(x)] = x
+        seg[i, : len(inst.segment_ids)] = inst.segment_ids
+        pos[i, : len(inst.masked_lm_positions)] = inst.masked_lm_positions
         y = tokenizer.convert_tokens_to_ids(inst.masked_lm_labels)
-        lab[i, :len(y)] = y
+        lab[i, : len(y)] = y
         nsp[i] = int(inst.is_random_next)
     for name, arr in (("input_ids", ids), ("segment_ids", seg), ("positions", pos), ("labels", lab), ("nsp", nsp)):
         np.save(Path(out_dir) / f"{name}.npy", arr)
@@ -315,8 +341,15 @@ def run_reference(inputs, tokenizer_dir, out_dir, dupe_factor, max_seq_length=12
 def run_ours(inputs, tokenizer_dir, out_dir, dupe_factor, workers, max_seq_length=128):
     from bertkit.pretraining_data import PrepareOptions, prepare
 
-    m = prepare(inputs, tokenizer_dir, out_dir, PrepareOptions(dupe_factor=dupe_factor, max_seq_length=max_seq_length),
-                workers=workers, progress=False, overwrite=True)
+    m = prepare(
+        inputs,
+        tokenizer_dir,
+        out_dir,
+        PrepareOptions(dupe_factor=dupe_factor, max_seq_length=max_seq_length),
+        workers=workers,
+        progress=False,
+        overwrite=True,
+    )
     return sum(m["counts"]["instances"].values())
 
 
@@ -345,8 +378,20 @@ def _tree_rss(pid: int) -> int:
 
 def measure(side: str, inputs: list[str], tokenizer: str, dupe: int, workers: int | None) -> dict:
     with tempfile.TemporaryDirectory(prefix=f"bench-{side}-") as tmp:
-        cmd = [sys.executable, __file__, "--child", side, "--tokenizer", tokenizer, "--dupe-factor", str(dupe),
-               "--out", str(Path(tmp) / "out"), "--inputs", *inputs]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            side,
+            "--tokenizer",
+            tokenizer,
+            "--dupe-factor",
+            str(dupe),
+            "--out",
+            str(Path(tmp) / "out"),
+            "--inputs",
+            *inputs,
+        ]
         if workers:
             cmd += ["--workers", str(workers)]
         peak = 0
@@ -373,8 +418,16 @@ def measure(side: str, inputs: list[str], tokenizer: str, dupe: int, workers: in
         res = json.loads(out.strip().splitlines()[-1])
     mb = sum(Path(p).stat().st_size for p in res["files"]) / 1e6
     cpu = usage.ru_utime + usage.ru_stime
-    return {"side": side, "seconds": wall, "cpu_seconds": cpu, "mb": mb, "mb_per_s": mb / wall,
-            "mb_per_cpu_s": mb / cpu, "instances": res["instances"], "peak_rss_gb": peak / 2**30}
+    return {
+        "side": side,
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "mb": mb,
+        "mb_per_s": mb / wall,
+        "mb_per_cpu_s": mb / cpu,
+        "instances": res["instances"],
+        "peak_rss_gb": peak / 2**30,
+    }
 
 
 def synthetic_corpus(target_gb: float, directory: Path) -> list[str]:
@@ -390,8 +443,9 @@ def synthetic_corpus(target_gb: float, directory: Path) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--inputs", nargs="+", default=[str(SHARED / "corpus" / n)
-                                                    for n in ("books.jsonl", "news.jsonl", "wiki.jsonl")])
+    ap.add_argument(
+        "--inputs", nargs="+", default=[str(SHARED / "corpus" / n) for n in ("books.jsonl", "news.jsonl", "wiki.jsonl")]
+    )
     ap.add_argument("--tokenizer", default=str(SHARED / "checkpoints" / "minilm-l6-uncased"))
     ap.add_argument("--dupe-factor", type=int, default=10)
     ap.add_argument("--workers", type=int, default=None, help="ours: worker processes (default: cores)")
@@ -411,8 +465,10 @@ def main() -> None:
         print(json.dumps({"instances": n, "seconds": time.perf_counter() - t, "files": args.inputs}))
         return
 
-    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}; "
-          f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(
+        f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}; "
+        f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-synth-") as tmp:
         inputs = synthetic_corpus(args.synthetic_gb, Path(tmp)) if args.synthetic_gb else args.inputs
@@ -421,14 +477,19 @@ def main() -> None:
                 continue
             r = measure(side, inputs, args.tokenizer, args.dupe_factor, args.workers)
             results.append(r)
-            print(f"{side:9s}  {r['mb']:7.1f} MB  wall {r['seconds']:7.1f} s = {r['mb_per_s']:5.2f} MB/s  "
-                  f"CPU {r['cpu_seconds']:7.1f} s = {r['mb_per_cpu_s']:5.2f} MB/CPU-s  "
-                  f"{r['instances']:>9,d} instances  peak RSS {r['peak_rss_gb']:.2f} GB", flush=True)
+            print(
+                f"{side:9s}  {r['mb']:7.1f} MB  wall {r['seconds']:7.1f} s = {r['mb_per_s']:5.2f} MB/s  "
+                f"CPU {r['cpu_seconds']:7.1f} s = {r['mb_per_cpu_s']:5.2f} MB/CPU-s  "
+                f"{r['instances']:>9,d} instances  peak RSS {r['peak_rss_gb']:.2f} GB",
+                flush=True,
+            )
     if len(results) == 2:
         ref, ours = results
-        print(f"speed-up, wall clock: {ours['mb_per_s'] / ref['mb_per_s']:.1f}x; per CPU-second: "
-              f"{ours['mb_per_cpu_s'] / ref['mb_per_cpu_s']:.1f}x; (dupe_factor {args.dupe_factor}, "
-              f"max_seq_length 128; 1-min load average at the end: {os.getloadavg()[0]:.1f})")
+        print(
+            f"speed-up, wall clock: {ours['mb_per_s'] / ref['mb_per_s']:.1f}x; per CPU-second: "
+            f"{ours['mb_per_cpu_s'] / ref['mb_per_cpu_s']:.1f}x; (dupe_factor {args.dupe_factor}, "
+            f"max_seq_length 128; 1-min load average at the end: {os.getloadavg()[0]:.1f})"
+        )
 
 
 if __name__ == "__main__":

@@ -27,16 +27,32 @@ SHARED = Path(os.environ.get("BERTKIT_SHARED_DATA", REPO.parent / "shared" / "da
 # name -> (family, dir, train/dev/test file stem ext, settings). Settings follow the paper's grid
 # (lr in {5e-5, 3e-5, 2e-5}, batch {16, 32}, epochs {2, 3, 4}); lengths fit each task's texts.
 TASKS: dict[str, dict] = {
-    "polarity": {"task": "classification", "ext": "tsv", "lr": 5e-5, "batch_size": 32, "epochs": 3,
-                 "max_seq_length": 128},
+    "polarity": {
+        "task": "classification",
+        "ext": "tsv",
+        "lr": 5e-5,
+        "batch_size": 32,
+        "epochs": 3,
+        "max_seq_length": 128,
+    },
     "boolq": {"task": "pair", "ext": "jsonl", "lr": 3e-5, "batch_size": 32, "epochs": 3, "max_seq_length": 256},
-    "news20": {"task": "classification", "ext": "tsv", "lr": 5e-5, "batch_size": 32, "epochs": 3,
-               "max_seq_length": 256},
+    "news20": {
+        "task": "classification",
+        "ext": "tsv",
+        "lr": 5e-5,
+        "batch_size": 32,
+        "epochs": 3,
+        "max_seq_length": 256,
+    },
     "wnut16": {"task": "tagging", "ext": "conll", "lr": 5e-5, "batch_size": 16, "epochs": 3, "max_seq_length": 128},
     "disflqa": {"task": "qa", "ext": "json", "lr": 5e-5, "batch_size": 16, "epochs": 3, "max_seq_length": 384},
 }
-REPORT = {"classification": ("accuracy", "f1"), "pair": ("accuracy", "f1"), "tagging": ("f1", "accuracy"),
-          "qa": ("exact_match", "f1")}
+REPORT = {
+    "classification": ("accuracy", "f1"),
+    "pair": ("accuracy", "f1"),
+    "tagging": ("f1", "accuracy"),
+    "qa": ("exact_match", "f1"),
+}
 
 
 def split_file(name: str, split: str) -> str | None:
@@ -53,13 +69,23 @@ def _pair(metrics: dict, a: str, b: str) -> str:
 
 
 def cli_line(name: str, spec: dict, args: argparse.Namespace) -> str:
-    parts = [".venv/bin/bertkit finetune", f"--task {spec['task']}", f"--train {split_file(name, 'train')}",
-             f"--dev {split_file(name, 'dev')}"]
+    parts = [
+        ".venv/bin/bertkit finetune",
+        f"--task {spec['task']}",
+        f"--train {split_file(name, 'train')}",
+        f"--dev {split_file(name, 'dev')}",
+    ]
     if split_file(name, "test"):
         parts.append(f"--test {split_file(name, 'test')}")
-    parts += [f"--init {args.init}", f"--out {Path(args.out) / name}", f"--lr {spec['lr']:g}",
-              f"--batch-size {spec['batch_size']}", f"--epochs {spec['epochs']}",
-              f"--max-seq-length {spec['max_seq_length']}", f"--seeds {args.seeds}"]
+    parts += [
+        f"--init {args.init}",
+        f"--out {Path(args.out) / name}",
+        f"--lr {spec['lr']:g}",
+        f"--batch-size {spec['batch_size']}",
+        f"--epochs {spec['epochs']}",
+        f"--max-seq-length {spec['max_seq_length']}",
+        f"--seeds {args.seeds}",
+    ]
     if args.seed:
         parts.append(f"--seed {args.seed}")
     if args.precision != "fp32":
@@ -100,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         if name == "lee-sts":
             r = embedding_similarity(args.init, str(SHARED / "tasks" / "lee-sts" / "pairs.tsv"))
             results[name] = r
-            rows.append(f"| lee-sts (cosine of mean-pooled embeddings, no training) | pearson / spearman | "
-                        f"{r['pearson']:.4f} / {r['spearman']:.4f} | - | - | {time.perf_counter() - t0:.0f} |")
+            rows.append(
+                f"| lee-sts (cosine of mean-pooled embeddings, no training) | pearson / spearman | "
+                f"{r['pearson']:.4f} / {r['spearman']:.4f} | - | - | {time.perf_counter() - t0:.0f} |"
+            )
             continue
         spec = dict(TASKS[name])
         if args.epochs:
@@ -109,13 +137,26 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_seq_length:
             spec["max_seq_length"] = args.max_seq_length
         print(cli_line(name, spec, args), flush=True)
-        cfg = FinetuneConfig(task=spec["task"], train=split_file(name, "train"), dev=split_file(name, "dev"),
-                             test=split_file(name, "test"), init=args.init, out=str(Path(args.out) / name),
-                             lr=spec["lr"], batch_size=spec["batch_size"], epochs=spec["epochs"],
-                             max_seq_length=spec["max_seq_length"], seeds=args.seeds, seed=args.seed,
-                             group_by_length=args.group_by_length, device=args.device,
-                             precision=args.precision, max_train_examples=args.max_train_examples,
-                             max_eval_examples=args.max_eval_examples, progress=args.progress)
+        cfg = FinetuneConfig(
+            task=spec["task"],
+            train=split_file(name, "train"),
+            dev=split_file(name, "dev"),
+            test=split_file(name, "test"),
+            init=args.init,
+            out=str(Path(args.out) / name),
+            lr=spec["lr"],
+            batch_size=spec["batch_size"],
+            epochs=spec["epochs"],
+            max_seq_length=spec["max_seq_length"],
+            seeds=args.seeds,
+            seed=args.seed,
+            group_by_length=args.group_by_length,
+            device=args.device,
+            precision=args.precision,
+            max_train_examples=args.max_train_examples,
+            max_eval_examples=args.max_eval_examples,
+            progress=args.progress,
+        )
         r = finetune(cfg)
         results[name] = {k: r[k] for k in ("dev", "test", "selected", "data") if k in r}
         main_key, second = REPORT[spec["task"]]
@@ -124,11 +165,13 @@ def main(argv: list[str] | None = None) -> int:
             second = "f1_macro"
         test = r.get("test", {})
         per_seed = ", ".join(f"{s[main_key]:.4f}" for s in dev["per_seed"])
-        rows.append(f"| {name} ({spec['task']}, {r['data']['train']['examples']} train) | {main_key} / {second} | "
-                    f"{dev[main_key]:.4f} ± {dev['std'][main_key]:.4f} / {dev[second]:.4f} (seeds: {per_seed}) | "
-                    f"{_pair(test, main_key, second)} | "
-                    f"lr {spec['lr']:g}, batch {spec['batch_size']}, {spec['epochs']} ep, len {spec['max_seq_length']} | "
-                    f"{time.perf_counter() - t0:.0f} |")
+        rows.append(
+            f"| {name} ({spec['task']}, {r['data']['train']['examples']} train) | {main_key} / {second} | "
+            f"{dev[main_key]:.4f} ± {dev['std'][main_key]:.4f} / {dev[second]:.4f} (seeds: {per_seed}) | "
+            f"{_pair(test, main_key, second)} | "
+            f"lr {spec['lr']:g}, batch {spec['batch_size']}, {spec['epochs']} ep, len {spec['max_seq_length']} | "
+            f"{time.perf_counter() - t0:.0f} |"
+        )
         print(rows[-1], flush=True)
     print("\n| task | metric | dev median ± std (per seed) | test (best dev seed) | setting | seconds |")
     print("| --- | --- | --- | --- | --- | --- |")

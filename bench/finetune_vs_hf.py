@@ -74,12 +74,25 @@ def run_bertkit(name: str, args: argparse.Namespace, seed: int) -> tuple[float, 
     f = files(name)
     qa = TASKS[name]["family"] == "qa"
     with tempfile.TemporaryDirectory() as tmp:  # QA: the model is saved to read its spans back
-        cfg = FinetuneConfig(task=TASKS[name]["family"], train=f["train"], dev=f["dev"], init=args.init,
-                             out=tmp if qa else None,
-                             epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                             max_seq_length=args.max_seq_length, seed=seed, seeds=1, progress=False,
-                             max_train_examples=args.max_train_examples, max_eval_examples=args.max_eval_examples,
-                             device=args.device, warmup_ratio=args.warmup_ratio, precision=args.precision)
+        cfg = FinetuneConfig(
+            task=TASKS[name]["family"],
+            train=f["train"],
+            dev=f["dev"],
+            init=args.init,
+            out=tmp if qa else None,
+            epochs=args.epochs,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            max_seq_length=args.max_seq_length,
+            seed=seed,
+            seeds=1,
+            progress=False,
+            max_train_examples=args.max_train_examples,
+            max_eval_examples=args.max_eval_examples,
+            device=args.device,
+            warmup_ratio=args.warmup_ratio,
+            precision=args.precision,
+        )
         t0 = time.perf_counter()
         result = finetune(cfg)
         seconds = time.perf_counter() - t0
@@ -113,9 +126,15 @@ def _hf_encode(name, tok, examples, label2id, max_len):
     """Features as dicts of lists; tagging labels the first sub-token of each word."""
     if TASKS[name]["family"] == "classification":
         enc = tok([e.text for e in examples], truncation=True, max_length=max_len)
-        return [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
-                 "token_type_ids": enc["token_type_ids"][i], "labels": label2id[e.label]}
-                for i, e in enumerate(examples)], None
+        return [
+            {
+                "input_ids": enc["input_ids"][i],
+                "attention_mask": enc["attention_mask"][i],
+                "token_type_ids": enc["token_type_ids"][i],
+                "labels": label2id[e.label],
+            }
+            for i, e in enumerate(examples)
+        ], None
     enc = tok([s.words for s in examples], is_split_into_words=True, truncation=True, max_length=max_len)
     feats, word_maps = [], []
     for i, s in enumerate(examples):
@@ -128,8 +147,14 @@ def _hf_encode(name, tok, examples, label2id, max_len):
                 labels.append(label2id[s.tags[w]])
                 first[w] = pos
             prev = w
-        feats.append({"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
-                      "token_type_ids": enc["token_type_ids"][i], "labels": labels})
+        feats.append(
+            {
+                "input_ids": enc["input_ids"][i],
+                "attention_mask": enc["attention_mask"][i],
+                "token_type_ids": enc["token_type_ids"][i],
+                "labels": labels,
+            }
+        )
         word_maps.append([first.get(j, -1) for j in range(len(s.words))])
     return feats, word_maps
 
@@ -137,15 +162,25 @@ def _hf_encode(name, tok, examples, label2id, max_len):
 def _hf_qa_encode(tok, examples, max_len, training):
     """transformers' ``run_qa.py`` featurisation: windows of the context with 128 tokens of
     overlap; a training answer not wholly inside a window (or no answer) points at [CLS]."""
-    enc = tok([e.question.lstrip() for e in examples], [e.context for e in examples], truncation="only_second",
-              max_length=max_len, stride=128, return_overflowing_tokens=True, return_offsets_mapping=True)
+    enc = tok(
+        [e.question.lstrip() for e in examples],
+        [e.context for e in examples],
+        truncation="only_second",
+        max_length=max_len,
+        stride=128,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+    )
     feats, meta = [], []
     for i in range(len(enc["input_ids"])):
         ex_i = enc["overflow_to_sample_mapping"][i]
         seq_ids = enc.sequence_ids(i)
         offsets = [o if seq_ids[k] == 1 else None for k, o in enumerate(enc["offset_mapping"][i])]
-        f = {"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i],
-             "token_type_ids": enc["token_type_ids"][i]}
+        f = {
+            "input_ids": enc["input_ids"][i],
+            "attention_mask": enc["attention_mask"][i],
+            "token_type_ids": enc["token_type_ids"][i],
+        }
         if training:
             f["start_positions"] = f["end_positions"] = 0
             ex = examples[ex_i]
@@ -178,9 +213,10 @@ def _hf_qa_score(examples, meta, logits, n_best=20, max_answer=30) -> tuple[floa
                     continue
                 if float(start[i] + end[j]) > b["score"]:
                     b["score"] = float(start[i] + end[j])
-                    b["text"] = examples[ex_i].context[offsets[i][0]:offsets[j][1]]
-    preds = [{"text": b["text"], "null_score_diff": b["null"] - b["score"] if np.isfinite(b["score"]) else 1e9}
-             for b in best]
+                    b["text"] = examples[ex_i].context[offsets[i][0] : offsets[j][1]]
+    preds = [
+        {"text": b["text"], "null_score_diff": b["null"] - b["score"] if np.isfinite(b["score"]) else 1e9} for b in best
+    ]
     task = get_task("qa")  # bertkit's scoring only: threshold tuned on these examples, official EM/F1
     task.settings["version_2"] = any(e.is_impossible for e in examples)
     f1 = task.score(examples, preds, tune=True)["f1"] / 100.0
@@ -229,21 +265,38 @@ def run_hf(name: str, args: argparse.Namespace, seed: int) -> tuple[float, float
     transformers.set_seed(seed)
     if family == "qa":
         model = transformers.AutoModelForQuestionAnswering.from_pretrained(
-            args.init, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+            args.init, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1
+        )
     else:
-        cls = (transformers.AutoModelForSequenceClassification if family == "classification"
-               else transformers.AutoModelForTokenClassification)
-        model = cls.from_pretrained(args.init, num_labels=len(labels), id2label=dict(enumerate(labels)),
-                                    label2id=label2id, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+        cls = (
+            transformers.AutoModelForSequenceClassification
+            if family == "classification"
+            else transformers.AutoModelForTokenClassification
+        )
+        model = cls.from_pretrained(
+            args.init,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id=label2id,
+            hidden_dropout_prob=0.1,
+            attention_probs_dropout_prob=0.1,
+        )
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     model.to(device)
     # The same mixed precision as bertkit's --precision bf16: bf16 autocast, fp32 weights and optimizer.
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
     no_decay = [p for n, p in model.named_parameters() if n.endswith("bias") or "LayerNorm" in n]
     decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.999), eps=1e-6)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, 0.999),
+        eps=1e-6,
+    )
     steps_per_epoch = (len(train) + args.batch_size - 1) // args.batch_size
     total = steps_per_epoch * args.epochs
     sched = transformers.get_linear_schedule_with_warmup(opt, int(round(args.warmup_ratio * total)), total)
@@ -253,8 +306,10 @@ def run_hf(name: str, args: argparse.Namespace, seed: int) -> tuple[float, float
         model.train()
         order = torch.randperm(len(train), generator=g).tolist()
         for s in range(0, len(order), args.batch_size):
-            batch = {k: v.to(device) for k, v in _pad([train[i] for i in order[s:s + args.batch_size]],
-                                                       tok.pad_token_id).items()}
+            batch = {
+                k: v.to(device)
+                for k, v in _pad([train[i] for i in order[s : s + args.batch_size]], tok.pad_token_id).items()
+            }
             with amp:
                 loss = model(**batch).loss
             loss.backward()
@@ -266,9 +321,12 @@ def run_hf(name: str, args: argparse.Namespace, seed: int) -> tuple[float, float
         preds = []
         with torch.no_grad(), amp:
             for s in range(0, len(dev), 64):
-                chunk = dev[s:s + 64]
-                batch = {k: v.to(device) for k, v in _pad(chunk, tok.pad_token_id).items()
-                         if k in ("input_ids", "attention_mask", "token_type_ids")}
+                chunk = dev[s : s + 64]
+                batch = {
+                    k: v.to(device)
+                    for k, v in _pad(chunk, tok.pad_token_id).items()
+                    if k in ("input_ids", "attention_mask", "token_type_ids")
+                }
                 out = model(**batch)
                 if family == "qa":
                     preds.extend(zip(out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()))
@@ -289,8 +347,11 @@ def run_hf(name: str, args: argparse.Namespace, seed: int) -> tuple[float, float
 
 
 def summary(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-            "per_seed": values}
+    return {
+        "median": statistics.median(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "per_seed": values,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -298,8 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     p.add_argument("--init", default=str(SHARED / "checkpoints" / "minilm-l6-uncased"))
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0,
-                   help="first seed (seeds SEED .. SEED+SEEDS-1: split seeds over processes)")
+    p.add_argument(
+        "--seed", type=int, default=0, help="first seed (seeds SEED .. SEED+SEEDS-1: split seeds over processes)"
+    )
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--batch-size", type=int, default=32)
@@ -309,8 +371,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-eval-examples", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="both sides: bf16 autocast (fp32 weights) or plain fp32")
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="both sides: bf16 autocast (fp32 weights) or plain fp32",
+    )
     p.add_argument("--json", default=None, help="write the results here too")
     args = p.parse_args(argv)
     if not Path(args.init).is_dir():
@@ -339,21 +405,37 @@ def main(argv: list[str] | None = None) -> int:
             t_theirs += t2
             x_theirs.append(x2)
             spans = f"  span F1 bertkit {x['span_f1']:.4f} transformers {x2['span_f1']:.4f}" if x else ""
-            print(f"{name} seed {seed}: bertkit {s:.4f} ({t:.0f}s)  transformers {s2:.4f} ({t2:.0f}s){spans}", flush=True)
-        r = {"metric": TASKS[name]["metric"], "bertkit": summary(ours), "transformers": summary(theirs),
-             "bertkit_seconds": t_ours, "transformers_seconds": t_theirs, "time_ratio": t_ours / t_theirs}
+            print(
+                f"{name} seed {seed}: bertkit {s:.4f} ({t:.0f}s)  transformers {s2:.4f} ({t2:.0f}s){spans}", flush=True
+            )
+        r = {
+            "metric": TASKS[name]["metric"],
+            "bertkit": summary(ours),
+            "transformers": summary(theirs),
+            "bertkit_seconds": t_ours,
+            "transformers_seconds": t_theirs,
+            "time_ratio": t_ours / t_theirs,
+        }
         if x_ours and x_ours[0]:
-            r["span_f1"] = {"bertkit": summary([x["span_f1"] for x in x_ours]),
-                            "transformers": summary([x["span_f1"] for x in x_theirs])}
+            r["span_f1"] = {
+                "bertkit": summary([x["span_f1"] for x in x_ours]),
+                "transformers": summary([x["span_f1"] for x in x_theirs]),
+            }
         r["median_diff_points"] = 100 * (r["bertkit"]["median"] - r["transformers"]["median"])
         results["tasks"][name] = r
-        print(f"{name} dev {r['metric']}: bertkit {r['bertkit']['median']:.4f} ± {r['bertkit']['std']:.4f} | "
-              f"transformers {r['transformers']['median']:.4f} ± {r['transformers']['std']:.4f} | "
-              f"diff {r['median_diff_points']:+.2f} points | time ratio bertkit/transformers "
-              f"{r['time_ratio']:.2f}", flush=True)
+        print(
+            f"{name} dev {r['metric']}: bertkit {r['bertkit']['median']:.4f} ± {r['bertkit']['std']:.4f} | "
+            f"transformers {r['transformers']['median']:.4f} ± {r['transformers']['std']:.4f} | "
+            f"diff {r['median_diff_points']:+.2f} points | time ratio bertkit/transformers "
+            f"{r['time_ratio']:.2f}",
+            flush=True,
+        )
         if "span_f1" in r:
-            print(f"{name} dev best-span F1 (answerable): bertkit {r['span_f1']['bertkit']['median']:.4f} | "
-                  f"transformers {r['span_f1']['transformers']['median']:.4f}", flush=True)
+            print(
+                f"{name} dev best-span F1 (answerable): bertkit {r['span_f1']['bertkit']['median']:.4f} | "
+                f"transformers {r['span_f1']['transformers']['median']:.4f}",
+                flush=True,
+            )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -29,9 +29,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -81,9 +81,8 @@ def make_inputs(cfg: BertConfig, c: Case, device: str, seed: int = 0) -> dict[st
     ids = torch.randint(1000, cfg.vocab_size, (B, T), generator=g)
     ids[:, 0] = 101
     types = torch.zeros(B, T, dtype=torch.long)
-    types[:, T // 2:] = 1
-    batch = {"input_ids": ids, "token_type_ids": types,
-             "attention_mask": torch.ones(B, T, dtype=torch.long)}
+    types[:, T // 2 :] = 1
+    batch = {"input_ids": ids, "token_type_ids": types, "attention_mask": torch.ones(B, T, dtype=torch.long)}
     if c.train:
         # 20 distinct masked positions per sequence (not [CLS]), their labels, NSP labels.
         pos = torch.stack([torch.randperm(T - 1, generator=g)[:MASKED_PER_SEQ] + 1 for _ in range(B)])
@@ -91,8 +90,12 @@ def make_inputs(cfg: BertConfig, c: Case, device: str, seed: int = 0) -> dict[st
         labels = torch.gather(ids, 1, pos)
         full = torch.full((B, T), -100, dtype=torch.long)
         full.scatter_(1, pos, labels)
-        batch.update(masked_positions=pos, mlm_labels=labels, mlm_labels_full=full,
-                     nsp_labels=torch.randint(0, 2, (B,), generator=g))
+        batch.update(
+            masked_positions=pos,
+            mlm_labels=labels,
+            mlm_labels_full=full,
+            nsp_labels=torch.randint(0, 2, (B,), generator=g),
+        )
     return {k: v.to(device) for k, v in batch.items()}
 
 
@@ -120,13 +123,19 @@ def step_fns(ours, theirs, batch, train: bool, bf16: bool, device: str):
     autocast = (lambda: torch.autocast(device, dtype=torch.bfloat16)) if bf16 else nullcontext
     ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
     if not train:
+
         def infer(model, ours_side):
             def run():
                 with torch.inference_mode(), autocast():
-                    out = model(ids, mask, types) if ours_side else model(
-                        input_ids=ids, attention_mask=mask, token_type_ids=types)
+                    out = (
+                        model(ids, mask, types)
+                        if ours_side
+                        else model(input_ids=ids, attention_mask=mask, token_type_ids=types)
+                    )
                     return out[0]
+
             return run
+
         return infer(ours, True), infer(theirs, False)
 
     # The same optimizer for both: torch's fused AdamW kernel (CPU and CUDA).
@@ -144,8 +153,13 @@ def step_fns(ours, theirs, batch, train: bool, bf16: bool, device: str):
 
     def theirs_step():
         with autocast():
-            out = theirs(input_ids=ids, attention_mask=mask, token_type_ids=types,
-                         labels=batch["mlm_labels_full"], next_sentence_label=batch["nsp_labels"])
+            out = theirs(
+                input_ids=ids,
+                attention_mask=mask,
+                token_type_ids=types,
+                labels=batch["mlm_labels_full"],
+                next_sentence_label=batch["nsp_labels"],
+            )
         out.loss.backward()
         opt_theirs.step()
         opt_theirs.zero_grad(set_to_none=True)
@@ -182,13 +196,24 @@ def run_case(c: Case, device: str, reps: int, warmup: int) -> dict:
             acc.append(timed(fn, device))
     flops = forward_flops(cfg, c.batch, c.seq, MASKED_PER_SEQ if c.train else None)
     flops *= 3 if c.train else 1
-    res = {"case": c.name, "preset": c.preset, "batch": c.batch, "seq": c.seq,
-           "precision": "bf16-autocast" if c.bf16 else "fp32", "flops": flops,
-           "max_abs_diff": check}
+    res = {
+        "case": c.name,
+        "preset": c.preset,
+        "batch": c.batch,
+        "seq": c.seq,
+        "precision": "bf16-autocast" if c.bf16 else "fp32",
+        "flops": flops,
+        "max_abs_diff": check,
+    }
     for side, ts in (("bertkit", t_ours), ("transformers", t_theirs)):
         s = statistics.median(ts)
-        res[side] = {"seconds": s, "times": ts, "seq_per_s": c.batch / s,
-                     "tok_per_s": c.batch * c.seq / s, "gflops": flops / s / 1e9}
+        res[side] = {
+            "seconds": s,
+            "times": ts,
+            "seq_per_s": c.batch / s,
+            "tok_per_s": c.batch * c.seq / s,
+            "gflops": flops / s / 1e9,
+        }
     res["ratio"] = res["transformers"]["seconds"] / res["bertkit"]["seconds"]
     del ours, theirs
     return res
@@ -202,8 +227,10 @@ def print_table(results: list[dict]) -> None:
         for side in ("bertkit", "transformers"):
             m = r[side]
             ratio = f"{r['ratio']:.2f}x" if side == "bertkit" else ""
-            print(f"{r['case']:<11} {r['precision']:<14} {side:<13} {m['seconds']:>8.3f} "
-                  f"{m['seq_per_s']:>8.1f} {m['tok_per_s']:>9.0f} {m['gflops']:>8.1f} {ratio:>6}")
+            print(
+                f"{r['case']:<11} {r['precision']:<14} {side:<13} {m['seconds']:>8.3f} "
+                f"{m['seq_per_s']:>8.1f} {m['tok_per_s']:>9.0f} {m['gflops']:>8.1f} {ratio:>6}"
+            )
 
 
 def machine(device: str) -> str:
@@ -224,9 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma list of {', '.join(CASES)}")
     ap.add_argument("--reps", type=int, default=5, help="timed repetitions per implementation")
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--step-precision", choices=["fp32", "bf16"], default=None,
-                    help="pre-training steps in fp32 or bf16 autocast (default: fp32 on CPU, "
-                         "bf16 on CUDA)")
+    ap.add_argument(
+        "--step-precision",
+        choices=["fp32", "bf16"],
+        default=None,
+        help="pre-training steps in fp32 or bf16 autocast (default: fp32 on CPU, bf16 on CUDA)",
+    )
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (CPU)")
     ap.add_argument("--json", help="also write the results to this JSON file")
     args = ap.parse_args(argv)
@@ -240,23 +270,34 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown case(s) {unknown}; choose from {list(table)}")
     import transformers
 
-    print(f"# torch {torch.__version__}, transformers {transformers.__version__}, "
-          f"device {args.device} ({machine(args.device)}), threads {torch.get_num_threads()}, "
-          f"reps {args.reps} (median), warmup {args.warmup}", flush=True)
+    print(
+        f"# torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"device {args.device} ({machine(args.device)}), threads {torch.get_num_threads()}, "
+        f"reps {args.reps} (median), warmup {args.warmup}",
+        flush=True,
+    )
     results = []
     for name in wanted:
         results.append(run_case(table[name], args.device, args.reps, args.warmup))
         r = results[-1]
         diff = "" if r["max_abs_diff"] is None else f", outputs max|diff| {r['max_abs_diff']:.1e}"
-        print(f"  {name}: bertkit {r['bertkit']['seconds']:.3f}s, transformers "
-              f"{r['transformers']['seconds']:.3f}s, ratio {r['ratio']:.2f}x{diff}",
-              file=sys.stderr, flush=True)
+        print(
+            f"  {name}: bertkit {r['bertkit']['seconds']:.3f}s, transformers "
+            f"{r['transformers']['seconds']:.3f}s, ratio {r['ratio']:.2f}x{diff}",
+            file=sys.stderr,
+            flush=True,
+        )
     print_table(results)
     if args.json:
-        meta = {"torch": torch.__version__, "transformers": transformers.__version__,
-                "device": args.device, "machine": machine(args.device),
-                "threads": torch.get_num_threads(), "reps": args.reps,
-                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        meta = {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "device": args.device,
+            "machine": machine(args.device),
+            "threads": torch.get_num_threads(),
+            "reps": args.reps,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        }
         with open(args.json, "w") as f:
             json.dump({"meta": meta, "results": results}, f, indent=2)
     return 0

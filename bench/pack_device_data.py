@@ -37,10 +37,16 @@ def main() -> int:
     for name in ("config.json", "vocab.txt", "tokenizer_config.json"):
         shutil.copy(src / name, ck / name)
     weights = load_file(src / "model.safetensors")
-    worst = max(((t.half().float() - t).abs().max() / t.abs().max().clamp(min=1e-12)).item()
-                for t in weights.values() if t.is_floating_point())
-    save_file({k: (v.half() if v.is_floating_point() else v) for k, v in weights.items()},
-              ck / "model.safetensors", metadata={"format": "pt"})
+    worst = max(
+        ((t.half().float() - t).abs().max() / t.abs().max().clamp(min=1e-12)).item()
+        for t in weights.values()
+        if t.is_floating_point()
+    )
+    save_file(
+        {k: (v.half() if v.is_floating_point() else v) for k, v in weights.items()},
+        ck / "model.safetensors",
+        metadata={"format": "pt"},
+    )
     print(f"checkpoint: fp16, worst relative rounding error {worst:.2e} of a tensor's max")
     for task in TASKS:
         (DEST / "tasks" / task).mkdir(parents=True)

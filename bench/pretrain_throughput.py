@@ -36,10 +36,23 @@ def run_bertkit(data, tokenizer, model, precision, steps, warmup, batch_size, de
     from bertkit.pretrain import PretrainConfig, pretrain
 
     out = Path(out_root) / f"bertkit-{model}-{precision}"
-    cfg = PretrainConfig(data=str(data), out=str(out), model=model, tokenizer=str(tokenizer),
-                         max_steps=warmup + steps, batch_size=batch_size, lr=1e-4, warmup_steps=1,
-                         precision=precision, device=device, save_every=0, eval_every=0, eval_batches=1,
-                         log_every=max(1, warmup), progress=False)  # record 1 = the warm-up steps
+    cfg = PretrainConfig(
+        data=str(data),
+        out=str(out),
+        model=model,
+        tokenizer=str(tokenizer),
+        max_steps=warmup + steps,
+        batch_size=batch_size,
+        lr=1e-4,
+        warmup_steps=1,
+        precision=precision,
+        device=device,
+        save_every=0,
+        eval_every=0,
+        eval_batches=1,
+        log_every=max(1, warmup),
+        progress=False,
+    )  # record 1 = the warm-up steps
     pretrain(cfg)
     recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     timed = [r for r in recs if r["kind"] == "train" and r["step"] > warmup]
@@ -59,8 +72,9 @@ def run_transformers(data, model, precision, steps, warmup, batch_size, device):
 
     loader = PretrainingLoader(data, batch_size=batch_size)
     cfg = BertConfig.from_preset(model, vocab_size=loader.manifest["vocab_size"])
-    hf_cfg = transformers.BertConfig(**{k: v for k, v in cfg.to_dict().items() if k not in ("model_type",)},
-                                     attn_implementation="sdpa")
+    hf_cfg = transformers.BertConfig(
+        **{k: v for k, v in cfg.to_dict().items() if k not in ("model_type",)}, attn_implementation="sdpa"
+    )
     torch.manual_seed(0)
     dev = torch.device(device)
     net = transformers.BertForPreTraining(hf_cfg).to(dev).train()
@@ -80,8 +94,13 @@ def run_transformers(data, model, precision, steps, warmup, batch_size, device):
         labels.scatter_(1, b["masked_positions"], b["mlm_labels"])  # padded slots: position 0, label -100
         labels[:, 0] = -100
         with autocast(precision, dev):
-            out = net(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
-                      token_type_ids=b["token_type_ids"], labels=labels, next_sentence_label=b.get("nsp_labels"))
+            out = net(
+                input_ids=b["input_ids"],
+                attention_mask=b["attention_mask"],
+                token_type_ids=b["token_type_ids"],
+                labels=labels,
+                next_sentence_label=b.get("nsp_labels"),
+            )
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
@@ -108,22 +127,34 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
 
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"threads {torch.get_num_threads()}, cpus {os.cpu_count()}, device {args.device}, "
-          f"batch {args.batch_size}, {args.steps} timed steps after {args.warmup}", flush=True)
+    print(
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"threads {torch.get_num_threads()}, cpus {os.cpu_count()}, device {args.device}, "
+        f"batch {args.batch_size}, {args.steps} timed steps after {args.warmup}",
+        flush=True,
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:
             for prec in args.precisions:
-                bk = run_bertkit(args.data, args.tokenizer, model, prec, args.steps, args.warmup,
-                                 args.batch_size, args.device, tmp)
+                bk = run_bertkit(
+                    args.data, args.tokenizer, model, prec, args.steps, args.warmup, args.batch_size, args.device, tmp
+                )
                 hf = run_transformers(args.data, model, prec, args.steps, args.warmup, args.batch_size, args.device)
-                row = {"model": model, "precision": prec, "bertkit": bk, "transformers": hf,
-                       "speedup": bk["tokens_per_s"] / hf["tokens_per_s"]}
+                row = {
+                    "model": model,
+                    "precision": prec,
+                    "bertkit": bk,
+                    "transformers": hf,
+                    "speedup": bk["tokens_per_s"] / hf["tokens_per_s"],
+                }
                 rows.append(row)
-                print(f"{model:<5} {prec:<5} bertkit {bk['tokens_per_s']:>9.0f} tok/s MFU {100 * bk['mfu']:5.1f}%   "
-                      f"transformers {hf['tokens_per_s']:>9.0f} tok/s MFU {100 * hf['mfu']:5.1f}%   "
-                      f"x{row['speedup']:.2f}", flush=True)
+                print(
+                    f"{model:<5} {prec:<5} bertkit {bk['tokens_per_s']:>9.0f} tok/s MFU {100 * bk['mfu']:5.1f}%   "
+                    f"transformers {hf['tokens_per_s']:>9.0f} tok/s MFU {100 * hf['mfu']:5.1f}%   "
+                    f"x{row['speedup']:.2f}",
+                    flush=True,
+                )
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     return 0

@@ -49,8 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     for ck in args.checkpoints:
         tok = Tokenizer.from_pretrained(ck)
         torch.manual_seed(args.seed)
-        scores = [probe_encoder(m.eval(), tok, data[0], data[1], args.max_seq_length)
-                  for m in (BertModel.from_pretrained(ck), BertModel(BertConfig.from_pretrained(ck)))]
+        scores = [
+            probe_encoder(m.eval(), tok, data[0], data[1], args.max_seq_length)
+            for m in (BertModel.from_pretrained(ck), BertModel(BertConfig.from_pretrained(ck)))
+        ]
         print(f"| {ck} | {scores[0]:.4f} | {scores[1]:.4f} |", flush=True)
     return 0
 

@@ -15,6 +15,7 @@ A task-adaptive corpus (the polarity train sentences, no labels, N reshuffled co
 document, after the corpus' own documents; ``-`` for no corpus) is made by
 ``python bench/quickstart_ablation.py --make-corpus CORPUS.jsonl N OUT.jsonl``.
 """
+
 import argparse
 import json
 import os
@@ -81,10 +82,25 @@ def main(argv: list[str]) -> int:
     t0 = time.time()
     ckpt = a.ckpt
     if a.steps:
-        cfg = PretrainConfig(data=a.data, out=str(out / "pre"), model=a.model, tokenizer=a.vocab,
-                             max_steps=a.steps, batch_size=a.bs, lr=a.lr, warmup_steps=int(a.steps * a.warmup),
-                             precision="bf16", save_every=0, eval_every=0, eval_batches=20, log_every=50,
-                             keep_last=1, seed=0, progress=False, dropout=a.dropout)
+        cfg = PretrainConfig(
+            data=a.data,
+            out=str(out / "pre"),
+            model=a.model,
+            tokenizer=a.vocab,
+            max_steps=a.steps,
+            batch_size=a.bs,
+            lr=a.lr,
+            warmup_steps=int(a.steps * a.warmup),
+            precision="bf16",
+            save_every=0,
+            eval_every=0,
+            eval_batches=20,
+            log_every=50,
+            keep_last=1,
+            seed=0,
+            progress=False,
+            dropout=a.dropout,
+        )
         s = pretrain(cfg)
         ckpt = s["checkpoint"]
         print("PRE", a.steps, "steps", round(time.time() - t0), "s eval", s.get("eval"), flush=True)
@@ -97,10 +113,22 @@ def main(argv: list[str]) -> int:
     for name, spec in inits:
         accs = []
         for seed in range(a.seeds):
-            m = finetune(FinetuneConfig(task="classification", train=str(TASK / "train.tsv"),
-                                        dev=str(TASK / "dev.tsv"), out=str(out / f"ft-{name}-{seed}"),
-                                        epochs=a.ft_epochs, lr=a.ft_lr, batch_size=a.ft_bs, max_seq_length=64,
-                                        seed=seed, precision="bf16", progress=False, **spec))
+            m = finetune(
+                FinetuneConfig(
+                    task="classification",
+                    train=str(TASK / "train.tsv"),
+                    dev=str(TASK / "dev.tsv"),
+                    out=str(out / f"ft-{name}-{seed}"),
+                    epochs=a.ft_epochs,
+                    lr=a.ft_lr,
+                    batch_size=a.ft_bs,
+                    max_seq_length=64,
+                    seed=seed,
+                    precision="bf16",
+                    progress=False,
+                    **spec,
+                )
+            )
             accs.append(m["dev"]["accuracy"] * 100)
             print(name, seed, [round(e["accuracy"] * 100, 1) for e in m.get("dev_history", [])], flush=True)
         res[name] = statistics.median(accs)

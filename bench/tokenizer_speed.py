@@ -56,7 +56,7 @@ def timed(fn) -> tuple[float, int]:
 
 def batches(texts, size):
     for i in range(0, len(texts), size):
-        yield texts[i:i + size]
+        yield texts[i : i + size]
 
 
 def main() -> None:
@@ -76,9 +76,11 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     texts = corpus_texts(int(args.mb * 1e6))
     mbytes = sum(len(t.encode("utf-8")) for t in texts) / 1e6
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"python {platform.python_version()}, tokenizers {tokenizers.__version__}, "
-          f"transformers {transformers.__version__}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"python {platform.python_version()}, tokenizers {tokenizers.__version__}, "
+        f"transformers {transformers.__version__}"
+    )
     print(f"text: {len(texts)} paragraphs, {mbytes:.2f} MB; vocab {MODEL.name}; batch {args.batch_size}")
 
     ours = Tokenizer.from_pretrained(MODEL)
@@ -89,24 +91,25 @@ def main() -> None:
 
     runs = {
         ("bertkit", "single"): lambda: sum(len(ours.encode(t).input_ids) for t in texts),
-        ("bertkit", "batched"): lambda: sum(len(e.input_ids) for b in batches(texts, bs)
-                                            for e in ours.encode_batch(b)),
-        ("bertkit", "ids only"): lambda: sum(len(x) + 2 for b in batches(texts, bs)
-                                             for x in ours.tokenize_ids_batch(b)),
+        ("bertkit", "batched"): lambda: sum(len(e.input_ids) for b in batches(texts, bs) for e in ours.encode_batch(b)),
+        ("bertkit", "ids only"): lambda: sum(
+            len(x) + 2 for b in batches(texts, bs) for x in ours.tokenize_ids_batch(b)
+        ),
         ("hf fast", "single"): lambda: sum(len(fast(t)["input_ids"]) for t in texts),
-        ("hf fast", "batched"): lambda: sum(len(x) for b in batches(texts, bs)
-                                            for x in fast(b)["input_ids"]),
+        ("hf fast", "batched"): lambda: sum(len(x) for b in batches(texts, bs) for x in fast(b)["input_ids"]),
     }
     if not args.skip_slow:
         runs[("hf slow", "single")] = lambda: sum(len(slow(t)["input_ids"]) for t in texts)
-        runs[("hf slow", "batched")] = lambda: sum(len(x) for b in batches(texts, bs)
-                                                   for x in slow(b)["input_ids"])
+        runs[("hf slow", "batched")] = lambda: sum(len(x) for b in batches(texts, bs) for x in slow(b)["input_ids"])
     results = {}
     for key, fn in runs.items():
         seconds, n_tokens = timed(fn)
         results[key] = (seconds, n_tokens)
-        print(f"{key[0]:8s} {key[1]:8s} {seconds:8.2f} s {mbytes / seconds:8.2f} MB/s "
-              f"{n_tokens / seconds / 1e3:9.1f} k tokens/s", flush=True)
+        print(
+            f"{key[0]:8s} {key[1]:8s} {seconds:8.2f} s {mbytes / seconds:8.2f} MB/s "
+            f"{n_tokens / seconds / 1e3:9.1f} k tokens/s",
+            flush=True,
+        )
     counts = {n for _, n in results.values()}
     print(f"token counts agree: {len(counts) == 1} ({sorted(counts)})")
     for mode in ("single", "batched"):
@@ -122,23 +125,31 @@ def main() -> None:
     start = time.perf_counter()
     tok = train_vocab(files, vocab_size=30000, progress=False)
     ours_train = time.perf_counter() - start
-    print(f"train_vocab 30k on {len(files)} corpus files: {ours_train:.1f} s "
-          f"(pieces/word {tok.training_report.pieces_per_word:.3f}, "
-          f"[UNK] rate {tok.training_report.unk_rate:.5f})")
+    print(
+        f"train_vocab 30k on {len(files)} corpus files: {ours_train:.1f} s "
+        f"(pieces/word {tok.training_report.pieces_per_word:.3f}, "
+        f"[UNK] rate {tok.training_report.unk_rate:.5f})"
+    )
     from tokenizers import Tokenizer as RustTokenizer
     from tokenizers import models, normalizers, pre_tokenizers, trainers
 
     stock = RustTokenizer(models.WordPiece(unk_token="[UNK]"))
     stock.normalizer = normalizers.BertNormalizer(lowercase=True)
     stock.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    trainer = trainers.WordPieceTrainer(vocab_size=30000, min_frequency=2, limit_alphabet=1000,
-                                        special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
-                                        show_progress=False)
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=30000,
+        min_frequency=2,
+        limit_alphabet=1000,
+        special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+        show_progress=False,
+    )
     start = time.perf_counter()
     stock.train_from_iterator(iter_texts(files), trainer)
     stock_train = time.perf_counter() - start
-    print(f"tokenizers WordPieceTrainer (stock BERT pipeline), same files: {stock_train:.1f} s "
-          f"-> bertkit/stock time ratio {ours_train / stock_train:.2f}")
+    print(
+        f"tokenizers WordPieceTrainer (stock BERT pipeline), same files: {stock_train:.1f} s "
+        f"-> bertkit/stock time ratio {ours_train / stock_train:.2f}"
+    )
 
 
 if __name__ == "__main__":

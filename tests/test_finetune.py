@@ -18,10 +18,11 @@ from bertkit.finetune import FinetuneConfig, evaluate, finetune, predict, read_p
 from bertkit.model import BertModel
 from bertkit.tokenization import Tokenizer
 
-WORDS = ("the a film plot is was good great fine bad awful dull . , ? who where john mary lives in paris "
-         "rome he she eats runs sleeps man dog cat sat on mat today and very").split()
+WORDS = (
+    "the a film plot is was good great fine bad awful dull . , ? who where john mary lives in paris "
+    "rome he she eats runs sleeps man dog cat sat on mat today and very"
+).split()
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + ["##s"]
-
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -32,8 +33,14 @@ def init_dir(tmp_path_factory):
     """A tiny random BERT encoder saved as a checkpoint directory with its vocabulary."""
     d = tmp_path_factory.mktemp("init") / "tiny"
     torch.manual_seed(0)
-    cfg = BertConfig.from_preset("tiny", vocab_size=len(VOCAB), max_position_embeddings=64,
-                                 hidden_size=64, num_attention_heads=2, intermediate_size=128)
+    cfg = BertConfig.from_preset(
+        "tiny",
+        vocab_size=len(VOCAB),
+        max_position_embeddings=64,
+        hidden_size=64,
+        num_attention_heads=2,
+        intermediate_size=128,
+    )
     BertModel(cfg).save_pretrained(d, tokenizer=Tokenizer(VOCAB))
     return str(d)
 
@@ -94,8 +101,11 @@ def test_classification_end_to_end(init_dir, tmp_path):
     unlabelled = read_predictions(str(tmp_path / "p2.jsonl"))
     assert [x["label"] for x in unlabelled] == [x["label"] for x in again] and "gold" not in unlabelled[0]
     # the task checkpoint is itself a valid init (a new head when the labels differ)
-    three = write_tsv(tmp_path / "three.tsv", ["sentence", "label"],
-                      [(t, ["a", "b", "c"][i % 3]) for i, (t, _) in enumerate(sentiment_rows(12, 3))])
+    three = write_tsv(
+        tmp_path / "three.tsv",
+        ["sentence", "label"],
+        [(t, ["a", "b", "c"][i % 3]) for i, (t, _) in enumerate(sentiment_rows(12, 3))],
+    )
     r3 = finetune(fast(task="classification", train=three, dev=three, init=str(out), epochs=1))
     assert "f1_macro" in r3["dev"]
 
@@ -103,8 +113,20 @@ def test_classification_end_to_end(init_dir, tmp_path):
 def test_seeds_and_search_select_best_on_dev(init_dir, tmp_path):
     tr = write_tsv(tmp_path / "train.tsv", ["sentence", "label"], sentiment_rows(24, 0))
     dv = write_tsv(tmp_path / "dev.tsv", ["sentence", "label"], sentiment_rows(8, 1))
-    r = finetune(fast(task="classification", train=tr, dev=dv, init=init_dir, out=None, seeds=2,
-                      search=True, search_lrs=(2e-3, 1e-5), search_batch_sizes=(8,), search_epochs=(1, 2)))
+    r = finetune(
+        fast(
+            task="classification",
+            train=tr,
+            dev=dv,
+            init=init_dir,
+            out=None,
+            seeds=2,
+            search=True,
+            search_lrs=(2e-3, 1e-5),
+            search_batch_sizes=(8,),
+            search_epochs=(1, 2),
+        )
+    )
     assert len(r["search"]) == 4 and len(r["runs"]) == 8
     assert [s["seed"] for s in r["dev"]["per_seed"]] == [0, 1] and "accuracy" in r["dev"]["std"]
     medians = [s["dev_accuracy_median"] for s in r["search"]]
@@ -121,15 +143,23 @@ def test_pair_boolq_jsonl_and_random_init(init_dir, tmp_path):
         for i in range(n):
             yes = i % 2 == 0
             q = "is the film good ?" if yes else "is the film bad ?"
-            out.append(json.dumps({"question": q, "passage": f"the film {rng.choice(['is', 'was'])} good .",
-                                   "label": yes}))
+            out.append(
+                json.dumps({"question": q, "passage": f"the film {rng.choice(['is', 'was'])} good .", "label": yes})
+            )
         return "\n".join(out) + "\n"
 
     (tmp_path / "train.jsonl").write_text(rows(32, 0))
     (tmp_path / "dev.jsonl").write_text(rows(8, 1))
-    r = finetune(fast(task="pair", train=str(tmp_path / "train.jsonl"), dev=str(tmp_path / "dev.jsonl"),
-                      model_config={"preset": "tiny", "max_position_embeddings": 64}, tokenizer=init_dir,
-                      out=str(tmp_path / "o")))
+    r = finetune(
+        fast(
+            task="pair",
+            train=str(tmp_path / "train.jsonl"),
+            dev=str(tmp_path / "dev.jsonl"),
+            model_config={"preset": "tiny", "max_position_embeddings": 64},
+            tokenizer=init_dir,
+            out=str(tmp_path / "o"),
+        )
+    )
     assert loss_fell(r) and "f1" in r["dev"]
     assert json.loads((tmp_path / "o" / "task.json").read_text())["labels"] == ["false", "true"]
 
@@ -156,8 +186,17 @@ def test_regression_end_to_end(init_dir, tmp_path):
     tr_nh = tmp_path / "train-nh.tsv"
     tr_nh.write_text("".join(f"{a}\t{b}\t{s}\n" for a, b, s in nh), "utf-8")
     out_nh = tmp_path / "o-nh"
-    finetune(fast(task="regression", train=str(tr_nh), dev=str(tr_nh), init=init_dir, out=str(out_nh),
-                  epochs=1, task_settings={"header": False}))
+    finetune(
+        fast(
+            task="regression",
+            train=str(tr_nh),
+            dev=str(tr_nh),
+            init=init_dir,
+            out=str(out_nh),
+            epochs=1,
+            task_settings={"header": False},
+        )
+    )
     unlabelled = tmp_path / "pairs-nh.tsv"
     unlabelled.write_text("".join(f"{a}\t{b}\n" for a, b, _ in nh[:5]), "utf-8")
     assert predict(str(out_nh), str(unlabelled), str(tmp_path / "p.jsonl"), progress=False) == 5
@@ -198,9 +237,15 @@ def squad_json(path, n, seed, version="v2.0"):
     for i in range(n):
         who, where = rng.choice(["john", "mary"]), rng.choice(["paris", "rome"])
         ctx = f"today {who} lives in {where} and the dog sat on the mat ."
-        qas = [{"id": f"q{i}a", "question": "who lives in " + where + " ?",
-                "answers": [{"text": who, "answer_start": ctx.index(who)}], "is_impossible": False},
-               {"id": f"q{i}b", "question": "where is the cat ?", "answers": [], "is_impossible": True}]
+        qas = [
+            {
+                "id": f"q{i}a",
+                "question": "who lives in " + where + " ?",
+                "answers": [{"text": who, "answer_start": ctx.index(who)}],
+                "is_impossible": False,
+            },
+            {"id": f"q{i}b", "question": "where is the cat ?", "answers": [], "is_impossible": True},
+        ]
         paras.append({"context": ctx, "qas": qas})
     path.write_text(json.dumps({"version": version, "data": [{"title": "t", "paragraphs": paras}]}), "utf-8")
     return str(path)
@@ -209,8 +254,18 @@ def squad_json(path, n, seed, version="v2.0"):
 def test_qa_end_to_end(init_dir, tmp_path):
     tr = squad_json(tmp_path / "train.json", 24, 0)
     dv = squad_json(tmp_path / "dev.json", 6, 1)
-    r = finetune(fast(task="qa", train=tr, dev=dv, test=dv, init=init_dir, out=str(tmp_path / "o"),
-                      max_seq_length=32, task_settings={"doc_stride": 8}))
+    r = finetune(
+        fast(
+            task="qa",
+            train=tr,
+            dev=dv,
+            test=dv,
+            init=init_dir,
+            out=str(tmp_path / "o"),
+            max_seq_length=32,
+            task_settings={"doc_stride": 8},
+        )
+    )
     assert loss_fell(r)
     assert {"exact_match", "f1", "null_threshold", "HasAns_f1", "NoAns_f1"} <= set(r["test"])
     # spans are really found (a post-processing bug would leave only the no-answer questions right)
@@ -220,7 +275,9 @@ def test_qa_end_to_end(init_dir, tmp_path):
     assert saved["null_threshold"] == r["test"]["null_threshold"] and saved["version_2"] is True
     assert evaluate(str(tmp_path / "o"), dv, progress=False) == pytest.approx(r["test"])
     predict(str(tmp_path / "o"), dv, str(tmp_path / "p.jsonl"), progress=False)
-    assert read_predictions(str(tmp_path / "p.jsonl")) == read_predictions(str(tmp_path / "o" / "predictions_test.jsonl"))
+    assert read_predictions(str(tmp_path / "p.jsonl")) == read_predictions(
+        str(tmp_path / "o" / "predictions_test.jsonl")
+    )
     # the official SQuAD format ({id: answer}, "" = no answer) beside the JSON lines, and from predict
     official = {r["id"]: r["prediction"] for r in read_predictions(str(tmp_path / "p.jsonl"))}
     assert json.loads((tmp_path / "o" / "predictions_test.json").read_text()) == official
@@ -242,8 +299,15 @@ def test_choice_end_to_end(init_dir, tmp_path):
 
     (tmp_path / "train.csv").write_text(rows(32))
     (tmp_path / "dev.csv").write_text(rows(8))
-    r = finetune(fast(task="choice", train=str(tmp_path / "train.csv"), dev=str(tmp_path / "dev.csv"),
-                      init=init_dir, out=str(tmp_path / "o")))
+    r = finetune(
+        fast(
+            task="choice",
+            train=str(tmp_path / "train.csv"),
+            dev=str(tmp_path / "dev.csv"),
+            init=init_dir,
+            out=str(tmp_path / "o"),
+        )
+    )
     assert loss_fell(r) and 0.0 <= r["dev"]["accuracy"] <= 1.0
 
 
@@ -251,21 +315,45 @@ def test_cli_finetune_evaluate_predict_and_errors(init_dir, tmp_path, capsys):
     tr = write_tsv(tmp_path / "train.tsv", ["text", "y"], sentiment_rows(16, 0))
     dv = write_tsv(tmp_path / "dev.tsv", ["text", "y"], sentiment_rows(8, 1))
     out = tmp_path / "o"
-    rc = main(["finetune", "--task", "classification", "--train", tr, "--dev", dv, "--test", dv,
-               "--init", init_dir, "--out", str(out), "--epochs", "1", "--batch-size", "8",
-               "--label-column", "y", "--no-progress", "--device", "cpu", "--group-by-length"])
+    rc = main(
+        [
+            "finetune",
+            "--task",
+            "classification",
+            "--train",
+            tr,
+            "--dev",
+            dv,
+            "--test",
+            dv,
+            "--init",
+            init_dir,
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--label-column",
+            "y",
+            "--no-progress",
+            "--device",
+            "cpu",
+            "--group-by-length",
+        ]
+    )
     assert rc == 0
     assert json.loads((out / "metrics.json").read_text())["config"]["group_by_length"] is True
     capsys.readouterr()
     assert main(["evaluate", "--model", str(out), "--data", dv, "--no-progress"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["test"] == pytest.approx(json.loads((out / "metrics.json").read_text())["test"])
-    assert main(["predict", "--model", str(out), "--data", dv, "--out", str(tmp_path / "p.jsonl"),
-                 "--no-progress"]) == 0
+    assert (
+        main(["predict", "--model", str(out), "--data", dv, "--out", str(tmp_path / "p.jsonl"), "--no-progress"]) == 0
+    )
     assert len(read_predictions(str(tmp_path / "p.jsonl"))) == 8
     # .json output is only for tasks with an official format; refused before predicting
-    assert main(["predict", "--model", str(out), "--data", dv, "--out", str(tmp_path / "p.json"),
-                 "--no-progress"]) == 2
+    assert main(["predict", "--model", str(out), "--data", dv, "--out", str(tmp_path / "p.json"), "--no-progress"]) == 2
     assert "p.json: .json predictions are for tasks with an official format" in capsys.readouterr().err
     assert not (tmp_path / "p.json").exists()
     # files without a header line: the setting is saved with the model, so predict reads the same way
@@ -273,23 +361,90 @@ def test_cli_finetune_evaluate_predict_and_errors(init_dir, tmp_path, capsys):
         lines = (tmp_path / f"{name}.tsv").read_text().splitlines()[1:]
         (tmp_path / f"{name}-nh.tsv").write_text("\n".join(lines) + "\n")
     out_nh = tmp_path / "o-nh"
-    assert main(["finetune", "--task", "classification", "--train", str(tmp_path / "train-nh.tsv"),
-                 "--dev", str(tmp_path / "dev-nh.tsv"), "--init", init_dir, "--out", str(out_nh),
-                 "--epochs", "1", "--batch-size", "8", "--no-header", "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--task",
+                "classification",
+                "--train",
+                str(tmp_path / "train-nh.tsv"),
+                "--dev",
+                str(tmp_path / "dev-nh.tsv"),
+                "--init",
+                init_dir,
+                "--out",
+                str(out_nh),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--no-header",
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert main(["predict", "--model", str(out_nh), "--data", str(tmp_path / "dev-nh.tsv"),
-                 "--out", str(tmp_path / "p-nh.jsonl"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(out_nh),
+                "--data",
+                str(tmp_path / "dev-nh.tsv"),
+                "--out",
+                str(tmp_path / "p-nh.jsonl"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert len(read_predictions(str(tmp_path / "p-nh.jsonl"))) == 8
     # a dev label the training file lacks
     bad = write_tsv(tmp_path / "bad.tsv", ["text", "y"], [("good", 1), ("odd", 7)])
-    rc = main(["finetune", "--task", "classification", "--train", tr, "--dev", bad, "--init", init_dir,
-               "--out", str(tmp_path / "o2"), "--label-column", "y", "--no-progress"])
+    rc = main(
+        [
+            "finetune",
+            "--task",
+            "classification",
+            "--train",
+            tr,
+            "--dev",
+            bad,
+            "--init",
+            init_dir,
+            "--out",
+            str(tmp_path / "o2"),
+            "--label-column",
+            "y",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "bad.tsv:3: label '7' does not occur in the training data" in err
     assert not (tmp_path / "o2").exists()
     # an option that does not apply to the task is refused, not ignored
-    rc = main(["finetune", "--task", "tagging", "--train", tr, "--dev", dv, "--init", init_dir,
-               "--out", str(tmp_path / "o3"), "--text-column", "text"])
+    rc = main(
+        [
+            "finetune",
+            "--task",
+            "tagging",
+            "--train",
+            tr,
+            "--dev",
+            dv,
+            "--init",
+            init_dir,
+            "--out",
+            str(tmp_path / "o3"),
+            "--text-column",
+            "text",
+        ]
+    )
     assert rc == 2 and "do not apply" in capsys.readouterr().err
 
 
@@ -300,8 +455,12 @@ def test_cli_evaluate_similarity_from_embeddings(init_dir, tmp_path, capsys):
     texts = ["the film is good .", "a dog sat on the mat", "mary lives in rome today", "he runs"]
     rows = [(a, b, 5.0 if a == b else 0.0) for a in texts for b in texts]
     f = write_tsv(tmp_path / "sts.tsv", ["sentence1", "sentence2", "score"], rows)
-    assert main(["evaluate", "--model", init_dir, "--task", "similarity", "--data", f, "--batch-size", "3",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            ["evaluate", "--model", init_dir, "--task", "similarity", "--data", f, "--batch-size", "3", "--no-progress"]
+        )
+        == 0
+    )
     got = json.loads(capsys.readouterr().out)["test"]
     assert got["pairs"] == 16 and got["texts"] == 4
     assert got["pearson"] > 0.5 and got["spearman"] > 0.5
@@ -345,8 +504,9 @@ def test_init_from_a_pretraining_run_directory(init_dir, tmp_path):
 def test_epoch_loader_resumes_exactly():
     from bertkit.tasks.base import EpochLoader, Features
 
-    feats = Features([{"input_ids": [2, i, 3], "token_type_ids": [0, 0, 0], "labels": i % 2} for i in range(10)],
-                     list(range(10)))
+    feats = Features(
+        [{"input_ids": [2, i, 3], "token_type_ids": [0, 0, 0], "labels": i % 2} for i in range(10)], list(range(10))
+    )
     a = EpochLoader(feats, 4, 0, seed=3)
     it = iter(a)
     seen = [next(it)["input_ids"][:, 1].tolist() for _ in range(4)]  # crosses an epoch (3 batches each)
@@ -363,14 +523,47 @@ def test_cli_qa_options_and_unlabelled_predict(init_dir, tmp_path, capsys):
     tr = squad_json(tmp_path / "train.json", 8, 0)
     dv = squad_json(tmp_path / "dev.json", 3, 1)
     out = tmp_path / "qa"
-    rc = main(["finetune", "--task", "qa", "--train", tr, "--dev", dv, "--init", init_dir, "--out", str(out),
-               "--epochs", "1", "--batch-size", "8", "--max-seq-length", "32", "--doc-stride", "8",
-               "--max-query-length", "6", "--max-answer-length", "3", "--n-best", "5", "--no-progress",
-               "--device", "cpu"])
+    rc = main(
+        [
+            "finetune",
+            "--task",
+            "qa",
+            "--train",
+            tr,
+            "--dev",
+            dv,
+            "--init",
+            init_dir,
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--max-seq-length",
+            "32",
+            "--doc-stride",
+            "8",
+            "--max-query-length",
+            "6",
+            "--max-answer-length",
+            "3",
+            "--n-best",
+            "5",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     settings = json.loads((out / "task.json").read_text())["settings"]
-    assert (settings["doc_stride"], settings["max_query_length"], settings["max_answer_length"],
-            settings["n_best"], settings["max_seq_length"]) == (8, 6, 3, 5, 32)
+    assert (
+        settings["doc_stride"],
+        settings["max_query_length"],
+        settings["max_answer_length"],
+        settings["n_best"],
+        settings["max_seq_length"],
+    ) == (8, 6, 3, 5, 32)
     # questions without answers (a test set) can be predicted, each answer at most 3 pieces
     obj = json.loads(Path(dv).read_text())
     for para in obj["data"][0]["paragraphs"]:
@@ -378,13 +571,44 @@ def test_cli_qa_options_and_unlabelled_predict(init_dir, tmp_path, capsys):
             qa.pop("answers"), qa.pop("is_impossible")
     (tmp_path / "q.json").write_text(json.dumps(obj))
     capsys.readouterr()
-    assert main(["predict", "--model", str(out), "--data", str(tmp_path / "q.json"),
-                 "--out", str(tmp_path / "p.jsonl"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(out),
+                "--data",
+                str(tmp_path / "q.json"),
+                "--out",
+                str(tmp_path / "p.jsonl"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     recs = read_predictions(str(tmp_path / "p.jsonl"))
     assert len(recs) == 6 and all("gold" not in r and len(r["best_span"].split()) <= 3 for r in recs)
     # QA options make no sense for a classification task: refused
-    assert main(["finetune", "--task", "classification", "--train", tr, "--dev", dv, "--init", init_dir,
-                 "--out", str(tmp_path / "x"), "--doc-stride", "8"]) == 2
+    assert (
+        main(
+            [
+                "finetune",
+                "--task",
+                "classification",
+                "--train",
+                tr,
+                "--dev",
+                dv,
+                "--init",
+                init_dir,
+                "--out",
+                str(tmp_path / "x"),
+                "--doc-stride",
+                "8",
+            ]
+        )
+        == 2
+    )
     assert "doc_stride" in capsys.readouterr().err
 
 
@@ -404,8 +628,9 @@ def test_epoch_loader_group_by_length(monkeypatch):
 
     rng = random.Random(0)
     lengths = [rng.randint(3, 60) for _ in range(90)]
-    feats = Features([{"input_ids": [i] * n, "token_type_ids": [0] * n, "labels": 0}
-                      for i, n in enumerate(lengths)], list(range(90)))
+    feats = Features(
+        [{"input_ids": [i] * n, "token_type_ids": [0] * n, "labels": 0} for i, n in enumerate(lengths)], list(range(90))
+    )
     monkeypatch.setattr(EpochLoader, "GROUP_BATCHES", 3)  # mega-batches of 24 items
 
     def epochs(loader, n_epochs):

@@ -9,11 +9,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import require_shared
 
 from bertkit.metrics import normalize_answer
 from bertkit.tasks import get_task
-from conftest import require_shared
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -64,8 +63,13 @@ def test_embedding_similarity_matches_transformers_mean_pooling(minilm_dir):
 
     rows = require_shared("tasks", "lee-sts", "pairs.tsv").read_text("utf-8").splitlines()[1:4]
     texts = sorted({t for r in rows for t in r.split("\t")[:2]})
-    ours, _ = mean_pooled_embeddings(BertModel.from_pretrained(minilm_dir), Tokenizer.from_pretrained(minilm_dir),
-                                     texts, max_seq_length=256, batch_size=2)  # sorted batches, input order
+    ours, _ = mean_pooled_embeddings(
+        BertModel.from_pretrained(minilm_dir),
+        Tokenizer.from_pretrained(minilm_dir),
+        texts,
+        max_seq_length=256,
+        batch_size=2,
+    )  # sorted batches, input order
     hf_tok = transformers.AutoTokenizer.from_pretrained(str(minilm_dir))
     hf = transformers.AutoModel.from_pretrained(str(minilm_dir)).eval()
     enc = hf_tok(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
@@ -81,10 +85,20 @@ def test_minilm_short_finetune_through_the_pipeline(minilm_dir, tmp_path):
     from bertkit.finetune import FinetuneConfig, evaluate, finetune
 
     pol = require_shared("tasks", "polarity")
-    cfg = FinetuneConfig(task="classification", train=str(pol / "train.tsv"), dev=str(pol / "dev.tsv"),
-                         init=str(minilm_dir), out=str(tmp_path / "o"), max_train_examples=32,
-                         max_eval_examples=16, max_steps=2, batch_size=16, max_seq_length=32,
-                         progress=False, device="cpu")
+    cfg = FinetuneConfig(
+        task="classification",
+        train=str(pol / "train.tsv"),
+        dev=str(pol / "dev.tsv"),
+        init=str(minilm_dir),
+        out=str(tmp_path / "o"),
+        max_train_examples=32,
+        max_eval_examples=16,
+        max_steps=2,
+        batch_size=16,
+        max_seq_length=32,
+        progress=False,
+        device="cpu",
+    )
     r = finetune(cfg)
     assert r["data"]["train"]["examples"] == 32 and r["selected"]["steps"] == 2
     assert json.loads((tmp_path / "o" / "config.json").read_text())["hidden_size"] == 384

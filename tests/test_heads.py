@@ -29,7 +29,7 @@ def inputs(B=2, T=11, seed=0):
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, V, (B, T), generator=g)
     mask = torch.ones(B, T, dtype=torch.long)
-    mask[-1, T - 3:] = 0
+    mask[-1, T - 3 :] = 0
     return ids, mask, torch.zeros(B, T, dtype=torch.long)
 
 

@@ -17,7 +17,7 @@ def batch(B=3, T=10, V=120, seed=0):
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, V, (B, T), generator=g)
     types = torch.zeros(B, T, dtype=torch.long)
-    types[:, T // 2:] = 1
+    types[:, T // 2 :] = 1
     return ids, torch.ones(B, T, dtype=torch.long), types
 
 

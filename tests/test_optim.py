@@ -36,8 +36,12 @@ def test_param_groups_no_decay_on_bias_and_layernorm():
     assert decay["weight_decay"] == 0.01 and no_decay["weight_decay"] == 0.0
     ids = lambda ps: {id(p) for p in ps}
     assert ids(decay["params"]) == {id(m.word_embeddings.weight), id(m.dense.weight)}
-    assert ids(no_decay["params"]) == {id(m.dense.bias), id(m.LayerNorm.weight), id(m.LayerNorm.bias),
-                                       id(m.decoder.bias)}
+    assert ids(no_decay["params"]) == {
+        id(m.dense.bias),
+        id(m.LayerNorm.weight),
+        id(m.LayerNorm.bias),
+        id(m.decoder.bias),
+    }
     # tied weight counted once, every trainable parameter present exactly once
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(m.parameters()))
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from conftest import require_shared
 
 from bertkit import (
     BertConfig,
@@ -16,8 +17,6 @@ from bertkit import (
     BertForTokenClassification,
     BertModel,
 )
-
-from conftest import require_shared
 
 transformers = pytest.importorskip("transformers")
 
@@ -76,8 +75,7 @@ def test_minilm_matches_transformers(minilm_dir):
 def tiny_cfg(cls: type) -> BertConfig:
     # QA has exactly two outputs (start, end); transformers sizes qa_outputs by num_labels.
     labels = 2 if cls is BertForQuestionAnswering else 3
-    return BertConfig.from_preset("tiny", vocab_size=200, max_position_embeddings=40,
-                                  num_labels=labels)
+    return BertConfig.from_preset("tiny", vocab_size=200, max_position_embeddings=40, num_labels=labels)
 
 
 def inputs(B=3, T=13, V=200):
@@ -110,8 +108,14 @@ def compare_outputs(name, ours, theirs, ids, mask, types):
         assert maxdiff(x, y) <= TOL, name
 
 
-CLASSES = [BertModel, BertForPreTraining, BertForSequenceClassification,
-           BertForTokenClassification, BertForQuestionAnswering, BertForMultipleChoice]
+CLASSES = [
+    BertModel,
+    BertForPreTraining,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    BertForQuestionAnswering,
+    BertForMultipleChoice,
+]
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
@@ -121,7 +125,8 @@ def test_head_ours_to_transformers(cls, tmp_path):
     randomise(ours)
     ours.save_pretrained(tmp_path)
     theirs, info = getattr(transformers, cls.__name__).from_pretrained(
-        tmp_path, output_loading_info=True, attn_implementation="sdpa")
+        tmp_path, output_loading_info=True, attn_implementation="sdpa"
+    )
     assert not info["missing_keys"] and not info["mismatched_keys"]
     compare_outputs(cls.__name__, ours, theirs.eval(), *inputs())
 

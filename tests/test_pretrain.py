@@ -13,14 +13,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO, require_shared
 
 from bertkit.errors import BertkitError
 from bertkit.pretrain import PretrainConfig, pretrain
 from bertkit.training import list_checkpoints
-from conftest import REPO, require_shared
 
-TINY = {"vocab_size": 30522, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-        "intermediate_size": 128, "max_position_embeddings": 64}
+TINY = {
+    "vocab_size": 30522,
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+    "max_position_embeddings": 64,
+}
 
 
 def _prepare(tmp: Path, nsp: bool) -> Path:
@@ -32,8 +38,14 @@ def _prepare(tmp: Path, nsp: bool) -> Path:
     if not text.exists():
         text.write_bytes(sample.read_bytes()[:300_000].rsplit(b"\n\n", 1)[0] + b"\n")
     out = tmp / ("prepared-nsp" if nsp else "prepared-mlm")
-    prepare([text], vocab, out, PrepareOptions(max_seq_length=64, dupe_factor=1, validation_fraction=0.1, nsp=nsp),
-            workers=1, progress=False)
+    prepare(
+        [text],
+        vocab,
+        out,
+        PrepareOptions(max_seq_length=64, dupe_factor=1, validation_fraction=0.1, nsp=nsp),
+        workers=1,
+        progress=False,
+    )
     return out
 
 
@@ -43,14 +55,31 @@ def env(tmp_path_factory):
     data = _prepare(tmp, nsp=True)
     model_cfg = tmp / "tiny.json"
     model_cfg.write_text(json.dumps(TINY))
-    return {"tmp": tmp, "data": data, "model": model_cfg,
-            "tokenizer": require_shared("checkpoints", "minilm-l6-uncased")}
+    return {
+        "tmp": tmp,
+        "data": data,
+        "model": model_cfg,
+        "tokenizer": require_shared("checkpoints", "minilm-l6-uncased"),
+    }
 
 
 def base_cfg(env, out, **kw) -> PretrainConfig:
-    d = dict(data=str(env["data"]), out=str(out), model=str(env["model"]), tokenizer=str(env["tokenizer"]),
-             max_steps=40, batch_size=8, lr=2e-3, warmup_steps=4, save_every=0, eval_every=20,
-             eval_batches=4, log_every=5, progress=False, device="cpu")
+    d = dict(
+        data=str(env["data"]),
+        out=str(out),
+        model=str(env["model"]),
+        tokenizer=str(env["tokenizer"]),
+        max_steps=40,
+        batch_size=8,
+        lr=2e-3,
+        warmup_steps=4,
+        save_every=0,
+        eval_every=20,
+        eval_batches=4,
+        log_every=5,
+        progress=False,
+        device="cpu",
+    )
     d.update(kw)
     return PretrainConfig(**d)
 
@@ -69,8 +98,14 @@ def test_loss_falls_eval_and_checkpoint(env, tmp_path):
     assert 0 < summary["train"]["mfu"] < 1
     ckpt = Path(summary["checkpoint"])
     assert ckpt.name == "checkpoint-40"
-    for name in ("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json",
-                 "trainer_state.pt", "meta.json"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "vocab.txt",
+        "tokenizer_config.json",
+        "trainer_state.pt",
+        "meta.json",
+    ):
         assert (ckpt / name).is_file(), name
     meta = json.loads((ckpt / "meta.json").read_text())
     assert meta["config"]["model"] == str(env["model"]) and meta["step"] == 40
@@ -144,10 +179,24 @@ def _weights(ckpt: Path) -> dict:
 
 def test_resume_after_sigkill_is_bitwise_exact(env, tmp_path):
     n = 6
-    args = ["--data", str(env["data"]), "model=" + str(env["model"]), "tokenizer=" + str(env["tokenizer"]),
-            f"max_steps={2 * n}", "batch_size=8", "grad_accum=2", "lr=1e-3", "warmup_steps=2",
-            f"save_every={n}", "eval_every=0", "eval_batches=2", "log_every=1", "progress=false",
-            "device=cpu", "precision=fp32"]  # default dropout 0.1: the RNG state must resume too
+    args = [
+        "--data",
+        str(env["data"]),
+        "model=" + str(env["model"]),
+        "tokenizer=" + str(env["tokenizer"]),
+        f"max_steps={2 * n}",
+        "batch_size=8",
+        "grad_accum=2",
+        "lr=1e-3",
+        "warmup_steps=2",
+        f"save_every={n}",
+        "eval_every=0",
+        "eval_batches=2",
+        "log_every=1",
+        "progress=false",
+        "device=cpu",
+        "precision=fp32",
+    ]  # default dropout 0.1: the RNG state must resume too
     a = _cli(["pretrain", "--out", str(tmp_path / "A"), *args])
     assert a.returncode == 0, a.stderr
 
@@ -172,15 +221,46 @@ def test_resume_after_sigkill_is_bitwise_exact(env, tmp_path):
 
 
 def test_ddp_two_processes_match_one_process_grad_accum(env, tmp_path):
-    common = ["--data", str(env["data"]), "model=" + str(env["model"]), "tokenizer=" + str(env["tokenizer"]),
-              "max_steps=20", "batch_size=4", "lr=1e-3", "warmup_steps=2", "dropout=0", "eval_every=0",
-              "eval_batches=1", "log_every=1", "progress=false", "device=cpu"]
+    common = [
+        "--data",
+        str(env["data"]),
+        "model=" + str(env["model"]),
+        "tokenizer=" + str(env["tokenizer"]),
+        "max_steps=20",
+        "batch_size=4",
+        "lr=1e-3",
+        "warmup_steps=2",
+        "dropout=0",
+        "eval_every=0",
+        "eval_batches=1",
+        "log_every=1",
+        "progress=false",
+        "device=cpu",
+    ]
     one = _cli(["pretrain", "--out", str(tmp_path / "one"), *common, "grad_accum=2"])
     assert one.returncode == 0, one.stderr
     env_ = {**os.environ, "OMP_NUM_THREADS": "1"}
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "--module", "bertkit", "pretrain", "--out", str(tmp_path / "two"), *common, "grad_accum=1"],
-                         cwd=REPO, env=env_, capture_output=True, text=True, timeout=300)
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "--module",
+            "bertkit",
+            "pretrain",
+            "--out",
+            str(tmp_path / "two"),
+            *common,
+            "grad_accum=1",
+        ],
+        cwd=REPO,
+        env=env_,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
 
     def losses(run):
@@ -228,13 +308,16 @@ def test_cli_help_lists_every_key():
         assert f"\n  {key} " in r.stdout, key
 
 
-@pytest.mark.parametrize("overrides, msg", [
-    (["lrr=1"], "unknown key 'lrr' (did you mean 'lr'?)"),
-    (["max_steps=ten"], "max_steps: expected int, got 'ten'"),
-    (["compile=maybe"], "compile: expected bool"),
-    (["precision=fp8"], "precision must be one of fp32, bf16, fp16"),
-    (["optimizer=sgd"], "optimizer must be one of adamw, lamb"),
-])
+@pytest.mark.parametrize(
+    "overrides, msg",
+    [
+        (["lrr=1"], "unknown key 'lrr' (did you mean 'lr'?)"),
+        (["max_steps=ten"], "max_steps: expected int, got 'ten'"),
+        (["compile=maybe"], "compile: expected bool"),
+        (["precision=fp8"], "precision must be one of fp32, bf16, fp16"),
+        (["optimizer=sgd"], "optimizer must be one of adamw, lamb"),
+    ],
+)
 def test_bad_keys_are_clear_errors(env, tmp_path, overrides, msg):
     with pytest.raises(BertkitError) as e:
         pretrain(base_cfg(env, tmp_path / "r").with_overrides(overrides))
@@ -307,8 +390,20 @@ def test_init_from_checkpoint_continues_pretraining(env, tmp_path):
 
     first = pretrain(base_cfg(env, tmp_path / "p1", max_steps=30, eval_every=0))
     ckpt = Path(first["checkpoint"])
-    second = pretrain(base_cfg(env, tmp_path / "p2", model="ignored-when-init", init=str(ckpt), tokenizer=None, max_steps=1,
-                               lr=1e-12, warmup_steps=0, eval_every=0, log_every=1))
+    second = pretrain(
+        base_cfg(
+            env,
+            tmp_path / "p2",
+            model="ignored-when-init",
+            init=str(ckpt),
+            tokenizer=None,
+            max_steps=1,
+            lr=1e-12,
+            warmup_steps=0,
+            eval_every=0,
+            log_every=1,
+        )
+    )
     # lr ~ 0: the weights after one step are the phase-1 weights
     a, b = load_file(str(ckpt / "model.safetensors")), load_file(str(Path(second["checkpoint"]) / "model.safetensors"))
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
@@ -331,8 +426,7 @@ def test_torch_compile_trains_like_eager_and_saves_plain_weights(env, tmp_path):
     from safetensors import safe_open
 
     eager = pretrain(base_cfg(env, tmp_path / "eager", max_steps=6, eval_every=0, dropout=0.0))
-    comp = pretrain(base_cfg(env, tmp_path / "compiled", max_steps=6, eval_every=0, dropout=0.0,
-                             compile=True))
+    comp = pretrain(base_cfg(env, tmp_path / "compiled", max_steps=6, eval_every=0, dropout=0.0, compile=True))
     le = [r["loss"] for r in eager["history"] if r["kind"] == "train"]
     lc = [r["loss"] for r in comp["history"] if r["kind"] == "train"]
     assert len(le) == len(lc) and max(abs(a - b) for a, b in zip(le, lc)) < 1e-3, (le, lc)

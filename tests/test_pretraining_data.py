@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pretraining_helpers import make_documents, write_bert_format, write_vocab
 
 from bertkit.errors import BertkitError
 from bertkit.pretraining_data import (
@@ -19,7 +20,6 @@ from bertkit.pretraining_data import (
     truncate_counts,
 )
 from bertkit.tokenization import Tokenizer
-from pretraining_helpers import make_documents, write_bert_format, write_vocab
 
 T = 128
 
@@ -51,9 +51,14 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def static_nsp(corpus):
     out = corpus["tmp"] / "static-nsp"
-    m = prepare([corpus["path"]], corpus["vocab"], out,
-                PrepareOptions(dupe_factor=5, validation_fraction=0.05, seed=7, chunk_bytes=100_000),
-                workers=1, progress=False)
+    m = prepare(
+        [corpus["path"]],
+        corpus["vocab"],
+        out,
+        PrepareOptions(dupe_factor=5, validation_fraction=0.05, seed=7, chunk_bytes=100_000),
+        workers=1,
+        progress=False,
+    )
     return out, m
 
 
@@ -97,8 +102,11 @@ def test_masking_statistics(static_nsp):
     as_mask = (at == 4).mean()  # [MASK]
     unchanged = (at == lab).mean()
     rand = 1 - as_mask - unchanged
-    assert abs(as_mask - 0.8) <= 0.01 and abs(unchanged - 0.1) <= 0.01 and abs(rand - 0.1) <= 0.01, \
-        (as_mask, unchanged, rand)
+    assert abs(as_mask - 0.8) <= 0.01 and abs(unchanged - 0.1) <= 0.01 and abs(rand - 0.1) <= 0.01, (
+        as_mask,
+        unchanged,
+        rand,
+    )
     # never a special token: labels are real pieces, positions inside the sequence, not [CLS]/[SEP]
     assert not np.isin(lab, [0, 1, 2, 3, 4]).any()
     rows = np.nonzero(used)[0]
@@ -110,8 +118,12 @@ def test_masking_statistics(static_nsp):
 def test_instances_shape_and_nsp(static_nsp):
     out, _ = static_nsp
     a = load_split(out)
-    ids, lengths, nsp, docs = (a["input_ids"].astype(np.int64), a["lengths"].astype(np.int64),
-                               a["nsp_labels"], a["docs"])
+    ids, lengths, nsp, docs = (
+        a["input_ids"].astype(np.int64),
+        a["lengths"].astype(np.int64),
+        a["nsp_labels"],
+        a["docs"],
+    )
     assert (lengths[:, 1] <= T).all() and (lengths[:, 0] < lengths[:, 1]).all()
     n = len(ids)
     rows = np.arange(n)
@@ -128,9 +140,14 @@ def test_validation_split_has_both_nsp_labels_even_with_few_documents_per_chunk(
     """Regression: validation documents were chosen one by one, so with a small fraction most
     chunks held at most one, which can only make actual-next pairs (a real 44 MB corpus gave a
     validation split with 22% random nexts). They now come at least two per chunk."""
-    m = prepare([corpus["path"]], corpus["vocab"], tmp_path / "o",
-                PrepareOptions(dupe_factor=1, validation_fraction=0.04, seed=5, chunk_bytes=10_000),
-                workers=1, progress=False)
+    m = prepare(
+        [corpus["path"]],
+        corpus["vocab"],
+        tmp_path / "o",
+        PrepareOptions(dupe_factor=1, validation_fraction=0.04, seed=5, chunk_bytes=10_000),
+        workers=1,
+        progress=False,
+    )
     val, train = load_split(tmp_path / "o", "validation"), load_split(tmp_path / "o", "train")
     nsp, docs = val["nsp_labels"], val["docs"]
     assert len(nsp) >= 100
@@ -145,7 +162,7 @@ def test_validation_documents_choice():
     from bertkit.pretraining_data import validation_documents
 
     ids = list(range(100, 400))
-    picks = [validation_documents(ids[i:i + 5], 0.1, 0, i) for i in range(0, 300, 5)]
+    picks = [validation_documents(ids[i : i + 5], 0.1, 0, i) for i in range(0, 300, 5)]
     assert all(len(p) in (0, 2) for p in picks)  # never a lone validation document
     assert 15 <= sum(map(len, picks)) <= 45  # ~10% of 300
     assert validation_documents(ids[:5], 0.1, 0, 0) == validation_documents(ids[:5], 0.1, 0, 0)
@@ -156,9 +173,14 @@ def test_validation_documents_choice():
 def test_instances_decode_to_source_sentences(corpus, tmp_path):
     """Untruncated segments are whole consecutive sentences of the recorded documents."""
     out = tmp_path / "dyn"
-    prepare([corpus["path"]], corpus["vocab"], out,
-            PrepareOptions(dupe_factor=1, masking="dynamic", validation_fraction=0, seed=3),
-            workers=1, progress=False)
+    prepare(
+        [corpus["path"]],
+        corpus["vocab"],
+        out,
+        PrepareOptions(dupe_factor=1, masking="dynamic", validation_fraction=0, seed=3),
+        workers=1,
+        progress=False,
+    )
     a = load_split(out)
     tok = corpus["tok"]
     norm = [[tok.decode(tok.tokenize_ids_batch([s])[0]) for s in d] for d in corpus["docs"]]
@@ -167,22 +189,26 @@ def test_instances_decode_to_source_sentences(corpus, tmp_path):
         la, total = (int(x) for x in a["lengths"][i])
         if total >= T:  # may have been truncated
             continue
-        seg_a = tok.decode(a["input_ids"][i, 1:la - 1].tolist())
-        seg_b = tok.decode(a["input_ids"][i, la:total - 1].tolist())
+        seg_a = tok.decode(a["input_ids"][i, 1 : la - 1].tolist())
+        seg_b = tok.decode(a["input_ids"][i, la : total - 1].tolist())
         doc_a, doc_b = (int(x) for x in a["docs"][i])
         for text, doc in ((seg_a, norm[doc_a]), (seg_b, norm[doc_b])):
             starts = [j for j, s in enumerate(doc) if text.startswith(s)]
-            assert any(" ".join(doc[j:k]) == text for j in starts for k in range(j + 1, len(doc) + 1)), \
-                (text, doc)
+            assert any(" ".join(doc[j:k]) == text for j in starts for k in range(j + 1, len(doc) + 1)), (text, doc)
         checked += 1
     assert checked > 100
 
 
 def test_whole_word_masking_masks_all_pieces(corpus, tmp_path):
     out = tmp_path / "wwm"
-    prepare([corpus["path"]], corpus["vocab"], out,
-            PrepareOptions(dupe_factor=1, whole_word_mask=True, validation_fraction=0),
-            workers=1, progress=False)
+    prepare(
+        [corpus["path"]],
+        corpus["vocab"],
+        out,
+        PrepareOptions(dupe_factor=1, whole_word_mask=True, validation_fraction=0),
+        workers=1,
+        progress=False,
+    )
     a = load_split(out)
     tok = corpus["tok"]
     cont = VocabInfo.from_tokenizer(tok).continuation
@@ -208,9 +234,14 @@ def test_whole_word_masking_masks_all_pieces(corpus, tmp_path):
 
 def test_mlm_only_packs_across_documents(corpus, tmp_path):
     out = tmp_path / "mlm"
-    m = prepare([corpus["path"]], corpus["vocab"], out,
-                PrepareOptions(dupe_factor=1, nsp=False, masking="dynamic", validation_fraction=0),
-                workers=1, progress=False)
+    m = prepare(
+        [corpus["path"]],
+        corpus["vocab"],
+        out,
+        PrepareOptions(dupe_factor=1, nsp=False, masking="dynamic", validation_fraction=0),
+        workers=1,
+        progress=False,
+    )
     assert m["nsp"] is False
     a = load_split(out)
     assert "nsp_labels" not in a
@@ -219,7 +250,7 @@ def test_mlm_only_packs_across_documents(corpus, tmp_path):
     assert (lengths[:, 1] <= T).all()
     assert (lengths[:, 1] >= T - 20).mean() > 0.8  # packed to (nearly) full length
     ids = a["input_ids"].astype(np.int64)
-    inner_sep = [(ids[i, 1:lengths[i, 1] - 1] == 3).sum() for i in range(len(ids))]
+    inner_sep = [(ids[i, 1 : lengths[i, 1] - 1] == 3).sum() for i in range(len(ids))]
     assert np.mean(np.asarray(inner_sep) > 0) > 0.5  # documents joined with [SEP] inside
     crossing = a["docs"][:, 0] != a["docs"][:, 1]
     assert crossing.mean() > 0.5
@@ -230,9 +261,14 @@ def test_mlm_only_packs_across_documents(corpus, tmp_path):
 
 def test_configurable_mask_rate(corpus, tmp_path):
     out = tmp_path / "p30"
-    m = prepare([corpus["path"]], corpus["vocab"], out,
-                PrepareOptions(dupe_factor=1, masked_lm_prob=0.3, validation_fraction=0),
-                workers=1, progress=False)
+    m = prepare(
+        [corpus["path"]],
+        corpus["vocab"],
+        out,
+        PrepareOptions(dupe_factor=1, masked_lm_prob=0.3, validation_fraction=0),
+        workers=1,
+        progress=False,
+    )
     assert m["max_predictions_per_seq"] == 39
     a = load_split(out)
     frac = (a["masked_positions"] > 0).sum() / a["lengths"][:, 1].astype(np.int64).sum()
@@ -255,8 +291,14 @@ def test_deterministic_whatever_the_worker_count(corpus, tmp_path):
 
 def test_same_seed_same_bytes_other_seed_differs(corpus, tmp_path):
     for name, seed in (("a", 5), ("b", 5), ("c", 6)):
-        prepare([corpus["path"]], corpus["vocab"], tmp_path / name,
-                PrepareOptions(dupe_factor=1, seed=seed), workers=1, progress=False)
+        prepare(
+            [corpus["path"]],
+            corpus["vocab"],
+            tmp_path / name,
+            PrepareOptions(dupe_factor=1, seed=seed),
+            workers=1,
+            progress=False,
+        )
     assert shard_hashes(tmp_path / "a") == shard_hashes(tmp_path / "b")
     assert shard_hashes(tmp_path / "a") != shard_hashes(tmp_path / "c")
 
@@ -271,8 +313,9 @@ def test_rerun_is_a_noop_and_other_options_need_overwrite(corpus, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamp
     with pytest.raises(BertkitError, match="other inputs or options"):
         prepare([corpus["path"]], corpus["vocab"], out, PrepareOptions(dupe_factor=2), workers=1, progress=False)
-    m3 = prepare([corpus["path"]], corpus["vocab"], out, PrepareOptions(dupe_factor=2), workers=1,
-                 progress=False, overwrite=True)
+    m3 = prepare(
+        [corpus["path"]], corpus["vocab"], out, PrepareOptions(dupe_factor=2), workers=1, progress=False, overwrite=True
+    )
     assert m3["key"] != m1["key"] and m3["options"]["dupe_factor"] == 2
 
 
@@ -298,8 +341,14 @@ def test_invalid_utf8_names_file_and_line(corpus, tmp_path):
     with pytest.raises(BertkitError, match=r"bad\.txt:2: invalid UTF-8 at byte offset 18"):
         prepare([bad], corpus["vocab"], tmp_path / "o", PrepareOptions(dupe_factor=1), workers=1, progress=False)
     assert not (tmp_path / "o").exists()  # nothing half-written
-    m = prepare([bad, corpus["path"]], corpus["vocab"], tmp_path / "o",
-                PrepareOptions(dupe_factor=1, encoding_errors="replace"), workers=1, progress=False)
+    m = prepare(
+        [bad, corpus["path"]],
+        corpus["vocab"],
+        tmp_path / "o",
+        PrepareOptions(dupe_factor=1, encoding_errors="replace"),
+        workers=1,
+        progress=False,
+    )
     assert m["counts"]["documents"] == len(corpus["docs"]) + 1
 
 
@@ -334,8 +383,14 @@ def test_nothing_to_make_is_an_error(corpus, tmp_path):
 
 def test_bad_options(corpus, tmp_path):
     with pytest.raises(BertkitError, match="--mask-prob"):
-        prepare([corpus["path"]], corpus["vocab"], tmp_path / "o", PrepareOptions(masked_lm_prob=1.5),
-                workers=1, progress=False)
+        prepare(
+            [corpus["path"]],
+            corpus["vocab"],
+            tmp_path / "o",
+            PrepareOptions(masked_lm_prob=1.5),
+            workers=1,
+            progress=False,
+        )
     with pytest.raises(BertkitError, match="vocab.txt"):
         prepare([corpus["path"]], tmp_path, tmp_path / "o", PrepareOptions(), workers=1, progress=False)
 

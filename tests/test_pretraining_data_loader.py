@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from pretraining_helpers import make_documents, write_bert_format, write_vocab
 
 from bertkit.cli import main
 from bertkit.errors import BertkitError
 from bertkit.pretraining_data import PrepareOptions, PretrainingLoader, prepare
-from pretraining_helpers import make_documents, write_bert_format, write_vocab
 
 T = 64
 
@@ -22,8 +22,9 @@ def data(tmp_path_factory):
     out = {"tmp": tmp, "corpus": corpus, "vocab": vocab}
     for name, opts in {
         "static": PrepareOptions(max_seq_length=T, dupe_factor=2, shard_instances=300, validation_fraction=0.1),
-        "dynamic": PrepareOptions(max_seq_length=T, dupe_factor=2, masking="dynamic", shard_instances=300,
-                                  whole_word_mask=True),
+        "dynamic": PrepareOptions(
+            max_seq_length=T, dupe_factor=2, masking="dynamic", shard_instances=300, whole_word_mask=True
+        ),
         "mlm": PrepareOptions(max_seq_length=T, dupe_factor=1, masking="dynamic", nsp=False),
     }.items():
         prepare([corpus], vocab, tmp / name, opts, workers=1, progress=False)
@@ -40,8 +41,7 @@ def test_batch_contract(data, kind):
     loader = PretrainingLoader(data[kind], split="train", batch_size=16, seed=0)
     assert len(loader.manifest["splits"]["train"]["shards"]) > 1  # batches gather across shards
     b = next(iter(loader))
-    assert set(b) == {"input_ids", "token_type_ids", "attention_mask", "masked_positions", "mlm_labels",
-                      "nsp_labels"}
+    assert set(b) == {"input_ids", "token_type_ids", "attention_mask", "masked_positions", "mlm_labels", "nsp_labels"}
     for k in ("input_ids", "token_type_ids", "attention_mask"):
         assert b[k].shape == (16, T) and b[k].dtype == torch.long
     p = loader.manifest["max_predictions_per_seq"]
@@ -144,8 +144,24 @@ def test_loader_errors(data, tmp_path):
 
 def test_cli_prepare_and_inspect(data, tmp_path, capsys):
     out = tmp_path / "cli"
-    args = ["prepare", "--input", str(data["corpus"]), "--tokenizer", str(data["vocab"]), "--out", str(out),
-            "--max-seq-length", "64", "--dupe-factor", "1", "--workers", "1", "--quiet", "--seed", "3"]
+    args = [
+        "prepare",
+        "--input",
+        str(data["corpus"]),
+        "--tokenizer",
+        str(data["vocab"]),
+        "--out",
+        str(out),
+        "--max-seq-length",
+        "64",
+        "--dupe-factor",
+        "1",
+        "--workers",
+        "1",
+        "--quiet",
+        "--seed",
+        "3",
+    ]
     assert main(args) == 0
     assert "train +" in capsys.readouterr().out
     assert main(args) == 0

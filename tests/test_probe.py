@@ -31,15 +31,23 @@ def test_probe_encoder_reads_word_identity_from_a_random_encoder():
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words
     tok = Tokenizer(vocab)
     torch.manual_seed(0)
-    model = BertModel(BertConfig.from_preset("tiny", vocab_size=len(vocab), hidden_size=32,
-                                             num_attention_heads=2, intermediate_size=64,
-                                             max_position_embeddings=32)).eval()
+    model = BertModel(
+        BertConfig.from_preset(
+            "tiny",
+            vocab_size=len(vocab),
+            hidden_size=32,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=32,
+        )
+    ).eval()
     rng = np.random.default_rng(1)
 
     def split(n):
         labels = [i % 2 for i in range(n)]
-        texts = [f"the {rng.choice(['film', 'plot'])} {rng.choice(['is', 'was'])} {'good' if y else 'bad'}"
-                 for y in labels]
+        texts = [
+            f"the {rng.choice(['film', 'plot'])} {rng.choice(['is', 'was'])} {'good' if y else 'bad'}" for y in labels
+        ]
         return texts, labels
 
     assert probe_encoder(model, tok, split(80), split(40), max_seq_length=16) >= 0.9

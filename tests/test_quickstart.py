@@ -8,22 +8,27 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA, require_shared
 
 from bertkit import quickstart as Q
 from bertkit import report as R
 from bertkit.cli import main
 from bertkit.errors import BertkitError
-from conftest import SHARED_DATA, require_shared
-
 
 # ------------------------------------------------------------------------------ helpers
 
 
 def _fake_results(with_minilm: bool = True) -> dict:
     def runs(base):
-        return [{"seed": s, "dev_accuracy": base + 0.01 * s, "test_accuracy": base,
-                 "epochs": [{"epoch": e, "dev_accuracy": base - 0.05 * (3 - e)} for e in (1, 2, 3)]}
-                for s in range(3)]
+        return [
+            {
+                "seed": s,
+                "dev_accuracy": base + 0.01 * s,
+                "test_accuracy": base,
+                "epochs": [{"epoch": e, "dev_accuracy": base - 0.05 * (3 - e)} for e in (1, 2, 3)],
+            }
+            for s in range(3)
+        ]
 
     ft = {"pretrained": {"runs": runs(0.70)}, "scratch": {"runs": runs(0.60)}}
     if with_minilm:
@@ -31,10 +36,16 @@ def _fake_results(with_minilm: bool = True) -> dict:
     return {
         "options": {"seeds": 3, "budget_s": 60, "model": "tiny"},
         "data": {"corpus_files": ["c.jsonl"], "corpus_mb": 1.0, "documents": 10, "task_dir": "t"},
-        "pretraining": {"model": "tiny", "steps": 30, "seconds": 55.0, "precision": "fp32",
-                        "history": [{"step": s, "time_s": 2.0 * s, "loss": 9.0 - 0.1 * s,
-                                     "mlm_acc": 0.01 * s} for s in range(1, 31)],
-                        "eval": {"mlm_acc": 0.2}},
+        "pretraining": {
+            "model": "tiny",
+            "steps": 30,
+            "seconds": 55.0,
+            "precision": "fp32",
+            "history": [
+                {"step": s, "time_s": 2.0 * s, "loss": 9.0 - 0.1 * s, "mlm_acc": 0.01 * s} for s in range(1, 31)
+            ],
+            "eval": {"mlm_acc": 0.2},
+        },
         "finetune": ft,
         "stages": {"data": {"seconds": 1.0, "cached": True}},
         "machine": {"cpus": 2},
@@ -66,22 +77,31 @@ def fake_stages(monkeypatch):
 
     def pretrain(opts, vocab, prepared, precision, d, resume):
         calls.append("pretrain")
-        return {"model_dir": str(d), "model": opts.model, "steps": 3, "seconds": 1.0,
-                "precision": precision,
-                "history": [{"step": i, "time_s": float(i), "loss": 5.0 - i, "mlm_acc": 0.1 * i}
-                            for i in range(1, 4)]}
+        return {
+            "model_dir": str(d),
+            "model": opts.model,
+            "steps": 3,
+            "seconds": 1.0,
+            "precision": precision,
+            "history": [{"step": i, "time_s": float(i), "loss": 5.0 - i, "mlm_acc": 0.1 * i} for i in range(1, 4)],
+        }
 
     def finetune(opts, data, init, seed, precision, d):
         name = Path(init["init"]).name if "init" in init else "scratch"
         calls.append(f"finetune:{name}:{seed}")
         acc = 0.8 if "pretrain" in name else 0.6
-        return {"seed": seed, "dev_accuracy": acc, "test_accuracy": acc,
-                "epochs": [{"epoch": 1, "dev_accuracy": acc - 0.1}, {"epoch": 2, "dev_accuracy": acc}]}
+        return {
+            "seed": seed,
+            "dev_accuracy": acc,
+            "test_accuracy": acc,
+            "epochs": [{"epoch": 1, "dev_accuracy": acc - 0.1}, {"epoch": 2, "dev_accuracy": acc}],
+        }
 
     monkeypatch.setattr(Q, "_run_vocab", vocab)
     monkeypatch.setattr(Q, "_run_prepare", prepare)
     monkeypatch.setattr(Q, "_run_pretrain", pretrain)
     monkeypatch.setattr(Q, "scratch_model_config", lambda d: {"hidden_size": 8})
+
     def probe(opts, data, inits):
         calls.append("probe")
         return {name: 0.5 for name in inits}
@@ -114,10 +134,11 @@ def test_plan_steps_fits_the_budget():
 
 
 def test_train_seconds_from_history():
-    hist = [{"kind": "train", "step": 2, "tokens_seen": 200, "tokens_per_s": 100.0, "loss": 3.0},
-            {"kind": "eval", "step": 2, "mlm_acc": 0.1},
-            {"kind": "train", "step": 4, "tokens_seen": 600, "tokens_per_s": 200.0, "loss": 2.0,
-             "mlm_acc": 0.2}]
+    hist = [
+        {"kind": "train", "step": 2, "tokens_seen": 200, "tokens_per_s": 100.0, "loss": 3.0},
+        {"kind": "eval", "step": 2, "mlm_acc": 0.1},
+        {"kind": "train", "step": 4, "tokens_seen": 600, "tokens_per_s": 200.0, "loss": 2.0, "mlm_acc": 0.2},
+    ]
     recs, total = Q._train_seconds(hist)
     assert total == pytest.approx(4.0)
     assert [r["time_s"] for r in recs] == [2.0, 4.0] and recs[1]["mlm_acc"] == 0.2
@@ -236,8 +257,9 @@ def test_quickstart_pipeline_resumes_with_fake_stages(tmp_path, fake_stages):
     task = _task_dir(tmp_path)
     corpus = tmp_path / "c.txt"
     corpus.write_text("One sentence here.\nAnother one.\n\nSecond document.\n")
-    opts = Q.QuickstartOptions(corpus=[str(corpus)], task=str(task), out=str(tmp_path / "out"),
-                               seeds=2, minilm=False, budget_s=60)
+    opts = Q.QuickstartOptions(
+        corpus=[str(corpus)], task=str(task), out=str(tmp_path / "out"), seeds=2, minilm=False, budget_s=60
+    )
     res = Q.run(opts, log=lambda m: None)
     assert fake_stages.count("pretrain") == 1
     assert len([c for c in fake_stages if c.startswith("finetune")]) == 4
@@ -257,7 +279,9 @@ def test_quickstart_pipeline_resumes_with_fake_stages(tmp_path, fake_stages):
     assert "vocab" not in fake_stages and "prepare" not in fake_stages
     assert fake_stages.count("pretrain") == 1
     assert sorted(c for c in fake_stages if c.startswith("finetune")) == [
-        "finetune:pretrain-2m:0", "finetune:pretrain-2m:1"]
+        "finetune:pretrain-2m:0",
+        "finetune:pretrain-2m:1",
+    ]
     # Both budgets' runs are kept: the report shows the gap per budget.
     rep = json.loads((tmp_path / "out" / "report.json").read_text())
     assert [(c["budget_s"], c["gap_points"]) for c in rep["budget_curve"]] == [(60, 20.0), (120, 20.0)]
@@ -278,8 +302,9 @@ def test_task_text_adds_training_texts_not_labels_to_the_corpus(tmp_path, fake_s
     (task / "dev.tsv").write_text("sentence\tlabel\nsecret dev sentence\t1\n")
     corpus = tmp_path / "c.txt"
     corpus.write_text("One sentence here.\n")
-    opts = Q.QuickstartOptions(corpus=[str(corpus)], task=str(task), out=str(tmp_path / "out"),
-                               seeds=1, minilm=False, budget_s=60, task_text=3)
+    opts = Q.QuickstartOptions(
+        corpus=[str(corpus)], task=str(task), out=str(tmp_path / "out"), seeds=1, minilm=False, budget_s=60, task_text=3
+    )
     res = Q.run(opts, log=lambda m: None)
     files = res["data"]["corpus_files"]
     assert files[0] == str(corpus) and files[1].endswith("task_text.jsonl")
@@ -357,10 +382,32 @@ def test_quickstart_end_to_end_tiny(tmp_path):
         lines = (SHARED_DATA / "tasks" / "polarity" / f"{split}.tsv").read_text().splitlines()
         (task / f"{split}.tsv").write_text("\n".join(lines[: n + 1]) + "\n")
     out = tmp_path / "out"
-    argv = ["quickstart", "--corpus", str(sample), "--task", str(task), "--out", str(out),
-            "--budget", "20s", "--model", "tiny", "--seeds", "2", "--vocab-size", "2000",
-            "--max-seq-length", "64", "--ft-epochs", "2", "--ft-max-seq-length", "48",
-            "--no-minilm", "--dupe-factor", "1"]
+    argv = [
+        "quickstart",
+        "--corpus",
+        str(sample),
+        "--task",
+        str(task),
+        "--out",
+        str(out),
+        "--budget",
+        "20s",
+        "--model",
+        "tiny",
+        "--seeds",
+        "2",
+        "--vocab-size",
+        "2000",
+        "--max-seq-length",
+        "64",
+        "--ft-epochs",
+        "2",
+        "--ft-max-seq-length",
+        "48",
+        "--no-minilm",
+        "--dupe-factor",
+        "1",
+    ]
     assert main(argv) == 0
     rep = json.loads((out / "report.json").read_text())
     assert set(rep["finetune"]) == {"pretrained", "scratch"}

@@ -13,10 +13,10 @@ from bertkit.tasks.base import collate
 from bertkit.tasks.qa import _is_max_context, _windows
 from bertkit.tokenization import Tokenizer
 
-WORDS = ("the cat sat on mat a good bad film is . , ? who where john lives in paris he eats flies runs "
-         "sleeps man sits dog").split()
+WORDS = (
+    "the cat sat on mat a good bad film is . , ? who where john lives in paris he eats flies runs sleeps man sits dog"
+).split()
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + ["##s", "##x"]
-
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -38,8 +38,10 @@ def write(p, text):
 
 def test_classification_pair_features_and_truncation(tok, tmp_path):
     task = get_task("pair", max_seq_length=8)
-    f = write(tmp_path / "p.tsv", "sentence1\tsentence2\tlabel\nthe cat\tsat\t1\n"
-                                  "the cat sat on the mat\tthe good dog sleeps\t0\n")
+    f = write(
+        tmp_path / "p.tsv",
+        "sentence1\tsentence2\tlabel\nthe cat\tsat\t1\nthe cat sat on the mat\tthe good dog sleeps\t0\n",
+    )
     ex = task.read(f)
     feats = task.featurize(ex, tok, {"0": 0, "1": 1}, training=True)
     a = feats.items[0]
@@ -110,9 +112,14 @@ def squad_file(tmp_path, context, qas, version="v2.0"):
 def test_qa_features_map_answers_into_windows(tok, tmp_path):
     ctx = "john lives in paris , the cat sat on the mat , a good dog sleeps"
     start = ctx.index("the mat")
-    f = squad_file(tmp_path, ctx, [
-        {"id": "a", "question": "where sat the cat ?", "answers": [{"text": "the mat", "answer_start": start}]},
-        {"id": "b", "question": "who flies ?", "answers": [], "is_impossible": True}])
+    f = squad_file(
+        tmp_path,
+        ctx,
+        [
+            {"id": "a", "question": "where sat the cat ?", "answers": [{"text": "the mat", "answer_start": start}]},
+            {"id": "b", "question": "who flies ?", "answers": [], "is_impossible": True},
+        ],
+    )
     task = get_task("qa", max_seq_length=16, doc_stride=4, max_query_length=4)
     ex = task.read(f)
     assert task.settings["version_2"] is True
@@ -155,9 +162,18 @@ class SpanModel(torch.nn.Module):
 
 def test_qa_decoding_and_null_threshold(tok, tmp_path):
     ctx = "Paris , where John lives ; the cat sat on the mat ."
-    f = squad_file(tmp_path, ctx, [
-        {"id": "a", "question": "who sat ?", "answers": [{"text": "the cat", "answer_start": ctx.index("the cat")}]},
-        {"id": "b", "question": "who flies ?", "answers": [], "is_impossible": True}])
+    f = squad_file(
+        tmp_path,
+        ctx,
+        [
+            {
+                "id": "a",
+                "question": "who sat ?",
+                "answers": [{"text": "the cat", "answer_start": ctx.index("the cat")}],
+            },
+            {"id": "b", "question": "who flies ?", "answers": [], "is_impossible": True},
+        ],
+    )
     task = get_task("qa", max_seq_length=12, doc_stride=3, max_query_length=4)
     ex = task.read(f)
     feats = task.featurize(ex, tok, None, training=False)
@@ -183,8 +199,12 @@ def test_qa_decoding_and_null_threshold(tok, tmp_path):
 
 def test_qa_max_answer_length_limits_spans(tok, tmp_path):
     ctx = "the cat sat on the mat ."
-    f = squad_file(tmp_path, ctx, [{"id": "a", "question": "who ?", "answers": [{"text": "cat", "answer_start": 4}]}],
-                   version="v1.1")
+    f = squad_file(
+        tmp_path,
+        ctx,
+        [{"id": "a", "question": "who ?", "answers": [{"text": "cat", "answer_start": 4}]}],
+        version="v1.1",
+    )
     task = get_task("qa", max_seq_length=32, max_answer_length=2)
     ex = task.read(f)
     feats = task.featurize(ex, tok, None, training=False)
@@ -202,7 +222,9 @@ def test_choice_features(tok, tmp_path):
     feats = task.featurize(ex, tok, None, training=True)
     it = feats.items[0]
     assert len(it["input_ids"]) == 4 and it["labels"] == 3
-    assert it["input_ids"][1] == [tok.cls_id] + ids(tok, "a man sits .") + [tok.sep_id] + ids(tok, "he flies .") + [tok.sep_id]
+    assert it["input_ids"][1] == [tok.cls_id] + ids(tok, "a man sits .") + [tok.sep_id] + ids(tok, "he flies .") + [
+        tok.sep_id
+    ]
     batch = collate(feats.items, tok.pad_id)
     assert batch["input_ids"].shape == (1, 4, len(it["input_ids"][3]))  # (B, C, T) padded to longest choice
 

@@ -38,8 +38,12 @@ def test_json_array_of_objects(tmp_path):
     f = write(tmp_path / "d.json", '[\n  {"text": "good", "label": 1},\n  {"text": "bad",\n   "label": 0}\n]\n')
     ex = get_task("classification").read(f)
     assert [(e.text, e.label, e.line) for e in ex] == [("good", "1", 2), ("bad", "0", 3)]
-    assert [e.text for e in get_task("classification").read(write(tmp_path / "one.json", '[{"text": "x", "label": 1},'
-                                                                  '{"text": "y", "label": 0}]'))] == ["x", "y"]
+    assert [
+        e.text
+        for e in get_task("classification").read(
+            write(tmp_path / "one.json", '[{"text": "x", "label": 1},{"text": "y", "label": 0}]')
+        )
+    ] == ["x", "y"]
     with pytest.raises(BertkitError, match=r"bad.json:3: expected a JSON object, found list"):
         read_table(write(tmp_path / "bad.json", '[\n{"text": "a"},\n[1, 2]\n]'))
     with pytest.raises(BertkitError, match=r"open.json:\d+: invalid JSON"):
@@ -118,8 +122,25 @@ def test_byte_order_mark_and_bad_utf8(tmp_path):
     f.write_bytes(b"\xef\xbb\xbfsentence,label\ngood,1\nbad,0\n")
     assert [e.text for e in get_task("classification").read(str(f))] == ["good", "bad"]
     j = tmp_path / "squad.json"
-    j.write_bytes(b"\xef\xbb\xbf" + json.dumps({"data": [{"paragraphs": [{"context": "Paris is big.", "qas": [
-        {"id": "q1", "question": "What?", "answers": [{"text": "Paris", "answer_start": 0}]}]}]}]}).encode())
+    j.write_bytes(
+        b"\xef\xbb\xbf"
+        + json.dumps(
+            {
+                "data": [
+                    {
+                        "paragraphs": [
+                            {
+                                "context": "Paris is big.",
+                                "qas": [
+                                    {"id": "q1", "question": "What?", "answers": [{"text": "Paris", "answer_start": 0}]}
+                                ],
+                            }
+                        ]
+                    }
+                ]
+            }
+        ).encode()
+    )
     assert read_squad(str(j))[0][0].answers == [("Paris", 0)]
     bad = tmp_path / "latin1.tsv"
     bad.write_bytes("sentence\tlabel\ncaf\u00e9\t1\n".encode("latin-1"))
@@ -147,7 +168,9 @@ def test_conll(tmp_path):
     f = write(tmp_path / "t.conll", "-DOCSTART-\tO\n\nJohn\tB-person\nlives\tO\n\n\nParis\tB-geo-loc\n")
     s = read_conll(f)
     assert [(x.words, x.tags, x.line) for x in s] == [
-        (["John", "lives"], ["B-person", "O"], 3), (["Paris"], ["B-geo-loc"], 7)]
+        (["John", "lives"], ["B-person", "O"], 3),
+        (["Paris"], ["B-geo-loc"], 7),
+    ]
     four = write(tmp_path / "c03.txt", "EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n")
     assert read_conll(four)[0].tags == ["B-ORG", "O"]
     bad = write(tmp_path / "bad.conll", "John\tB-person\nlives\tO\textra\n")
@@ -162,20 +185,36 @@ def test_conll(tmp_path):
 
 
 def squad(tmp_path, name, answer_start=4, version="v2.0", impossible=False):
-    obj = {"version": version, "data": [{"title": "t", "paragraphs": [{
-        "context": "The cat sat on the mat.",
-        "qas": [
-            {"id": "q1", "question": "Who sat?", "answers": [{"text": "cat", "answer_start": answer_start}],
-             "is_impossible": False},
-            {"id": "q2", "question": "Who flew?", "answers": [], "is_impossible": True},
-        ] if not impossible else []}]}]}
+    obj = {
+        "version": version,
+        "data": [
+            {
+                "title": "t",
+                "paragraphs": [
+                    {
+                        "context": "The cat sat on the mat.",
+                        "qas": [
+                            {
+                                "id": "q1",
+                                "question": "Who sat?",
+                                "answers": [{"text": "cat", "answer_start": answer_start}],
+                                "is_impossible": False,
+                            },
+                            {"id": "q2", "question": "Who flew?", "answers": [], "is_impossible": True},
+                        ]
+                        if not impossible
+                        else [],
+                    }
+                ],
+            }
+        ],
+    }
     return write(tmp_path / name, json.dumps(obj, indent=1))
 
 
 def test_squad_reader_and_bad_answer_start(tmp_path):
     qs, v2 = read_squad(squad(tmp_path, "ok.json"))
-    assert v2 and [(q.qid, q.answers, q.is_impossible) for q in qs] == [
-        ("q1", [("cat", 4)], False), ("q2", [], True)]
+    assert v2 and [(q.qid, q.answers, q.is_impossible) for q in qs] == [("q1", [("cat", 4)], False), ("q2", [], True)]
     path = squad(tmp_path, "bad.json", answer_start=5)
     line = next(i for i, t in enumerate(open(path), 1) if '"q1"' in t)
     with pytest.raises(BertkitError, match=rf"bad.json:{line}: question q1: answer_start 5 does not match"):

@@ -160,8 +160,7 @@ def test_ascii_fast_path_equals_full_engine():
         assert tok.tokenize(text) == full.tokens
         assert tok.encode(text).offsets[1:-1] == full.offsets
     mixed = texts + ["unw\u00e4nted"]
-    assert tok.tokenize_ids_batch(mixed) == [tok._engine.encode(t, add_special_tokens=False).ids
-                                            for t in mixed]
+    assert tok.tokenize_ids_batch(mixed) == [tok._engine.encode(t, add_special_tokens=False).ids for t in mixed]
 
 
 def test_decode_joins_pieces():
@@ -187,7 +186,7 @@ def _normalize_like(tok: Tokenizer, span: str) -> str:
         span = span.lower().replace("\u03c2", "\u03c3")
     strip = tok.do_lower_case if tok.strip_accents is None else tok.strip_accents
     if strip:
-        if tok.preserve_hangul_kana:   # Hangul syllables and kana stay whole, the rest is stripped
+        if tok.preserve_hangul_kana:  # Hangul syllables and kana stay whole, the rest is stripped
             span = "".join(c if _hangul_or_kana(c) else _strip(c) for c in span)
         else:
             span = "".join(c for c in unicodedata.normalize("NFD", span) if unicodedata.category(c) != "Mn")
@@ -206,12 +205,20 @@ OFFSET_TEXTS = [
 @pytest.mark.parametrize("lower", [True, False])
 @pytest.mark.parametrize("preserve", [False, True])
 def test_offsets_point_into_original_text(lower, preserve):
-    chars = sorted(set("".join(_normalize_like(Tokenizer(ORIGINAL_VOCAB), t) for t in OFFSET_TEXTS)
-                       + "".join(OFFSET_TEXTS) + "".join(t.lower() for t in OFFSET_TEXTS)))
+    chars = sorted(
+        set(
+            "".join(_normalize_like(Tokenizer(ORIGINAL_VOCAB), t) for t in OFFSET_TEXTS)
+            + "".join(OFFSET_TEXTS)
+            + "".join(t.lower() for t in OFFSET_TEXTS)
+        )
+    )
     # A character vocabulary (+ continuations) so that almost every token is a real piece.
     pieces = [c for c in chars if not c.isspace() and unicodedata.category(c)[0] != "C"]
-    tok = make(pieces + ["##" + c for c in pieces] + ["un", "##want", "##ed", "runn", "##ing"],
-               do_lower_case=lower, preserve_hangul_kana=preserve)
+    tok = make(
+        pieces + ["##" + c for c in pieces] + ["un", "##want", "##ed", "runn", "##ing"],
+        do_lower_case=lower,
+        preserve_hangul_kana=preserve,
+    )
     checked = 0
     for text in OFFSET_TEXTS:
         e = tok.encode(text)
@@ -239,17 +246,34 @@ def test_word_ids_group_pieces_of_a_word():
 
 # ------------------------------------------------------------------ Hangul / kana option
 
-KO_JA_VOCAB = ["\ud55c\uad6d\uc5b4", "\ud14d\uc2a4\ud2b8", "\u304c", "##\u304e", "\u30d1\u30f3",
-               "cafe", "\u304b", "##\u304d", "\u30cf\u30f3", "\u1112", "##\u1161", "##\u11ab",
-               "\u1112\u1161\u11ab", "\uc548\ub155", "\u3053\u3093\u306b\u3061\u306f", "\u3067\u3059"]
+KO_JA_VOCAB = [
+    "\ud55c\uad6d\uc5b4",
+    "\ud14d\uc2a4\ud2b8",
+    "\u304c",
+    "##\u304e",
+    "\u30d1\u30f3",
+    "cafe",
+    "\u304b",
+    "##\u304d",
+    "\u30cf\u30f3",
+    "\u1112",
+    "##\u1161",
+    "##\u11ab",
+    "\u1112\u1161\u11ab",
+    "\uc548\ub155",
+    "\u3053\u3093\u306b\u3061\u306f",
+    "\u3067\u3059",
+]
 
 
 def test_preserve_hangul_kana_keeps_korean_and_japanese():
     tok = make(KO_JA_VOCAB, preserve_hangul_kana=True)
     assert tok.tokenize("\ud55c\uad6d\uc5b4 \ud14d\uc2a4\ud2b8") == ["\ud55c\uad6d\uc5b4", "\ud14d\uc2a4\ud2b8"]
     assert tok.tokenize("\u304c\u304e \u30d1\u30f3 Caf\u00e9") == ["\u304c", "##\u304e", "\u30d1\u30f3", "cafe"]
-    assert tok.tokenize("\uc548\ub155 \u3053\u3093\u306b\u3061\u306f\u3067\u3059") == \
-        ["\uc548\ub155", "[UNK]"]  # the whole word is matched greedily, no "##" piece for the rest
+    assert tok.tokenize("\uc548\ub155 \u3053\u3093\u306b\u3061\u306f\u3067\u3059") == [
+        "\uc548\ub155",
+        "[UNK]",
+    ]  # the whole word is matched greedily, no "##" piece for the rest
     # Decomposed input is recomposed: jamo -> syllable, kana + voicing mark -> voiced kana.
     assert tok.tokenize("\u304b\u3099\u304d\u3099") == ["\u304c", "##\u304e"]
 

@@ -14,12 +14,11 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA, require_shared
+from tokenization_data import STRESS, sample, shared_text_files, texts_of_file
 
 from bertkit.tokenization import Tokenizer
 from bertkit.tokenization import unicode_tables as ut
-
-from conftest import SHARED_DATA, require_shared
-from tokenization_data import STRESS, sample, shared_text_files, texts_of_file
 
 SAMPLE_UNCASED = 1000
 SAMPLE_CASED = 300
@@ -60,8 +59,9 @@ def _compare(tok: Tokenizer, ref, texts: list[str]) -> list[str]:
     for text, ids in zip(texts, tok.tokenize_ids_batch(texts)):
         want = ref.encode(text, add_special_tokens=False)
         if ids != want:
-            bad.append(f"{text[:80]!r}: ref {ref.convert_ids_to_tokens(want)[:12]} "
-                       f"ours {tok.convert_ids_to_tokens(ids)[:12]}")
+            bad.append(
+                f"{text[:80]!r}: ref {ref.convert_ids_to_tokens(want)[:12]} ours {tok.convert_ids_to_tokens(ids)[:12]}"
+            )
     return bad
 
 
@@ -87,8 +87,9 @@ def test_stress_set_catches_stock_tokenizers_drift(uncased):
     stock = RustTokenizer.from_file(str(require_shared("checkpoints", "minilm-l6-uncased", "tokenizer.json")))
     stock.no_padding()
     stock.no_truncation()
-    differs = [t for t in STRESS if stock.encode(t, add_special_tokens=False).ids
-               != ref.encode(t, add_special_tokens=False)]
+    differs = [
+        t for t in STRESS if stock.encode(t, add_special_tokens=False).ids != ref.encode(t, add_special_tokens=False)
+    ]
     for marker in ("\U0002b820", "\u03a3", "\u2e4f", "\U00011f00"):
         assert any(marker in t for t in differs), marker
     assert len(differs) < len(STRESS)
@@ -122,8 +123,7 @@ def test_full_parity_every_line(which, request):
 
 
 def _pairs() -> list[tuple[str, str]]:
-    rows = [json.loads(line) for line in
-            require_shared("tasks", "boolq", "dev.jsonl").read_text().splitlines()[:150]]
+    rows = [json.loads(line) for line in require_shared("tasks", "boolq", "dev.jsonl").read_text().splitlines()[:150]]
     pairs = [(r["question"], r["passage"]) for r in rows]
     lines = require_shared("tasks", "lee-sts", "pairs.tsv").read_text().splitlines()[1:60]
     pairs += [tuple(line.split("\t")[:2]) for line in lines]
@@ -143,9 +143,16 @@ def test_pair_encoding_parity(uncased, truncation):
                 continue  # transformers logs an error and does not truncate; bertkit raises
             if truncation == "only_second" and excess >= ours_b and excess > 0:
                 continue
-            want = ref(a, b, max_length=max_length, truncation=truncation, padding="max_length",
-                       return_special_tokens_mask=True, return_token_type_ids=True,
-                       return_attention_mask=True)
+            want = ref(
+                a,
+                b,
+                max_length=max_length,
+                truncation=truncation,
+                padding="max_length",
+                return_special_tokens_mask=True,
+                return_token_type_ids=True,
+                return_attention_mask=True,
+            )
             e = tok.encode(a, b, max_length=max_length, truncation=truncation, padding="max_length")
             assert e.input_ids == want["input_ids"], (a, b)
             assert e.token_type_ids == want["token_type_ids"]
@@ -163,7 +170,8 @@ def test_single_encoding_and_decode_parity(uncased):
         assert e.input_ids == want["input_ids"]
         for skip in (True, False):
             assert tok.decode(e.input_ids, skip_special_tokens=skip) == ref.decode(
-                want["input_ids"], skip_special_tokens=skip, clean_up_tokenization_spaces=False)
+                want["input_ids"], skip_special_tokens=skip, clean_up_tokenization_spaces=False
+            )
 
 
 def test_offsets_on_real_text(uncased):
@@ -175,8 +183,9 @@ def test_offsets_on_real_text(uncased):
         for token, (s, end) in zip(e.tokens[1:-1], e.offsets[1:-1]):
             if token == "[UNK]":
                 continue
-            span = "".join(c for c in unicodedata.normalize("NFD", text[s:end].lower())
-                           if unicodedata.category(c) != "Mn")
+            span = "".join(
+                c for c in unicodedata.normalize("NFD", text[s:end].lower()) if unicodedata.category(c) != "Mn"
+            )
             assert span == (token[2:] if token.startswith("##") else token), (text, token)
             checked += 1
     assert checked > 10000
@@ -188,8 +197,7 @@ def test_stored_unicode_tables_are_current():
 
     from bertkit.tokenization import _unicode_data as data
 
-    if data.UNIDATA_VERSION != unicodedata.unidata_version or \
-            data.TOKENIZERS_VERSION != tokenizers.__version__:
+    if data.UNIDATA_VERSION != unicodedata.unidata_version or data.TOKENIZERS_VERSION != tokenizers.__version__:
         pytest.skip("stored tables are for other versions (they are recomputed at run time)")
     fresh = ut.compute_all()
     for key in ("REMOVED", "PUNCT", "MARKS", "COMPOSING", "COMPOSE_FIRSTS", "COMPOSE_SECONDS", "DRIFT"):
@@ -209,11 +217,14 @@ def test_nfc_is_redundant_before_accent_stripping():
     assert bad == []
 
 
-@pytest.mark.parametrize("config", [
-    {"do_lower_case": True, "strip_accents": False},
-    {"do_lower_case": False, "strip_accents": True},
-    {"do_lower_case": True, "tokenize_chinese_chars": False},
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"do_lower_case": True, "strip_accents": False},
+        {"do_lower_case": False, "strip_accents": True},
+        {"do_lower_case": True, "tokenize_chinese_chars": False},
+    ],
+)
 def test_option_combinations_parity(tmp_path, config):
     """strip_accents / tokenize_chinese_chars read from tokenizer_config.json as transformers does."""
     minilm = require_shared("checkpoints", "minilm-l6-uncased")
@@ -225,8 +236,7 @@ def test_option_combinations_parity(tmp_path, config):
 
 
 def _has_hangul_or_kana(text: str) -> bool:
-    return any(0xAC00 <= ord(c) <= 0xD7A3 or 0x1100 <= ord(c) <= 0x11FF or ut.is_kana(c)
-               for c in text)
+    return any(0xAC00 <= ord(c) <= 0xD7A3 or 0x1100 <= ord(c) <= 0x11FF or ut.is_kana(c) for c in text)
 
 
 def test_preserve_hangul_kana_differs_only_on_hangul_and_kana(tmp_path):
@@ -235,7 +245,8 @@ def test_preserve_hangul_kana_differs_only_on_hangul_and_kana(tmp_path):
     minilm = require_shared("checkpoints", "minilm-l6-uncased")
     shutil.copy(minilm / "vocab.txt", tmp_path / "vocab.txt")
     (tmp_path / "tokenizer_config.json").write_text(
-        json.dumps({"do_lower_case": True, "strip_accents_preserve_hangul_kana": True}))
+        json.dumps({"do_lower_case": True, "strip_accents_preserve_hangul_kana": True})
+    )
     tok, ref = Tokenizer.from_pretrained(tmp_path), _oracle(minilm)
     plain = [t for t in STRESS if not _has_hangul_or_kana(t)]
     assert _compare(tok, ref, plain) == []

@@ -85,8 +85,14 @@ def cfg(**kw):
 
 def test_loss_falls_and_summary(tmp_path):
     model = make_model()
-    tr = Trainer(model, cfg(max_steps=60, eval_every=30), mse_loss, ListLoader(make_batches()),
-                 out_dir=tmp_path, eval_fn=lambda m: {"const": 1.0})
+    tr = Trainer(
+        model,
+        cfg(max_steps=60, eval_every=30),
+        mse_loss,
+        ListLoader(make_batches()),
+        out_dir=tmp_path,
+        eval_fn=lambda m: {"const": 1.0},
+    )
     summary = tr.fit()
     train = [r for r in summary["history"] if r["kind"] == "train"]
     assert train[-1]["loss"] < 0.5 * train[0]["loss"]
@@ -199,8 +205,13 @@ def test_single_nonfinite_step_is_skipped_and_counted():
 
 def test_divergence_rolls_back_and_lowers_lr(tmp_path):
     # calls 12..14 are bad: 3 in a row -> roll back to checkpoint-10, LR halved
-    tr = Trainer(make_model(), cfg(max_steps=16, save_every=10, divergence_patience=3, schedule="constant"),
-                 nan_loss_at({12, 13, 14}), ListLoader(make_batches()), out_dir=tmp_path)
+    tr = Trainer(
+        make_model(),
+        cfg(max_steps=16, save_every=10, divergence_patience=3, schedule="constant"),
+        nan_loss_at({12, 13, 14}),
+        ListLoader(make_batches()),
+        out_dir=tmp_path,
+    )
     summary = tr.fit()
     assert summary["step"] == 16 and summary["rollbacks"] == 1 and summary["skipped_steps"] == 3
     assert tr.lr_scale == 0.5
@@ -209,17 +220,28 @@ def test_divergence_rolls_back_and_lowers_lr(tmp_path):
 
 def test_divergence_stop_and_no_checkpoint_messages(tmp_path):
     with pytest.raises(BertkitError, match="divergence_action=stop"):
-        Trainer(make_model(), cfg(divergence_patience=2, divergence_action="stop"),
-                nan_loss_at({4, 5}), ListLoader(make_batches())).fit()
+        Trainer(
+            make_model(),
+            cfg(divergence_patience=2, divergence_action="stop"),
+            nan_loss_at({4, 5}),
+            ListLoader(make_batches()),
+        ).fit()
     with pytest.raises(BertkitError, match="no checkpoint to roll back to"):
-        Trainer(make_model(), cfg(divergence_patience=2), nan_loss_at({4, 5}),
-                ListLoader(make_batches()), out_dir=tmp_path).fit()
+        Trainer(
+            make_model(), cfg(divergence_patience=2), nan_loss_at({4, 5}), ListLoader(make_batches()), out_dir=tmp_path
+        ).fit()
 
 
-@pytest.mark.parametrize("bad, msg", [
-    (dict(max_steps=0), "max_steps"), (dict(optimizer="sgd"), "optimizer must be one of adamw, lamb"),
-    (dict(precision="fp8"), "precision"), (dict(schedule="poly"), "schedule"), (dict(grad_accum=0), "grad_accum"),
-])
+@pytest.mark.parametrize(
+    "bad, msg",
+    [
+        (dict(max_steps=0), "max_steps"),
+        (dict(optimizer="sgd"), "optimizer must be one of adamw, lamb"),
+        (dict(precision="fp8"), "precision"),
+        (dict(schedule="poly"), "schedule"),
+        (dict(grad_accum=0), "grad_accum"),
+    ],
+)
 def test_bad_train_config(bad, msg):
     with pytest.raises(BertkitError, match=msg):
         Trainer(make_model(), cfg(**bad), mse_loss, ListLoader(make_batches()))
@@ -236,8 +258,9 @@ def fp16_trainer(model, config, loss_fn, loader, out_dir=None, **scaler_kw):
 
 def test_fp16_loss_scaling_trains(monkeypatch):
     monkeypatch.setenv("BERTKIT_PEAK_TFLOPS", "1")  # skip the (slow on CPU) fp16 matmul probe
-    tr = fp16_trainer(make_model(), cfg(max_steps=30, precision="fp16", device="cpu"), mse_loss,
-                      ListLoader(make_batches()))
+    tr = fp16_trainer(
+        make_model(), cfg(max_steps=30, precision="fp16", device="cpu"), mse_loss, ListLoader(make_batches())
+    )
     summary = tr.fit()
     train = [r for r in summary["history"] if r["kind"] == "train"]
     assert train[-1]["loss"] < train[0]["loss"]
@@ -250,8 +273,13 @@ def test_fp16_overflow_skips_the_update_and_the_schedule():
     """A loss scale of 2^100 overflows fp16 gradients: no weight, optimizer or scheduler change,
     the scale halves, the step is not counted (and not treated as divergence)."""
     model = make_model()
-    tr = fp16_trainer(model, cfg(max_steps=3, precision="fp16", device="cpu"), mse_loss,
-                      ListLoader(make_batches()), init_scale=2.0**100)
+    tr = fp16_trainer(
+        model,
+        cfg(max_steps=3, precision="fp16", device="cpu"),
+        mse_loss,
+        ListLoader(make_batches()),
+        init_scale=2.0**100,
+    )
     before = {k: v.clone() for k, v in model.state_dict().items()}
     *_, overflow = tr._train_step()
     assert overflow and tr.scaler.get_scale() == 2.0**99
@@ -274,8 +302,14 @@ def test_fp16_resume_is_bitwise_exact_with_the_scaler_state(tmp_path):
     assert a["overflow_steps"] > 0
     mb = make_model()
     with pytest.raises(Crash):
-        fp16_trainer(mb, cfg(save_every=12, **config), crash_at(a["overflow_steps"] + 20), ListLoader(batches),
-                     out_dir=tmp_path, **fast).fit()
+        fp16_trainer(
+            mb,
+            cfg(save_every=12, **config),
+            crash_at(a["overflow_steps"] + 20),
+            ListLoader(batches),
+            out_dir=tmp_path,
+            **fast,
+        ).fit()
     assert [c.name for c in list_checkpoints(tmp_path)] == ["checkpoint-12"]
     mb2 = make_model(seed=99)
     b = fp16_trainer(mb2, cfg(**config), mse_loss, ListLoader(batches), out_dir=tmp_path).fit(resume=True)
@@ -285,8 +319,9 @@ def test_fp16_resume_is_bitwise_exact_with_the_scaler_state(tmp_path):
 
 
 def test_bf16_autocast_trains():
-    summary = Trainer(make_model(), cfg(max_steps=30, precision="bf16", device="cpu"), mse_loss,
-                      ListLoader(make_batches())).fit()
+    summary = Trainer(
+        make_model(), cfg(max_steps=30, precision="bf16", device="cpu"), mse_loss, ListLoader(make_batches())
+    ).fit()
     train = [r for r in summary["history"] if r["kind"] == "train"]
     assert train[-1]["loss"] < train[0]["loss"]
 
@@ -347,14 +382,14 @@ class RankSlice(ListLoader):
 
 
 def _ddp_worker(rank, world, port, out):
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
     try:
         model = make_model(dropout=0.0)
         batches = make_batches(n=40, bsz=4)
-        tr = Trainer(model, cfg(max_steps=20, log_every=1, device="cpu"), mse_loss,
-                     RankSlice(batches, rank, world))
+        tr = Trainer(model, cfg(max_steps=20, log_every=1, device="cpu"), mse_loss, RankSlice(batches, rank, world))
         summary = tr.fit()
         if rank == 0:
             losses = [r["loss"] for r in summary["history"] if r["kind"] == "train"]
@@ -372,8 +407,12 @@ def test_ddp_two_processes_match_grad_accum(tmp_path):
     ddp = torch.load(out)
 
     model = make_model(dropout=0.0)
-    summary = Trainer(model, cfg(max_steps=20, log_every=1, grad_accum=2, device="cpu"), mse_loss,
-                      ListLoader(make_batches(n=40, bsz=4))).fit()
+    summary = Trainer(
+        model,
+        cfg(max_steps=20, log_every=1, grad_accum=2, device="cpu"),
+        mse_loss,
+        ListLoader(make_batches(n=40, bsz=4)),
+    ).fit()
     single = [r["loss"] for r in summary["history"] if r["kind"] == "train"]
     assert len(single) == len(ddp["losses"]) == 20
     for a, b in zip(single, ddp["losses"]):
@@ -384,8 +423,13 @@ def test_ddp_two_processes_match_grad_accum(tmp_path):
 
 def test_save_every_minutes(tmp_path):
     """A tiny interval saves after every step; keep_last prunes the rest."""
-    Trainer(make_model(), cfg(max_steps=4, save_every_minutes=1e-9, keep_last=2), mse_loss,
-            ListLoader(make_batches()), out_dir=tmp_path).fit()
+    Trainer(
+        make_model(),
+        cfg(max_steps=4, save_every_minutes=1e-9, keep_last=2),
+        mse_loss,
+        ListLoader(make_batches()),
+        out_dir=tmp_path,
+    ).fit()
     assert [c.name for c in list_checkpoints(tmp_path)] == ["checkpoint-3", "checkpoint-4"]
 
 
@@ -405,12 +449,14 @@ def test_lamb_trains():
     assert train[-1]["loss"] < 0.7 * train[0]["loss"]
 
 
-@pytest.mark.parametrize("seconds,steps", [(0.0, ["5/20", "10/20", "15/20", "20/20"]),
-                                           (3600.0, ["5/20", "20/20"])])  # rate-limited: first, last
+@pytest.mark.parametrize(
+    "seconds,steps", [(0.0, ["5/20", "10/20", "15/20", "20/20"]), (3600.0, ["5/20", "20/20"])]
+)  # rate-limited: first, last
 def test_no_progress_bar_logs_text_progress_lines(capsys, seconds, steps):
     """Without the bar (--no-progress, logs on a cluster) the loop still says where it is."""
-    tr = Trainer(make_model(), cfg(max_steps=20, log_every=5, text_log_seconds=seconds), mse_loss,
-                 ListLoader(make_batches()))
+    tr = Trainer(
+        make_model(), cfg(max_steps=20, log_every=5, text_log_seconds=seconds), mse_loss, ListLoader(make_batches())
+    )
     tr.fit()
     out = capsys.readouterr()
     lines = [ln for ln in (out.out + out.err).splitlines() if ln.startswith("step ")]
@@ -450,8 +496,7 @@ def test_measured_peak_is_the_best_of_the_first_windows(tmp_path, monkeypatch):
     monkeypatch.setattr(runtime, "_measured_peaks", {})
     speeds = iter([1e9, 4e9, 2e9, 100e9])
     calls.clear()
-    tr = Trainer(make_model(), cfg(max_steps=10, log_every=2), mse_loss, ListLoader(make_batches()),
-                 out_dir=tmp_path)
+    tr = Trainer(make_model(), cfg(max_steps=10, log_every=2), mse_loss, ListLoader(make_batches()), out_dir=tmp_path)
     tr.fit()
     assert len(calls) == PEAK_CHECKS == 3
     mfu = [r["mfu"] for r in tr.history if r["kind"] == "train"]

@@ -9,12 +9,11 @@ import subprocess
 import sys
 
 import pytest
+from conftest import require_shared
 
 from bertkit.cli import main
 from bertkit.errors import BertkitError
 from bertkit.tokenization import PRESERVE_HANGUL_KANA_KEY, Tokenizer, train_vocab
-
-from conftest import require_shared
 
 ENGLISH = [
     "The quick brown fox jumps over the lazy dog.",
@@ -30,10 +29,10 @@ def write_corpus(tmp_path, n=40):
     lines = [f"{s} Line number {i}." for i in range(n) for s in ENGLISH]
     (tmp_path / "a.txt").write_text("\n".join(lines[: len(lines) // 3]) + "\n\n")
     with open(tmp_path / "b.jsonl", "w") as f:
-        for line in lines[len(lines) // 3: 2 * len(lines) // 3]:
+        for line in lines[len(lines) // 3 : 2 * len(lines) // 3]:
             f.write(json.dumps({"id": "x", "text": line}) + "\n")
     with gzip.open(tmp_path / "c.txt.gz", "wt") as f:
-        f.write("\n".join(lines[2 * len(lines) // 3:]) + "\n")
+        f.write("\n".join(lines[2 * len(lines) // 3 :]) + "\n")
     return [tmp_path / "a.txt", tmp_path / "b.jsonl", tmp_path / "c.txt.gz"]
 
 
@@ -73,17 +72,18 @@ def test_cased_training(tmp_path):
 
 
 def test_hangul_kana_training(tmp_path):
-    text = ["\ud55c\uad6d\uc5b4 \ud14d\uc2a4\ud2b8\uc785\ub2c8\ub2e4 \ud55c\uad6d\uc5b4",
-            "\u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8\u304c\u3054\u3056\u3044\u307e\u3059",
-            "Caf\u00e9 na\u00efve r\u00e9sum\u00e9"] * 30
+    text = [
+        "\ud55c\uad6d\uc5b4 \ud14d\uc2a4\ud2b8\uc785\ub2c8\ub2e4 \ud55c\uad6d\uc5b4",
+        "\u65e5\u672c\u8a9e\u306e\u30c6\u30ad\u30b9\u30c8\u304c\u3054\u3056\u3044\u307e\u3059",
+        "Caf\u00e9 na\u00efve r\u00e9sum\u00e9",
+    ] * 30
     (tmp_path / "ko_ja.txt").write_text("\n".join(text) + "\n")
     tok = train_vocab([tmp_path / "ko_ja.txt"], vocab_size=200, progress=False)
-    assert "\ud55c" in tok.vocab and "\u1112" not in tok.vocab      # syllable kept, no jamo
-    assert "\u304c" in tok.vocab or "##\u304c" in tok.vocab            # voiced kana kept
-    assert "cafe" in tok.vocab or "caf" in tok.vocab                   # Latin accents stripped
+    assert "\ud55c" in tok.vocab and "\u1112" not in tok.vocab  # syllable kept, no jamo
+    assert "\u304c" in tok.vocab or "##\u304c" in tok.vocab  # voiced kana kept
+    assert "cafe" in tok.vocab or "caf" in tok.vocab  # Latin accents stripped
     assert tok.tokenize("\ud55c\uad6d\uc5b4") == ["\ud55c\uad6d\uc5b4"]
-    original = train_vocab([tmp_path / "ko_ja.txt"], vocab_size=200, progress=False,
-                           preserve_hangul_kana=False)
+    original = train_vocab([tmp_path / "ko_ja.txt"], vocab_size=200, progress=False, preserve_hangul_kana=False)
     assert "\ud55c" not in original.vocab and "\u1112" in original.vocab
 
 
@@ -150,8 +150,12 @@ def test_full_corpus_30k(tmp_path):
 def test_cli_vocab(tmp_path, capsys):
     files = write_corpus(tmp_path)
     out = tmp_path / "vocab_out"
-    assert main(["vocab", "--input", *map(str, files), "--vocab-size", "250", "--unused", "2",
-                 "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            ["vocab", "--input", *map(str, files), "--vocab-size", "250", "--unused", "2", "--out", str(out), "--quiet"]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "pieces per word" in printed and "[UNK] rate" in printed
     cfg = json.loads((out / "tokenizer_config.json").read_text())
@@ -163,8 +167,23 @@ def test_cli_vocab(tmp_path, capsys):
     assert main(["vocab", "--input", str(files[0]), "--out", str(out)]) == 2
     assert "not an empty directory" in capsys.readouterr().err
     out2 = tmp_path / "cased"
-    assert main(["vocab", "--input", *map(str, files), "--vocab-size", "250", "--cased",
-                 "--no-preserve-hangul-kana", "--out", str(out2), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "vocab",
+                "--input",
+                *map(str, files),
+                "--vocab-size",
+                "250",
+                "--cased",
+                "--no-preserve-hangul-kana",
+                "--out",
+                str(out2),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     cfg2 = json.loads((out2 / "tokenizer_config.json").read_text())
     assert cfg2["do_lower_case"] is False and cfg2[PRESERVE_HANGUL_KANA_KEY] is False
 
@@ -192,15 +211,17 @@ def _run_tokenize(args, stdin: bytes, monkeypatch, capsys) -> _Result:
 
 
 def test_cli_tokenize_as_module(minilm_dir):
-    r = subprocess.run([sys.executable, "-m", "bertkit", "tokenize", "--model", str(minilm_dir)],
-                       input="Hello!\n".encode(), capture_output=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "bertkit", "tokenize", "--model", str(minilm_dir)],
+        input=b"Hello!\n",
+        capture_output=True,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["tokens"] == ["[CLS]", "hello", "!", "[SEP]"]
 
 
 def test_cli_tokenize(minilm_dir, monkeypatch, capsys):
-    r = _run_tokenize(["--model", str(minilm_dir)], "Hello, World!\nUNwant\u00e9d\n".encode(),
-                      monkeypatch, capsys)
+    r = _run_tokenize(["--model", str(minilm_dir)], "Hello, World!\nUNwant\u00e9d\n".encode(), monkeypatch, capsys)
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.decode().splitlines()]
     assert rows[0]["tokens"] == ["[CLS]", "hello", ",", "world", "!", "[SEP]"]
@@ -218,6 +239,6 @@ def test_cli_tokenize_pair_and_errors(minilm_dir, monkeypatch, capsys):
     r = _run_tokenize(model + ["--pair"], b"a\tb\nno tab here\n", monkeypatch, capsys)
     assert r.returncode == 2
     assert b"<stdin>:2: --pair expects two tab-separated fields" in r.stderr
-    assert len(r.stdout.splitlines()) == 1   # the good line before the error was written
+    assert len(r.stdout.splitlines()) == 1  # the good line before the error was written
     r = _run_tokenize(model, b"ok\n\xff\n", monkeypatch, capsys)
     assert r.returncode == 2 and b"<stdin>:2: invalid UTF-8 at byte offset 3" in r.stderr

@@ -80,9 +80,7 @@ def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device="cpu")
     except Exception as e:  # safetensors raises SafetensorError / OSError / ValueError
-        raise BertkitError(
-            f"{path}: cannot read safetensors file (truncated or corrupt?): {e}"
-        ) from None
+        raise BertkitError(f"{path}: cannot read safetensors file (truncated or corrupt?): {e}") from None
 
 
 def _load_bin(path: Path) -> dict[str, torch.Tensor]:
@@ -149,7 +147,7 @@ def map_state_dict(sd: dict[str, torch.Tensor], model_keys: set[str]) -> dict[st
         if has_prefix and name.startswith(("embeddings.", "encoder.", "pooler.")):
             name = "bert." + name
         elif not has_prefix and name.startswith("bert."):
-            name = name[len("bert."):]
+            name = name[len("bert.") :]
         out[name] = t
     if DECODER_BIAS in out:
         bias = out.pop(DECODER_BIAS)
@@ -182,17 +180,10 @@ def load_into(
         else:
             loadable[name] = t
     report.missing = [k for k in own if k not in sd]
-    missing_encoder = [
-        k for k in report.missing if k.removeprefix("bert.").startswith(_ENCODER_PREFIXES)
-    ]
+    missing_encoder = [k for k in report.missing if k.removeprefix("bert.").startswith(_ENCODER_PREFIXES)]
     if missing_encoder:
-        raise BertkitError(
-            f"{source}: not a complete BERT checkpoint for {type(model).__name__}: "
-            f"{report.message()}"
-        )
-    mismatched_encoder = [
-        k for k, _, _ in report.mismatched if k.removeprefix("bert.").startswith(_ENCODER_PREFIXES)
-    ]
+        raise BertkitError(f"{source}: not a complete BERT checkpoint for {type(model).__name__}: {report.message()}")
+    mismatched_encoder = [k for k, _, _ in report.mismatched if k.removeprefix("bert.").startswith(_ENCODER_PREFIXES)]
     if mismatched_encoder:  # never re-initialise part of the encoder behind the caller's back
         raise BertkitError(
             f"{source}: encoder tensors do not fit {type(model).__name__} "

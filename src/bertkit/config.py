@@ -100,8 +100,15 @@ class BertConfig:
 
     def validate(self) -> None:
         """Raise :class:`BertkitError` if the numbers cannot form a model."""
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+        ):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise BertkitError(f"config: {name} must be a positive integer, got {v!r}")
@@ -116,24 +123,23 @@ class BertConfig:
                 f"(choose from {', '.join(SUPPORTED_ACTIVATIONS)})"
             )
         if not 0 <= self.pad_token_id < self.vocab_size:
-            raise BertkitError(
-                f"config: pad_token_id {self.pad_token_id} outside vocab_size {self.vocab_size}"
-            )
+            raise BertkitError(f"config: pad_token_id {self.pad_token_id} outside vocab_size {self.vocab_size}")
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> "BertConfig":
+    def from_preset(cls, name: str, **overrides: Any) -> BertConfig:
         """A named size (tiny, mini, small, medium, base, large), with keyword overrides."""
         if name not in PRESETS:
             raise BertkitError(f"unknown model preset {name!r} (choose from {', '.join(PRESETS)})")
         layers, hidden, heads = PRESETS[name]
-        base = dict(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads,
-                    intermediate_size=4 * hidden)
+        base = dict(
+            num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads, intermediate_size=4 * hidden
+        )
         base.update(overrides)
         return cls.from_dict(base)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "BertConfig":
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> BertConfig:
         """Build from a ``config.json``-style dict; unknown keys are ignored.
 
         ``num_labels`` is accepted as a key (it sets ``LABEL_i`` names unless ``id2label`` is
@@ -155,7 +161,7 @@ class BertConfig:
         return cfg
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike) -> "BertConfig":
+    def from_pretrained(cls, path: str | os.PathLike) -> BertConfig:
         """Read ``config.json`` from a checkpoint directory (or the file itself)."""
         p = Path(path)
         if p.is_dir():

@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from bertkit.errors import BertkitError
 from bertkit.fileio import REPLACE_HINT, decode_line, open_binary, parse_json_object
@@ -159,9 +159,7 @@ class CorpusStats:
         }
 
 
-def _iter_raw_lines(
-    path: Path, max_line_bytes: int, errors: str, stats: CorpusStats
-) -> Iterator[tuple[int, str, int]]:
+def _iter_raw_lines(path: Path, max_line_bytes: int, errors: str, stats: CorpusStats) -> Iterator[tuple[int, str, int]]:
     """Yield ``(line_number, text, raw_length)`` with bounded memory per line.
 
     A line longer than ``max_line_bytes`` is skipped (read in pieces, never held whole) and

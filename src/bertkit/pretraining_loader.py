@@ -13,8 +13,8 @@ permutation and jumps straight to the saved batch, without reading the batches b
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -75,12 +75,17 @@ class PretrainingLoader:
         self.shuffle = shuffle
         self.dynamic = self.manifest["masking"] == "dynamic"
         if not self.dynamic and (mask_prob is not None or max_predictions is not None):
-            raise BertkitError(f"{manifest_path}: data is statically masked; mask_prob/max_predictions "
-                               "can only be changed for data prepared with --masking dynamic")
+            raise BertkitError(
+                f"{manifest_path}: data is statically masked; mask_prob/max_predictions "
+                "can only be changed for data prepared with --masking dynamic"
+            )
         self.mask_prob = float(mask_prob if mask_prob is not None else self.manifest["mask_prob"])
         if max_predictions is None:
-            max_predictions = (self.manifest["max_predictions_per_seq"] if mask_prob is None
-                               else int(np.ceil(self.manifest["max_seq_length"] * self.mask_prob - 1e-9)))
+            max_predictions = (
+                self.manifest["max_predictions_per_seq"]
+                if mask_prob is None
+                else int(np.ceil(self.manifest["max_seq_length"] * self.mask_prob - 1e-9))
+            )
         self.max_predictions = int(max_predictions)
         self.nsp = bool(self.manifest["nsp"])
         self._shards = self._open_shards()
@@ -118,8 +123,9 @@ class PretrainingLoader:
             continuation = np.load(cont_path)
         else:
             continuation = np.zeros(self.manifest["vocab_size"], dtype=bool)
-        return VocabInfo(self.manifest["vocab_size"], sp["pad"], sp["unk"], sp["cls"], sp["sep"], sp["mask"],
-                         continuation)
+        return VocabInfo(
+            self.manifest["vocab_size"], sp["pad"], sp["unk"], sp["cls"], sp["sep"], sp["mask"], continuation
+        )
 
     # -- order ---------------------------------------------------------------------------------
 
@@ -142,7 +148,7 @@ class PretrainingLoader:
         """Global instance indices of this rank's ``batch``-th batch of ``epoch``."""
         perm = self._permutation(epoch)
         start = (batch * self.world_size + self.rank) * self.batch_size
-        return perm[start:start + self.batch_size]
+        return perm[start : start + self.batch_size]
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -173,9 +179,15 @@ class PretrainingLoader:
         if self.dynamic:
             assert self._vocab is not None
             keys = instance_keys(hash64(self.seed, "dynamic-mask", epoch), indices)
-            ids, positions, labels = mask_tokens(ids, lengths[:, 1], self._vocab, keys=keys,
-                                                 mask_prob=self.mask_prob, max_predictions=self.max_predictions,
-                                                 whole_word=bool(self.manifest["whole_word_mask"]))
+            ids, positions, labels = mask_tokens(
+                ids,
+                lengths[:, 1],
+                self._vocab,
+                keys=keys,
+                mask_prob=self.mask_prob,
+                max_predictions=self.max_predictions,
+                whole_word=bool(self.manifest["whole_word_mask"]),
+            )
         else:
             positions = a["masked_positions"].astype(np.int64)
             labels = np.where(positions > 0, a["masked_labels"].astype(np.int64), IGNORE_INDEX)
@@ -194,8 +206,10 @@ class PretrainingLoader:
         """Endless: epoch after epoch from the current position; the position advances as
         batches are yielded, so :meth:`state_dict` always names the next batch."""
         if self.batches_per_epoch == 0:
-            raise BertkitError(f"{self.data_dir / MANIFEST}: split {self.split!r} has {self.num_instances} "
-                               f"instances, too few for batch_size {self.batch_size} x world_size {self.world_size}")
+            raise BertkitError(
+                f"{self.data_dir / MANIFEST}: split {self.split!r} has {self.num_instances} "
+                f"instances, too few for batch_size {self.batch_size} x world_size {self.world_size}"
+            )
         while True:
             while self.batch < self.batches_per_epoch:
                 epoch, batch = self.epoch, self.batch
@@ -210,22 +224,31 @@ class PretrainingLoader:
         evaluation; masks are those of epoch 0. Does not move the training position."""
         share = np.arange(self.rank, self.num_instances, self.world_size)
         for start in range(0, len(share), self.batch_size):
-            yield self.make_batch(share[start:start + self.batch_size], 0)
+            yield self.make_batch(share[start : start + self.batch_size], 0)
 
     # -- resume --------------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "batch": self.batch, "seed": self.seed, "split": self.split,
-                "batch_size": self.batch_size, "world_size": self.world_size,
-                "num_instances": self.num_instances, "data_key": self.manifest.get("key")}
+        return {
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "seed": self.seed,
+            "split": self.split,
+            "batch_size": self.batch_size,
+            "world_size": self.world_size,
+            "num_instances": self.num_instances,
+            "data_key": self.manifest.get("key"),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Resume at the saved position; the data, batch size and world size must be the same."""
         for name in ("seed", "split", "batch_size", "world_size", "num_instances"):
             if state.get(name) != getattr(self, name):
-                raise BertkitError(f"cannot resume data position: saved {name}={state.get(name)!r}, "
-                                   f"loader has {getattr(self, name)!r}")
+                raise BertkitError(
+                    f"cannot resume data position: saved {name}={state.get(name)!r}, loader has {getattr(self, name)!r}"
+                )
         if state.get("data_key") != self.manifest.get("key"):
-            raise BertkitError(f"cannot resume data position: {self.data_dir} holds different data "
-                               "than the run that saved it")
+            raise BertkitError(
+                f"cannot resume data position: {self.data_dir} holds different data than the run that saved it"
+            )
         self.epoch, self.batch = int(state["epoch"]), int(state["batch"])

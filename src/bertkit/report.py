@@ -40,8 +40,7 @@ def summarize(results: dict) -> dict:
     for init, entry in ft.items():
         entry.setdefault("label", INIT_LABELS.get(init, init))
         for split in ("dev", "test"):
-            vals = [r[f"{split}_accuracy"] for r in entry.get("runs", [])
-                    if r.get(f"{split}_accuracy") is not None]
+            vals = [r[f"{split}_accuracy"] for r in entry.get("runs", []) if r.get(f"{split}_accuracy") is not None]
             entry[f"{split}_median"], entry[f"{split}_std"] = _median_std(vals)
     a = ft.get("pretrained", {}).get("dev_median")
     b = ft.get("scratch", {}).get("dev_median")
@@ -66,8 +65,9 @@ def summary_table(results: dict) -> str:
         lines.append(f"pre-trained minus from-scratch: {gap:+.1f} accuracy points (median dev)")
     probe = results.get("probe") or {}
     if probe:
-        lines.append("linear probe of the frozen encoder (dev acc): "
-                     + ", ".join(f"{k} {_fmt_acc(v)}" for k, v in probe.items()))
+        lines.append(
+            "linear probe of the frozen encoder (dev acc): " + ", ".join(f"{k} {_fmt_acc(v)}" for k, v in probe.items())
+        )
     return "\n".join(lines)
 
 
@@ -90,8 +90,7 @@ def plot_pretraining(results: dict, path: Path) -> bool:
     acc = [(x, h["mlm_acc"]) for x, h in zip(t, hist) if h.get("mlm_acc") is not None]
     if acc:
         ax2 = ax1.twinx()
-        ax2.plot([a[0] for a in acc], [100 * a[1] for a in acc], color="tab:orange",
-                 label="MLM accuracy")
+        ax2.plot([a[0] for a in acc], [100 * a[1] for a in acc], color="tab:orange", label="MLM accuracy")
         ax2.set_ylabel("MLM accuracy (%)", color="tab:orange")
     ax1.set_title(f"pre-training {pt.get('model', '')} ({pt.get('steps', '?')} steps)")
     fig.tight_layout()
@@ -123,8 +122,14 @@ def plot_finetuning(results: dict, path: Path) -> bool:
                 per_epoch.setdefault(k, []).append(v)
         if per_epoch:
             ks = sorted(per_epoch)
-            ax.plot(ks, [statistics.median(per_epoch[k]) for k in ks], color=c, lw=2.5,
-                    marker="o", label=e.get("label", init))
+            ax.plot(
+                ks,
+                [statistics.median(per_epoch[k]) for k in ks],
+                color=c,
+                lw=2.5,
+                marker="o",
+                label=e.get("label", init),
+            )
     ax.set_xlabel("epoch")
     ax.set_ylabel("dev accuracy (%)")
     ax.set_title("fine-tuning: dev accuracy per epoch (thin: seeds, thick: median)")
@@ -169,50 +174,74 @@ def markdown(results: dict, images: list[str]) -> str:
     out = ["# bertkit quickstart report", ""]
     gap = results.get("gap_points")
     if gap is not None:
-        verdict = (f"beats training from scratch by **{gap:.1f} accuracy points**" if gap > 0 else
-                   f"does not beat training from scratch (gap **{gap:+.1f} accuracy points**)")
+        verdict = (
+            f"beats training from scratch by **{gap:.1f} accuracy points**"
+            if gap > 0
+            else f"does not beat training from scratch (gap **{gap:+.1f} accuracy points**)"
+        )
         out += [f"Pre-training {verdict}: median dev accuracy over {o.get('seeds', '?')} seeds.", ""]
-    out += ["## Setup", "",
-            f"- corpus: {', '.join(map(str, d.get('corpus_files', [])))} ({d.get('corpus_mb', '?')} MB"
-            + (f", {d['documents']} documents)" if d.get("documents") else ")"),
-            f"- task: {d.get('task_dir', '?')}",
-            f"- model: {pt.get('model', o.get('model', '?'))}, vocabulary "
-            f"{results.get('vocab', {}).get('vocab_size', o.get('vocab_size', '?'))}, "
-            f"max sequence {o.get('max_seq_length', '?')}",
-            (f"- pre-training: budget {_fmt_minutes(o.get('budget_s'))} -> {pt.get('steps', 0)} steps in "
-             f"{pt.get('seconds', 0):.0f} s, precision {pt.get('precision', '?')}"
-             + (f", final MLM acc {100 * pt['eval']['mlm_acc']:.1f}%"
-                if pt.get("eval", {}).get("mlm_acc") is not None else ""))
-            if pt.get("steps") else
-            "- pre-training: none (budget 0: (a) starts from the random weights of seed 0, saved as a checkpoint)",
-            f"- fine-tuning: {o.get('ft_epochs', '?')} epochs, lr {o.get('ft_lr', '?')}, batch "
-            f"{o.get('ft_batch_size', '?')}, seeds {o.get('seeds', '?')}", ""]
-    out += ["## Results", "", "| init | dev acc median | ± std | test acc median | per seed (dev) |",
-            "| --- | --- | --- | --- | --- |"]
+    out += [
+        "## Setup",
+        "",
+        f"- corpus: {', '.join(map(str, d.get('corpus_files', [])))} ({d.get('corpus_mb', '?')} MB"
+        + (f", {d['documents']} documents)" if d.get("documents") else ")"),
+        f"- task: {d.get('task_dir', '?')}",
+        f"- model: {pt.get('model', o.get('model', '?'))}, vocabulary "
+        f"{results.get('vocab', {}).get('vocab_size', o.get('vocab_size', '?'))}, "
+        f"max sequence {o.get('max_seq_length', '?')}",
+        (
+            f"- pre-training: budget {_fmt_minutes(o.get('budget_s'))} -> {pt.get('steps', 0)} steps in "
+            f"{pt.get('seconds', 0):.0f} s, precision {pt.get('precision', '?')}"
+            + (
+                f", final MLM acc {100 * pt['eval']['mlm_acc']:.1f}%"
+                if pt.get("eval", {}).get("mlm_acc") is not None
+                else ""
+            )
+        )
+        if pt.get("steps")
+        else "- pre-training: none (budget 0: (a) starts from the random weights of seed 0, saved as a checkpoint)",
+        f"- fine-tuning: {o.get('ft_epochs', '?')} epochs, lr {o.get('ft_lr', '?')}, batch "
+        f"{o.get('ft_batch_size', '?')}, seeds {o.get('seeds', '?')}",
+        "",
+    ]
+    out += [
+        "## Results",
+        "",
+        "| init | dev acc median | ± std | test acc median | per seed (dev) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for init, e in (results.get("finetune") or {}).items():
         seeds = ", ".join(_fmt_acc(r.get("dev_accuracy")) for r in e.get("runs", []))
-        out.append(f"| {e.get('label', init)} | {_fmt_acc(e.get('dev_median'))} | "
-                   f"{100 * (e.get('dev_std') or 0):.1f} | {_fmt_acc(e.get('test_median'))} | {seeds} |")
+        out.append(
+            f"| {e.get('label', init)} | {_fmt_acc(e.get('dev_median'))} | "
+            f"{100 * (e.get('dev_std') or 0):.1f} | {_fmt_acc(e.get('test_median'))} | {seeds} |"
+        )
     out.append("")
     probe = results.get("probe") or {}
     if probe:
         labels = {k: (results.get("finetune") or {}).get(k, {}).get("label", k) for k in probe}
-        out += ["Linear probe (no fine-tuning: the frozen encoder's mean-pooled features, a logistic "
-                "regression fit on train, dev accuracy): "
-                + "; ".join(f"{labels[k]} {_fmt_acc(v)}" for k, v in probe.items())
-                + ". Pre-trained features that probe no better than random weights mean the encoder "
-                "has not yet learned anything this task can use.", ""]
+        out += [
+            "Linear probe (no fine-tuning: the frozen encoder's mean-pooled features, a logistic "
+            "regression fit on train, dev accuracy): "
+            + "; ".join(f"{labels[k]} {_fmt_acc(v)}" for k, v in probe.items())
+            + ". Pre-trained features that probe no better than random weights mean the encoder "
+            "has not yet learned anything this task can use.",
+            "",
+        ]
     curve = results.get("budget_curve") or []
     if curve:
-        out += ["## Pre-training budget vs gain", "",
-                "Every budget fine-tuned in this output directory so far (re-run with another "
-                "`--budget` and the same `--out` to add one; everything else is reused).", "",
-                "| budget | pre-trained dev median | gap vs from scratch (points) | seeds |",
-                "| --- | --- | --- | --- |"]
+        out += [
+            "## Pre-training budget vs gain",
+            "",
+            "Every budget fine-tuned in this output directory so far (re-run with another "
+            "`--budget` and the same `--out` to add one; everything else is reused).",
+            "",
+            "| budget | pre-trained dev median | gap vs from scratch (points) | seeds |",
+            "| --- | --- | --- | --- |",
+        ]
         for c in curve:
             gap = "-" if c.get("gap_points") is None else f"{c['gap_points']:+.1f}"
-            out.append(f"| {_fmt_minutes(c['budget_s'])} | {_fmt_acc(c['dev_median'])} | {gap} | "
-                       f"{c['seeds']} |")
+            out.append(f"| {_fmt_minutes(c['budget_s'])} | {_fmt_acc(c['dev_median'])} | {gap} | {c['seeds']} |")
         out.append("")
     for img in images:
         out += [f"![{img}]({img})", ""]

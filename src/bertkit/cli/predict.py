@@ -9,23 +9,36 @@ from bertkit.cli.finetune import TASK_NAMES, add_trained_model_options, columns_
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("predict", help=summary("predict"),
-                       description="Labels in --data are optional; when present they are copied "
-                       "to each record as 'gold'.")
+    p = sub.add_parser(
+        "predict",
+        help=summary("predict"),
+        description="Labels in --data are optional; when present they are copied to each record as 'gold'.",
+    )
     add_trained_model_options(p)
-    p.add_argument("--out", required=True, metavar="FILE",
-                   help="predictions file: JSON lines (.jsonl); for qa a .json name writes the official "
-                   "SQuAD {id: answer} file")
-    p.add_argument("--task", default=None, choices=TASK_NAMES,
-                   help="task family (default: from the checkpoint's task.json)")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="predictions file: JSON lines (.jsonl); for qa a .json name writes the official SQuAD {id: answer} file",
+    )
+    p.add_argument(
+        "--task", default=None, choices=TASK_NAMES, help="task family (default: from the checkpoint's task.json)"
+    )
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from bertkit.finetune import predict
 
-    n = predict(args.model, args.data, args.out, task=args.task, batch_size=args.batch_size,
-                max_seq_length=args.max_seq_length, progress=args.progress,
-                columns=columns_of(args))
+    n = predict(
+        args.model,
+        args.data,
+        args.out,
+        task=args.task,
+        batch_size=args.batch_size,
+        max_seq_length=args.max_seq_length,
+        progress=args.progress,
+        columns=columns_of(args),
+    )
     print(f"wrote {n} predictions to {args.out}")
     return 0

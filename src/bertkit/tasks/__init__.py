@@ -38,8 +38,9 @@ def get_task(name: str, **settings) -> Task:
     allowed = set(cls.defaults) | {"max_seq_length"}
     extra = sorted(k for k, v in settings.items() if k not in allowed and v is not None)
     if extra:
-        raise BertkitError(f"task {name}: setting(s) {', '.join(extra)} do not apply "
-                           f"(it takes {', '.join(sorted(allowed))})")
+        raise BertkitError(
+            f"task {name}: setting(s) {', '.join(extra)} do not apply (it takes {', '.join(sorted(allowed))})"
+        )
     return cls(**{k: v for k, v in settings.items() if k in allowed})
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -135,8 +136,9 @@ class EpochLoader:
 
     GROUP_BATCHES = 50
 
-    def __init__(self, features: Features, batch_size: int, pad_id: int, seed: int = 0,
-                 group_by_length: bool = False) -> None:
+    def __init__(
+        self, features: Features, batch_size: int, pad_id: int, seed: int = 0, group_by_length: bool = False
+    ) -> None:
         if len(features) == 0:
             raise ValueError("no training features")
         self.features = features
@@ -185,8 +187,13 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 @torch.no_grad()
 def run_model(
-    model: torch.nn.Module, features: Features, batch_size: int, pad_id: int, token_level: bool = False,
-    progress: bool = False, desc: str = "predict",
+    model: torch.nn.Module,
+    features: Features,
+    batch_size: int,
+    pad_id: int,
+    token_level: bool = False,
+    progress: bool = False,
+    desc: str = "predict",
 ) -> list[Any]:
     """Forward every feature item in eval mode; return the raw output per item, in item order.
 
@@ -263,16 +270,17 @@ class Task(ABC):
         """Output names from the training examples (``None``: the head has no named labels)."""
         return None
 
-    def check_labels(self, path: str, examples: Sequence[Any], label2id: dict[str, int]) -> None:
-        """Refuse a label that the training file did not have, naming file and line."""
+    def check_labels(self, path: str, examples: Sequence[Any], label2id: dict[str, int]) -> None:  # noqa: B027
+        """Refuse a label that the training file did not have, naming file and line (default: any label is fine)."""
 
     # -- model ----------------------------------------------------------------------------------
     def num_outputs(self, labels: list[str] | None) -> int:
         return len(labels) if labels else 1
 
     @abstractmethod
-    def featurize(self, examples: Sequence[Any], tokenizer: Any, label2id: dict[str, int] | None,
-                  training: bool) -> Features:
+    def featurize(
+        self, examples: Sequence[Any], tokenizer: Any, label2id: dict[str, int] | None, training: bool
+    ) -> Features:
         raise NotImplementedError
 
     @abstractmethod
@@ -280,9 +288,16 @@ class Task(ABC):
         raise NotImplementedError
 
     @abstractmethod
-    def predict(self, model: torch.nn.Module, features: Features, examples: Sequence[Any],
-                id2label: dict[int, str] | None, batch_size: int, pad_id: int,
-                progress: bool = False) -> list[Any]:
+    def predict(
+        self,
+        model: torch.nn.Module,
+        features: Features,
+        examples: Sequence[Any],
+        id2label: dict[int, str] | None,
+        batch_size: int,
+        pad_id: int,
+        progress: bool = False,
+    ) -> list[Any]:
         """One prediction per example."""
         raise NotImplementedError
 

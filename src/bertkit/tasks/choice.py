@@ -39,15 +39,18 @@ class ChoiceTask(Task):
         s = self.settings
         columns, rows = read_table(path)
         require_rows(path, rows)
-        ctx = pick_column(path, columns, s["context_column"], ("sent1", "context", "question"),
-                          "context", "--text-column")
+        ctx = pick_column(
+            path, columns, s["context_column"], ("sent1", "context", "question"), "context", "--text-column"
+        )
         if s["start_column"] is not None:
             start = pick_column(path, columns, s["start_column"], (), "ending start", "--text-pair-column")
         else:
             start = "sent2" if "sent2" in columns else None
         endings = sorted((c for c in columns if re.fullmatch(r"ending\d+", c)), key=lambda c: int(c[6:]))
         if len(endings) < 2:
-            raise BertkitError(f"{path}: need at least two columns ending0, ending1, ... (columns: {', '.join(columns)})")
+            raise BertkitError(
+                f"{path}: need at least two columns ending0, ending1, ... (columns: {', '.join(columns)})"
+            )
         label_col = None
         if labelled or (s["label_column"] or "label") in columns:
             label_col = pick_column(path, columns, s["label_column"], ("label",), "label", "--label-column")
@@ -57,16 +60,17 @@ class ChoiceTask(Task):
             if label_col is not None:
                 raw = label_text(row.fields.get(label_col, ""))
                 if not raw.isdigit() or int(raw) >= len(endings):
-                    raise BertkitError(
-                        f"{path}:{row.line}: label {raw!r} is not an ending index 0..{len(endings) - 1}"
-                    )
+                    raise BertkitError(f"{path}:{row.line}: label {raw!r} is not an ending index 0..{len(endings) - 1}")
                 label = int(raw)
-            out.append(ChoiceExample(
-                field_text(path, row, ctx),
-                field_text(path, row, start) if start else "",
-                [field_text(path, row, c) for c in endings],
-                label, row.line,
-            ))
+            out.append(
+                ChoiceExample(
+                    field_text(path, row, ctx),
+                    field_text(path, row, start) if start else "",
+                    [field_text(path, row, c) for c in endings],
+                    label,
+                    row.line,
+                )
+            )
         n = {len(e.endings) for e in out}
         if len(n) > 1:
             raise BertkitError(f"{path}: rows have different numbers of endings {sorted(n)}")

@@ -8,8 +8,9 @@ metrics: accuracy, MCC, and F1 (binary: of the positive label; more classes: mac
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch.nn.functional as F
@@ -63,8 +64,7 @@ def resolve_text_columns(path, columns, pair: bool | None, text_col, pair_col) -
                 f"{', '.join(f'{a}+{b}' for a, b in PAIR_TEXT_COLUMNS)} (columns: {', '.join(columns)}); "
                 f"name them with --text-column and --text-pair-column{no_header_hint(path)}"
             )
-    return pick_column(path, columns, None, SINGLE_TEXT_COLUMNS, "text", "--text-column",
-                       no_header_hint(path)), None
+    return pick_column(path, columns, None, SINGLE_TEXT_COLUMNS, "text", "--text-column", no_header_hint(path)), None
 
 
 def no_header_hint(path) -> str:
@@ -86,8 +86,15 @@ def positional_defaults(path, n: int, pair: bool | None, labelled: bool) -> tupl
 
 
 def read_text_examples(
-    path: str, pair: bool | None, text_col: str | None, pair_col: str | None, label_col: str | None,
-    label_candidates: Sequence[str], labelled: bool, as_float: bool = False, header: bool = True,
+    path: str,
+    pair: bool | None,
+    text_col: str | None,
+    pair_col: str | None,
+    label_col: str | None,
+    label_candidates: Sequence[str],
+    labelled: bool,
+    as_float: bool = False,
+    header: bool = True,
 ) -> list[TextExample]:
     """Read any TSV/CSV/JSONL of texts (and labels) into :class:`TextExample` rows. Without a
     ``header`` line, columns are named by 0-based position and default to text(s) then label."""
@@ -131,8 +138,9 @@ def featurize_texts(examples: Sequence[TextExample], tokenizer: Any, max_len: in
     ``label_of(example)`` gives the training target (omitted: features without labels)."""
     a_ids = tokenizer.tokenize_ids_batch([e.text for e in examples])
     pairs = [e.text_pair for e in examples]
-    b_ids = tokenizer.tokenize_ids_batch([p for p in pairs if p is not None]) if any(
-        p is not None for p in pairs) else []
+    b_ids = (
+        tokenizer.tokenize_ids_batch([p for p in pairs if p is not None]) if any(p is not None for p in pairs) else []
+    )
     b_iter = iter(b_ids)
     items, truncated = [], 0
     for e, a in zip(examples, a_ids):
@@ -177,8 +185,16 @@ class ClassificationTask(Task):
     def read(self, path: str, labelled: bool = True) -> list[TextExample]:
         s = self.settings
         pair = True if s["text_pair_column"] else self.pair
-        return read_text_examples(path, pair, s["text_column"], s["text_pair_column"], s["label_column"],
-                                  LABEL_COLUMNS, labelled, header=s["header"])
+        return read_text_examples(
+            path,
+            pair,
+            s["text_column"],
+            s["text_pair_column"],
+            s["label_column"],
+            LABEL_COLUMNS,
+            labelled,
+            header=s["header"],
+        )
 
     def label_list(self, examples: Sequence[TextExample]) -> list[str]:
         labels = sort_labels({e.label for e in examples})

@@ -109,7 +109,13 @@ class QATask(Task):
                 answer = _char_to_token_span(c_offsets, start, start + len(text))
             for w_i, w in enumerate(windows):
                 ctx_start = len(qi) + 2
-                ids = [tokenizer.cls_id] + qi + [tokenizer.sep_id] + c_ids[w.start : w.start + w.length] + [tokenizer.sep_id]
+                ids = (
+                    [tokenizer.cls_id]
+                    + qi
+                    + [tokenizer.sep_id]
+                    + c_ids[w.start : w.start + w.length]
+                    + [tokenizer.sep_id]
+                )
                 types = [0] * ctx_start + [1] * (w.length + 1)
                 item = {"input_ids": ids, "token_type_ids": types}
                 if training:
@@ -119,11 +125,13 @@ class QATask(Task):
                     item["start_positions"], item["end_positions"] = sp, ep
                 items.append(item)
                 owner.append(ex_i)
-                meta.append({
-                    "ctx_start": ctx_start,
-                    "offsets": c_offsets[w.start : w.start + w.length],
-                    "max_context": [_is_max_context(windows, w_i, w.start + j) for j in range(w.length)],
-                })
+                meta.append(
+                    {
+                        "ctx_start": ctx_start,
+                        "offsets": c_offsets[w.start : w.start + w.length],
+                        "max_context": [_is_max_context(windows, w_i, w.start + j) for j in range(w.length)],
+                    }
+                )
         return Features(items, owner, meta=meta, n_examples=len(examples), n_truncated=truncated)
 
     @staticmethod
@@ -197,8 +205,13 @@ class QATask(Task):
         return {q.qid: self.answer(p) for q, p in zip(examples, predictions)}
 
     def record(self, example, prediction):
-        r = {"id": example.qid, "question": example.question, "prediction": self.answer(prediction),
-             "best_span": prediction["text"], "null_score_diff": prediction["null_score_diff"]}
+        r = {
+            "id": example.qid,
+            "question": example.question,
+            "prediction": self.answer(prediction),
+            "best_span": prediction["text"],
+            "null_score_diff": prediction["null_score_diff"],
+        }
         if example.answers or example.is_impossible:
             r["gold"] = [a for a, _ in example.answers]
         return r

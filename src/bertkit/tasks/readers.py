@@ -9,9 +9,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from bertkit.errors import BertkitError
 from bertkit.fileio import iter_jsonl, iter_lines, read_json
@@ -170,16 +170,19 @@ def _read_jsonl(path) -> tuple[list[str], list[Row]]:
 
 
 def pick_column(
-    path, columns: Sequence[str], wanted: str | None, candidates: Sequence[str], what: str, option: str,
+    path,
+    columns: Sequence[str],
+    wanted: str | None,
+    candidates: Sequence[str],
+    what: str,
+    option: str,
     hint: str = "",
 ) -> str:
     """The column named ``wanted`` (user override), else the first of ``candidates`` present;
     ``hint`` ends the error message when none is."""
     if wanted is not None:
         if wanted not in columns:
-            raise BertkitError(
-                f"{path}: missing {what} column '{wanted}' (columns: {', '.join(columns) or 'none'})"
-            )
+            raise BertkitError(f"{path}: missing {what} column '{wanted}' (columns: {', '.join(columns) or 'none'})")
         return wanted
     for c in candidates:
         if c in columns:
@@ -260,9 +263,7 @@ def read_conll(path: str | os.PathLike, require_tags: bool = True) -> list[Sente
         if n_fields is None:
             n_fields = len(parts)
             if n_fields < 2 and require_tags:
-                raise BertkitError(
-                    f"{path}:{lineno}: expected 'token<TAB>tag', found {n_fields} field"
-                )
+                raise BertkitError(f"{path}:{lineno}: expected 'token<TAB>tag', found {n_fields} field")
         if len(parts) != n_fields:
             raise BertkitError(
                 f"{path}:{lineno}: expected {n_fields} fields ('token<TAB>tag'), found {len(parts)}: {text!r}"
@@ -335,7 +336,9 @@ def read_squad(path: str | os.PathLike, require_answers: bool = True) -> tuple[l
                 for a in qa.get("answers", []) or []:
                     text, start = a.get("text"), a.get("answer_start")
                     if not isinstance(text, str) or not isinstance(start, int):
-                        raise BertkitError(f"{where(qid)}: question {qid}: answer needs 'text' and integer 'answer_start'")
+                        raise BertkitError(
+                            f"{where(qid)}: question {qid}: answer needs 'text' and integer 'answer_start'"
+                        )
                     found = context[start : start + len(text)]
                     if found != text:
                         raise BertkitError(

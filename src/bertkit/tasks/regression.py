@@ -6,7 +6,7 @@ squared error; metrics: Pearson and Spearman correlation (and MSE).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch.nn.functional as F
 
@@ -28,14 +28,22 @@ class RegressionTask(Task):
     name = "regression"
     head = "BertForSequenceClassification"
     main_metric = "pearson"
-    defaults = {"text_column": None, "text_pair_column": None, "label_column": None, "header": True,
-                "pair": None}
+    defaults = {"text_column": None, "text_pair_column": None, "label_column": None, "header": True, "pair": None}
 
     def read(self, path: str, labelled: bool = True) -> list[TextExample]:
         s = self.settings
         pair = True if s["text_pair_column"] else s["pair"]
-        return read_text_examples(path, pair, s["text_column"], s["text_pair_column"], s["label_column"],
-                                  SCORE_COLUMNS, labelled, as_float=True, header=s["header"])
+        return read_text_examples(
+            path,
+            pair,
+            s["text_column"],
+            s["text_pair_column"],
+            s["label_column"],
+            SCORE_COLUMNS,
+            labelled,
+            as_float=True,
+            header=s["header"],
+        )
 
     def label_list(self, examples: Sequence[TextExample]) -> None:
         if len({e.label for e in examples}) < 2:

@@ -19,8 +19,14 @@ from bertkit.tasks.regression import SCORE_COLUMNS
 
 
 @torch.no_grad()
-def mean_pooled_embeddings(model: Any, tokenizer: Any, texts: list[str], max_seq_length: int = 256,
-                           batch_size: int = 32, progress: bool = False) -> tuple[np.ndarray, int]:
+def mean_pooled_embeddings(
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    max_seq_length: int = 256,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> tuple[np.ndarray, int]:
     """``(embeddings (N, H), n_truncated)``: mean of the last hidden states over real tokens.
     Texts are batched in order of length (less padding); rows come back in input order."""
     from tqdm.auto import tqdm
@@ -45,16 +51,32 @@ def mean_pooled_embeddings(model: Any, tokenizer: Any, texts: list[str], max_seq
     return out, truncated
 
 
-def embedding_similarity(model_dir: str, data: str, max_seq_length: int = 256, batch_size: int = 32,
-                         text_column: str | None = None, text_pair_column: str | None = None,
-                         label_column: str | None = None, header: bool | None = None,
-                         progress: bool = False) -> dict[str, float]:
+def embedding_similarity(
+    model_dir: str,
+    data: str,
+    max_seq_length: int = 256,
+    batch_size: int = 32,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+    header: bool | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
     """Pearson / Spearman of cosine(mean-pooled embeddings) against the file's scores."""
     from bertkit.model import BertModel
     from bertkit.tokenization import Tokenizer
 
-    examples = read_text_examples(data, True, text_column, text_pair_column, label_column, SCORE_COLUMNS,
-                                  labelled=True, as_float=True, header=header is not False)
+    examples = read_text_examples(
+        data,
+        True,
+        text_column,
+        text_pair_column,
+        label_column,
+        SCORE_COLUMNS,
+        labelled=True,
+        as_float=True,
+        header=header is not False,
+    )
     tok = Tokenizer.from_pretrained(model_dir)
     model = BertModel.from_pretrained(model_dir).to(runtime.choose_device("auto"))
     unique = sorted({e.text for e in examples} | {e.text_pair for e in examples})
@@ -65,6 +87,9 @@ def embedding_similarity(model_dir: str, data: str, max_seq_length: int = 256, b
     index = {t: i for i, t in enumerate(unique)}
     cos = [float(vecs[index[e.text]] @ vecs[index[e.text_pair]]) for e in examples]
     gold = [e.label for e in examples]
-    return {"pearson": metrics.pearson(cos, gold), "spearman": metrics.spearman(cos, gold),
-            "pairs": len(examples), "texts": len(unique)}
-
+    return {
+        "pearson": metrics.pearson(cos, gold),
+        "spearman": metrics.spearman(cos, gold),
+        "pairs": len(examples),
+        "texts": len(unique),
+    }

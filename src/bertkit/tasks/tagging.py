@@ -9,7 +9,7 @@ Words cut off by ``max_seq_length`` are predicted ``O`` (or the first label) and
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch.nn.functional as F
 
@@ -77,8 +77,7 @@ class TaggingTask(Task):
                 item["labels"] = labels
             items.append(item)
             meta.append(first)
-        return Features(items, list(range(len(examples))), meta=meta, n_examples=len(examples),
-                        n_truncated=truncated)
+        return Features(items, list(range(len(examples))), meta=meta, n_examples=len(examples), n_truncated=truncated)
 
     def loss(self, model, batch):
         logits = batch_forward(model, batch)  # (B, T, K)

@@ -15,6 +15,15 @@ from bertkit.tokenization.tokenizer import (
 )
 from bertkit.tokenization.vocab_training import VocabReport, evaluate_vocab, iter_texts, train_vocab
 
-__all__ = ["Tokenizer", "Encoding", "read_vocab", "train_vocab", "evaluate_vocab", "iter_texts",
-           "VocabReport", "VOCAB_FILE", "CONFIG_FILE",
-           "PRESERVE_HANGUL_KANA_KEY"]
+__all__ = [
+    "Tokenizer",
+    "Encoding",
+    "read_vocab",
+    "train_vocab",
+    "evaluate_vocab",
+    "iter_texts",
+    "VocabReport",
+    "VOCAB_FILE",
+    "CONFIG_FILE",
+    "PRESERVE_HANGUL_KANA_KEY",
+]

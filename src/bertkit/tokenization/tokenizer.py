@@ -22,8 +22,8 @@ import functools
 import os
 import re
 import unicodedata
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_write_json, atomic_write_text, read_json
@@ -66,14 +66,23 @@ class Encoding:
     """
 
     __slots__ = ("_raw", "_texts", "_maps", "_refetch", "_id_to_token", "_cache")
-    FIELDS = ("input_ids", "token_type_ids", "attention_mask", "special_tokens_mask", "offsets",
-              "word_ids", "tokens", "sequence_ids")
+    FIELDS = (
+        "input_ids",
+        "token_type_ids",
+        "attention_mask",
+        "special_tokens_mask",
+        "offsets",
+        "word_ids",
+        "tokens",
+        "sequence_ids",
+    )
 
-    def __init__(self, raw, texts: tuple[str, ...], maps: tuple[list[int] | None, ...],
-                 id_to_token: Sequence[str], refetch=None):
-        self._raw = raw              # tokenizers.Encoding, specials added (and padded)
-        self._texts = texts          # the original text (and pair)
-        self._maps = maps            # per text: pre-pass index map, or None
+    def __init__(
+        self, raw, texts: tuple[str, ...], maps: tuple[list[int] | None, ...], id_to_token: Sequence[str], refetch=None
+    ):
+        self._raw = raw  # tokenizers.Encoding, specials added (and padded)
+        self._texts = texts  # the original text (and pair)
+        self._maps = maps  # per text: pre-pass index map, or None
         self._id_to_token = id_to_token
         # ``raw`` from the engine's fast mode has no offsets / words; ``refetch()`` encodes the
         # same input again in full mode (only when offsets or word_ids are asked for).
@@ -124,8 +133,10 @@ class Encoding:
 
     @property
     def sequence_ids(self) -> list[int | None]:
-        return self._get("sequence_ids", lambda: [
-            None if special else t for t, special in zip(self.token_type_ids, self.special_tokens_mask)])
+        return self._get(
+            "sequence_ids",
+            lambda: [None if special else t for t, special in zip(self.token_type_ids, self.special_tokens_mask)],
+        )
 
     @property
     def offsets(self) -> list[tuple[int, int]]:
@@ -213,15 +224,25 @@ def build_pre_tokenizer(*, tokenize_chinese_chars: bool):
     from tokenizers import Regex, pre_tokenizers
 
     split_ranges = list(ut.punct_ranges()) + (list(ut.CJK_RANGES) if tokenize_chinese_chars else [])
-    return pre_tokenizers.Sequence([
-        pre_tokenizers.WhitespaceSplit(),
-        pre_tokenizers.Split(Regex(ut.onig_class(ut._merge(split_ranges))), "isolated"),
-    ])
+    return pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.WhitespaceSplit(),
+            pre_tokenizers.Split(Regex(ut.onig_class(ut._merge(split_ranges))), "isolated"),
+        ]
+    )
 
 
-def _build_engine(vocab: dict[str, int], unk_token: str, specials: Sequence[str], *,
-                  do_lower_case: bool, strip: bool, tokenize_chinese_chars: bool,
-                  preserve_hangul_kana: bool, clean_ascii_only: bool = False):
+def _build_engine(
+    vocab: dict[str, int],
+    unk_token: str,
+    specials: Sequence[str],
+    *,
+    do_lower_case: bool,
+    strip: bool,
+    tokenize_chinese_chars: bool,
+    preserve_hangul_kana: bool,
+    clean_ascii_only: bool = False,
+):
     """Configure a ``tokenizers.Tokenizer`` that reproduces the original BERT pipeline.
 
     ``clean_ascii_only``: an engine for texts of printable ASCII (+ tab, newline, CR) only, for
@@ -229,24 +250,26 @@ def _build_engine(vocab: dict[str, int], unk_token: str, specials: Sequence[str]
     """
     from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, processors
 
-    tok = Tokenizer(models.WordPiece(vocab, unk_token=unk_token,
-                                     max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
+    tok = Tokenizer(models.WordPiece(vocab, unk_token=unk_token, max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
     if not clean_ascii_only:
-        tok.normalizer = build_normalizer(do_lower_case=do_lower_case, strip=strip,
-                                          preserve_hangul_kana=preserve_hangul_kana)
+        tok.normalizer = build_normalizer(
+            do_lower_case=do_lower_case, strip=strip, preserve_hangul_kana=preserve_hangul_kana
+        )
     elif do_lower_case:
         tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = build_pre_tokenizer(tokenize_chinese_chars=tokenize_chinese_chars)
     tok.decoder = decoders.WordPiece()
     cls_tok, sep_tok = specials[2], specials[3]
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{cls_tok} $A {sep_tok}", pair=f"{cls_tok} $A {sep_tok} $B:1 {sep_tok}:1",
-        special_tokens=[(cls_tok, vocab[cls_tok]), (sep_tok, vocab[sep_tok])])
+        single=f"{cls_tok} $A {sep_tok}",
+        pair=f"{cls_tok} $A {sep_tok} $B:1 {sep_tok}:1",
+        special_tokens=[(cls_tok, vocab[cls_tok]), (sep_tok, vocab[sep_tok])],
+    )
     tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
     return tok
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _prepass_regex(do_lower_case: bool) -> re.Pattern:
     """Texts matching this need the Python pre-pass: drift chars, surrogates, capital sigma."""
     chars = set(ut.drift_chars())
@@ -271,10 +294,18 @@ class Tokenizer:
       as the model saw them); on for vocabularies bertkit trains.
     """
 
-    def __init__(self, tokens: Sequence[str], *, do_lower_case: bool = True,
-                 strip_accents: bool | None = None, tokenize_chinese_chars: bool = True,
-                 preserve_hangul_kana: bool = False, special_tokens: dict[str, str] | None = None,
-                 extra_config: dict | None = None, source: str = "vocabulary"):
+    def __init__(
+        self,
+        tokens: Sequence[str],
+        *,
+        do_lower_case: bool = True,
+        strip_accents: bool | None = None,
+        tokenize_chinese_chars: bool = True,
+        preserve_hangul_kana: bool = False,
+        special_tokens: dict[str, str] | None = None,
+        extra_config: dict | None = None,
+        source: str = "vocabulary",
+    ):
         self.do_lower_case = bool(do_lower_case)
         self.strip_accents = strip_accents
         self.tokenize_chinese_chars = bool(tokenize_chinese_chars)
@@ -285,8 +316,7 @@ class Tokenizer:
         self.vocab: dict[str, int] = {}
         for i, t in enumerate(self._id_to_token):
             if t in self.vocab:
-                raise BertkitError(f"{source}: line {i + 1}: duplicate token {t!r} "
-                                   f"(first on line {self.vocab[t] + 1})")
+                raise BertkitError(f"{source}: line {i + 1}: duplicate token {t!r} (first on line {self.vocab[t] + 1})")
             self.vocab[t] = i
         for key in _SPECIAL_KEYS:
             tok = self.special_tokens[key]
@@ -297,12 +327,14 @@ class Tokenizer:
         self.cls_id = self.vocab[self.special_tokens["cls_token"]]
         self.sep_id = self.vocab[self.special_tokens["sep_token"]]
         self.mask_id = self.vocab[self.special_tokens["mask_token"]]
-        self.all_special_ids = frozenset(
-            (self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id))
+        self.all_special_ids = frozenset((self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id))
         self._strip = _resolve_strip(self.do_lower_case, strip_accents)
-        options = dict(do_lower_case=self.do_lower_case, strip=self._strip,
-                       tokenize_chinese_chars=self.tokenize_chinese_chars,
-                       preserve_hangul_kana=self.preserve_hangul_kana)
+        options = dict(
+            do_lower_case=self.do_lower_case,
+            strip=self._strip,
+            tokenize_chinese_chars=self.tokenize_chinese_chars,
+            preserve_hangul_kana=self.preserve_hangul_kana,
+        )
         specials = [self.special_tokens[k] for k in _SPECIAL_KEYS]
         unk = self.special_tokens["unk_token"]
         self._engine = _build_engine(self.vocab, unk, specials, **options)
@@ -315,7 +347,7 @@ class Tokenizer:
     # ------------------------------------------------------------------ loading and saving
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> "Tokenizer":
+    def from_pretrained(cls, directory: str | os.PathLike) -> Tokenizer:
         """Load ``vocab.txt`` and (if present) ``tokenizer_config.json`` from ``directory``."""
         d = Path(directory)
         vocab_path = d / VOCAB_FILE
@@ -327,26 +359,35 @@ class Tokenizer:
         if strip is not None and not isinstance(strip, bool):
             raise BertkitError(f"{d / CONFIG_FILE}: strip_accents must be true, false or null")
         if cfg.get("do_basic_tokenize", True) is False or cfg.get("never_split"):
-            raise BertkitError(f"{d / CONFIG_FILE}: do_basic_tokenize=false and never_split are "
-                               "not supported (bertkit always runs BERT's basic tokenizer)")
+            raise BertkitError(
+                f"{d / CONFIG_FILE}: do_basic_tokenize=false and never_split are "
+                "not supported (bertkit always runs BERT's basic tokenizer)"
+            )
         specials = {k: cfg[k] for k in _SPECIAL_KEYS if isinstance(cfg.get(k), str)}
-        return cls(tokens, do_lower_case=bool(cfg.get("do_lower_case", True)),
-                   strip_accents=strip,
-                   tokenize_chinese_chars=bool(cfg.get("tokenize_chinese_chars", True)),
-                   preserve_hangul_kana=bool(cfg.get(PRESERVE_HANGUL_KANA_KEY, False)),
-                   special_tokens=specials, extra_config=cfg, source=str(vocab_path))
+        return cls(
+            tokens,
+            do_lower_case=bool(cfg.get("do_lower_case", True)),
+            strip_accents=strip,
+            tokenize_chinese_chars=bool(cfg.get("tokenize_chinese_chars", True)),
+            preserve_hangul_kana=bool(cfg.get(PRESERVE_HANGUL_KANA_KEY, False)),
+            special_tokens=specials,
+            extra_config=cfg,
+            source=str(vocab_path),
+        )
 
     def config(self) -> dict:
         """The ``tokenizer_config.json`` contents (unknown keys of a loaded file are kept)."""
         cfg = dict(self._extra_config)
-        cfg.update({
-            "tokenizer_class": "BertTokenizer",
-            "do_lower_case": self.do_lower_case,
-            "strip_accents": self.strip_accents,
-            "tokenize_chinese_chars": self.tokenize_chinese_chars,
-            PRESERVE_HANGUL_KANA_KEY: self.preserve_hangul_kana,
-            **self.special_tokens,
-        })
+        cfg.update(
+            {
+                "tokenizer_class": "BertTokenizer",
+                "do_lower_case": self.do_lower_case,
+                "strip_accents": self.strip_accents,
+                "tokenize_chinese_chars": self.tokenize_chinese_chars,
+                PRESERVE_HANGUL_KANA_KEY: self.preserve_hangul_kana,
+                **self.special_tokens,
+            }
+        )
         return cfg
 
     def save(self, directory: str | os.PathLike) -> None:
@@ -398,8 +439,7 @@ class Tokenizer:
         out: list = [None] * len(inputs)
         for engine, flag in ((self._ascii_engine, True), (self._engine, False)):
             idx = [k for k, c in enumerate(clean) if c is flag]
-            results = engine.encode_batch_fast([inputs[k] for k in idx],
-                                               add_special_tokens=add_special_tokens)
+            results = engine.encode_batch_fast([inputs[k] for k in idx], add_special_tokens=add_special_tokens)
             for k, r in zip(idx, results):
                 out[k] = r
         return out
@@ -422,9 +462,14 @@ class Tokenizer:
         inputs = [t if c else self._prepass(t)[0] for t, c in zip(texts, clean)]
         return [e.ids for e in self._encode_many(inputs, clean, add_special_tokens=False)]
 
-    def encode(self, text: str, pair: str | None = None, max_length: int | None = None,
-               truncation: str | bool | None = "longest_first",
-               padding: bool | str = False) -> Encoding:
+    def encode(
+        self,
+        text: str,
+        pair: str | None = None,
+        max_length: int | None = None,
+        truncation: str | bool | None = "longest_first",
+        padding: bool | str = False,
+    ) -> Encoding:
         """Encode ``text`` (and optionally ``pair``) as ``[CLS] text [SEP] (pair [SEP])``.
 
         ``truncation`` (used when ``max_length`` is given): ``"longest_first"`` removes one token
@@ -433,13 +478,18 @@ class Tokenizer:
         ``padding``: ``False``; ``"max_length"`` pads to ``max_length``; ``True`` /
         ``"longest"`` is a no-op for one input (pads to the longest in :meth:`encode_batch`).
         """
-        return self.encode_batch([text], None if pair is None else [pair], max_length=max_length,
-                                 truncation=truncation, padding=padding)[0]
+        return self.encode_batch(
+            [text], None if pair is None else [pair], max_length=max_length, truncation=truncation, padding=padding
+        )[0]
 
-    def encode_batch(self, texts: Sequence[str], pairs: Sequence[str] | None = None,
-                     max_length: int | None = None,
-                     truncation: str | bool | None = "longest_first",
-                     padding: bool | str = False) -> list[Encoding]:
+    def encode_batch(
+        self,
+        texts: Sequence[str],
+        pairs: Sequence[str] | None = None,
+        max_length: int | None = None,
+        truncation: str | bool | None = "longest_first",
+        padding: bool | str = False,
+    ) -> list[Encoding]:
         """Encode many texts (and pairs); see :meth:`encode` for the options."""
         _check_options(max_length, truncation, padding)
         if pairs is not None and len(pairs) != len(texts):
@@ -481,10 +531,11 @@ class Tokenizer:
                     r.pad(target, pad_id=self.pad_id, pad_type_id=0, pad_token=pad_tok)
         vocab = self._id_to_token
         if fixed_b is None:
-            return [Encoding(r, (t,), (f[1],), vocab, rf)
-                    for r, t, f, rf in zip(raws, texts, fixed_a, refetch)]
-        return [Encoding(r, (t, p), (fa[1], fb[1]), vocab, rf)
-                for r, t, p, fa, fb, rf in zip(raws, texts, pairs, fixed_a, fixed_b, refetch)]
+            return [Encoding(r, (t,), (f[1],), vocab, rf) for r, t, f, rf in zip(raws, texts, fixed_a, refetch)]
+        return [
+            Encoding(r, (t, p), (fa[1], fb[1]), vocab, rf)
+            for r, t, p, fa, fb, rf in zip(raws, texts, pairs, fixed_a, fixed_b, refetch)
+        ]
 
     def _truncated(self, item, is_pair: bool, max_length: int, strategy: str):
         """Encode one (pre-passed) input truncated with transformers' rules."""
@@ -509,9 +560,11 @@ class Tokenizer:
         return " ".join(self.convert_ids_to_tokens(ids)).replace(" ##", "").strip()
 
     def __repr__(self) -> str:
-        return (f"Tokenizer(vocab_size={len(self)}, do_lower_case={self.do_lower_case}, "
-                f"strip_accents={self.strip_accents}, tokenize_chinese_chars="
-                f"{self.tokenize_chinese_chars}, preserve_hangul_kana={self.preserve_hangul_kana})")
+        return (
+            f"Tokenizer(vocab_size={len(self)}, do_lower_case={self.do_lower_case}, "
+            f"strip_accents={self.strip_accents}, tokenize_chinese_chars="
+            f"{self.tokenize_chinese_chars}, preserve_hangul_kana={self.preserve_hangul_kana})"
+        )
 
 
 # ---------------------------------------------------------------------- helpers
@@ -534,8 +587,7 @@ def read_vocab(path: str | os.PathLike) -> list[str]:
 
 def _check_options(max_length, truncation, padding) -> None:
     if truncation not in (False, None, True) and truncation not in TRUNCATION_STRATEGIES:
-        raise BertkitError(f"unknown truncation {truncation!r}; use one of "
-                           f"{', '.join(TRUNCATION_STRATEGIES)} or False")
+        raise BertkitError(f"unknown truncation {truncation!r}; use one of {', '.join(TRUNCATION_STRATEGIES)} or False")
     if padding not in (False, True, "longest", "max_length", "do_not_pad"):
         raise BertkitError(f"unknown padding {padding!r}; use False, True/'longest' or 'max_length'")
     if padding == "max_length" and max_length is None:
@@ -554,15 +606,19 @@ def _truncated_lengths(la: int, lb: int | None, max_length: int, strategy: str) 
         return la, lb_
     if strategy == "only_first" or (strategy == "longest_first" and lb is None):
         if la <= excess:
-            raise BertkitError(f"cannot truncate to max_length={max_length}: the first sequence "
-                               f"has {la} tokens and {excess} would have to go")
+            raise BertkitError(
+                f"cannot truncate to max_length={max_length}: the first sequence "
+                f"has {la} tokens and {excess} would have to go"
+            )
         return la - excess, lb_
     if strategy == "only_second":
         if lb is None:
             raise BertkitError("truncation='only_second' needs a pair")
         if lb_ <= excess:
-            raise BertkitError(f"cannot truncate to max_length={max_length}: the second sequence "
-                               f"has {lb_} tokens and {excess} would have to go")
+            raise BertkitError(
+                f"cannot truncate to max_length={max_length}: the second sequence "
+                f"has {lb_} tokens and {excess} would have to go"
+            )
         return la, lb_ - excess
     # longest_first with a pair: one token at a time from the longer one (the pair on ties).
     for _ in range(excess):
@@ -629,9 +685,11 @@ def _python_prepass(text: str, lower: bool, strip: bool, preserve: bool) -> tupl
             if lower:
                 rep = rep.lower()
             if strip:
-                rep = "".join(c for c in unicodedata.normalize("NFD", rep)
-                              if unicodedata.category(c) != "Mn"
-                              or (preserve and c in ut.KANA_VOICING_MARKS))
+                rep = "".join(
+                    c
+                    for c in unicodedata.normalize("NFD", rep)
+                    if unicodedata.category(c) != "Mn" or (preserve and c in ut.KANA_VOICING_MARKS)
+                )
             out.extend(rep)
             index.extend([i] * len(rep))
             continue

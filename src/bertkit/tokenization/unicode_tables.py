@@ -104,15 +104,24 @@ def _without_surrogates(ranges) -> list[tuple[int, int]]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _stored(need_tokenizers: bool):
     """The generated tables module if it matches the running versions, else ``None``."""
     try:
         from bertkit.tokenization import _unicode_data as data
     except ImportError:
         return None
-    names = ("UNIDATA_VERSION", "TOKENIZERS_VERSION", "REMOVED", "PUNCT", "MARKS", "COMPOSING",
-             "COMPOSE_FIRSTS", "COMPOSE_SECONDS", "DRIFT")
+    names = (
+        "UNIDATA_VERSION",
+        "TOKENIZERS_VERSION",
+        "REMOVED",
+        "PUNCT",
+        "MARKS",
+        "COMPOSING",
+        "COMPOSE_FIRSTS",
+        "COMPOSE_SECONDS",
+        "DRIFT",
+    )
     if not all(hasattr(data, n) for n in names) or data.UNIDATA_VERSION != unicodedata.unidata_version:
         return None
     if need_tokenizers:
@@ -123,7 +132,7 @@ def _stored(need_tokenizers: bool):
     return data
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def removed_ranges() -> tuple[tuple[int, int], ...]:
     """Characters the original's ``_clean_text`` deletes: NUL, U+FFFD and every ``C*`` category
     character except tab, newline and carriage return (which count as whitespace)."""
@@ -134,7 +143,7 @@ def removed_ranges() -> tuple[tuple[int, int], ...]:
     return tuple(_ranges(lambda cp, c: cp == 0xFFFD or (c[0] == "C" and cp not in keep)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def punct_ranges() -> tuple[tuple[int, int], ...]:
     """The original's ``_is_punctuation``: ASCII non-alphanumerics and every ``P*`` character."""
     data = _stored(False)
@@ -143,7 +152,7 @@ def punct_ranges() -> tuple[tuple[int, int], ...]:
     return tuple(_merge(_ASCII_PUNCT + _ranges(lambda cp, c: c[0] == "P")))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mark_ranges() -> tuple[tuple[int, int], ...]:
     """Non-spacing marks (``Mn``), which the original's accent stripping deletes after NFD."""
     data = _stored(False)
@@ -155,7 +164,7 @@ def mark_ranges() -> tuple[tuple[int, int], ...]:
 _JAMO_VT = [(0x1160, 0x11FF), (0xD7B0, 0xD7FF)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def composing_ranges() -> tuple[tuple[int, int], ...]:
     """Characters NFC can compose onto the preceding one: marks (``M*``) and Hangul V/T jamo."""
     data = _stored(False)
@@ -181,7 +190,7 @@ def _compute_compose_pairs() -> tuple[list[tuple[int, int]], list[tuple[int, int
     return _merge((c, c) for c in firsts), _merge((c, c) for c in seconds)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compose_pairs() -> tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]:
     """First and second characters of canonical compositions whose second character is not a
     non-spacing mark (Indic two-part vowels and the like). Accent stripping leaves such pairs
@@ -197,7 +206,7 @@ def _in(ranges, cp: int) -> bool:
     return any(a <= cp <= b for a, b in ranges)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def drift_chars() -> frozenset[str]:
     """Characters kept by cleaning whose NFC, lowercase or NFD differ between Python and Rust.
 

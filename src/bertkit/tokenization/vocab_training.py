@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 from bertkit.errors import BertkitError
 from bertkit.fileio import REPLACE_HINT, iter_lines
@@ -46,21 +46,24 @@ class VocabReport:
     heldout_words: int
     heldout_pieces: int
     pieces_per_word: float | None
-    unk_rate: float | None          # fraction of held-out pieces that are [UNK]
-    unk_word_rate: float | None     # fraction of held-out words that became [UNK]
+    unk_rate: float | None  # fraction of held-out pieces that are [UNK]
+    unk_word_rate: float | None  # fraction of held-out words that became [UNK]
     seconds: float
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def summary(self) -> str:
-        lines = [f"vocabulary size   {self.vocab_size} (alphabet {self.alphabet_size} characters)",
-                 f"training texts    {self.train_texts} ({self.seconds:.1f} s)"]
+        lines = [
+            f"vocabulary size   {self.vocab_size} (alphabet {self.alphabet_size} characters)",
+            f"training texts    {self.train_texts} ({self.seconds:.1f} s)",
+        ]
         if self.heldout_texts:
-            lines += [f"held-out texts    {self.heldout_texts} ({self.heldout_words} words)",
-                      f"pieces per word   {self.pieces_per_word:.3f}",
-                      f"[UNK] rate        {self.unk_rate:.5f} of pieces, "
-                      f"{self.unk_word_rate:.5f} of words"]
+            lines += [
+                f"held-out texts    {self.heldout_texts} ({self.heldout_words} words)",
+                f"pieces per word   {self.pieces_per_word:.3f}",
+                f"[UNK] rate        {self.unk_rate:.5f} of pieces, {self.unk_word_rate:.5f} of words",
+            ]
         else:
             lines.append(f"held-out texts    none (fewer than {HELDOUT_EVERY} texts in the corpus)")
         return "\n".join(lines)
@@ -101,18 +104,28 @@ def _progress(paths: Sequence[str | os.PathLike], texts: Iterable[str], show: bo
 
     sizes = [Path(p).stat().st_size for p in paths if Path(p).is_file()]
     known = not any(str(p).endswith(".gz") for p in paths)
-    with tqdm(total=sum(sizes) if known else None, unit="B", unit_scale=True,
-              desc="reading corpus", leave=False) as bar:
+    with tqdm(
+        total=sum(sizes) if known else None, unit="B", unit_scale=True, desc="reading corpus", leave=False
+    ) as bar:
         for t in texts:
             bar.update(len(t) + 1)
             yield t
 
 
-def train_vocab(files: Sequence[str | os.PathLike], vocab_size: int = 30000, lowercase: bool = True,
-                *, strip_accents: bool | None = None, tokenize_chinese_chars: bool = True,
-                preserve_hangul_kana: bool = True, unused: int = 0, min_frequency: int = 2,
-                limit_alphabet: int | None = 1000, encoding_errors: str = "strict",
-                progress: bool = True) -> Tokenizer:
+def train_vocab(
+    files: Sequence[str | os.PathLike],
+    vocab_size: int = 30000,
+    lowercase: bool = True,
+    *,
+    strip_accents: bool | None = None,
+    tokenize_chinese_chars: bool = True,
+    preserve_hangul_kana: bool = True,
+    unused: int = 0,
+    min_frequency: int = 2,
+    limit_alphabet: int | None = 1000,
+    encoding_errors: str = "strict",
+    progress: bool = True,
+) -> Tokenizer:
     """Learn a WordPiece vocabulary of ``vocab_size`` tokens from ``files``.
 
     ``lowercase`` / ``strip_accents`` / ``tokenize_chinese_chars`` are the encoding options of
@@ -133,21 +146,28 @@ def train_vocab(files: Sequence[str | os.PathLike], vocab_size: int = 30000, low
         raise BertkitError(f"the [unused] reserve must be >= 0, got {unused}")
     n_fixed = len(SPECIAL_TOKENS) + unused
     if vocab_size <= n_fixed:
-        raise BertkitError(f"vocab size {vocab_size} leaves no room for learned pieces after "
-                           f"{len(SPECIAL_TOKENS)} special and {unused} [unused] tokens")
+        raise BertkitError(
+            f"vocab size {vocab_size} leaves no room for learned pieces after "
+            f"{len(SPECIAL_TOKENS)} special and {unused} [unused] tokens"
+        )
     for f in files:
         if not Path(f).is_file():
             raise BertkitError(f"{f}: no such file")
 
     strip = _resolve_strip(lowercase, strip_accents)
     engine = RustTokenizer(models.WordPiece(unk_token="[UNK]"))
-    engine.normalizer = build_normalizer(do_lower_case=lowercase, strip=strip,
-                                         preserve_hangul_kana=preserve_hangul_kana)
+    engine.normalizer = build_normalizer(
+        do_lower_case=lowercase, strip=strip, preserve_hangul_kana=preserve_hangul_kana
+    )
     engine.pre_tokenizer = build_pre_tokenizer(tokenize_chinese_chars=tokenize_chinese_chars)
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size - unused, min_frequency=min_frequency,
-        limit_alphabet=limit_alphabet, special_tokens=list(SPECIAL_TOKENS),
-        continuing_subword_prefix="##", show_progress=False)
+        vocab_size=vocab_size - unused,
+        min_frequency=min_frequency,
+        limit_alphabet=limit_alphabet,
+        special_tokens=list(SPECIAL_TOKENS),
+        continuing_subword_prefix="##",
+        show_progress=False,
+    )
 
     prepass = _prepass_regex(lowercase)
     heldout: list[str] = []
@@ -169,31 +189,42 @@ def train_vocab(files: Sequence[str | os.PathLike], vocab_size: int = 30000, low
     if counts["train"] == 0:
         raise BertkitError(f"{', '.join(map(str, files))}: no text to train on (empty corpus)")
 
-    learned = [t for t, _ in sorted(engine.get_vocab().items(), key=lambda kv: kv[1])
-               if t not in SPECIAL_TOKENS]
+    learned = [t for t, _ in sorted(engine.get_vocab().items(), key=lambda kv: kv[1]) if t not in SPECIAL_TOKENS]
     alphabet = [t for t in learned if len(t) == 1 or (t.startswith("##") and len(t) == 3)]
     tokens = list(SPECIAL_TOKENS) + [f"[unused{i}]" for i in range(unused)] + learned
     if len(tokens) > vocab_size:
         raise BertkitError(
             f"vocab size {vocab_size} is smaller than the alphabet: the corpus needs "
             f"{len(alphabet)} characters and ## continuations plus {n_fixed} special/unused "
-            f"tokens; raise --vocab-size or lower --limit-alphabet")
+            f"tokens; raise --vocab-size or lower --limit-alphabet"
+        )
     if not learned:
         raise BertkitError(f"{', '.join(map(str, files))}: no text to train on (empty corpus)")
 
-    tok = Tokenizer(tokens, do_lower_case=lowercase, strip_accents=strip_accents,
-                    tokenize_chinese_chars=tokenize_chinese_chars,
-                    preserve_hangul_kana=preserve_hangul_kana, source="trained vocabulary")
-    tok.training_report = evaluate_vocab(tok, heldout, seconds=seconds, train_texts=counts["train"],
-                                         alphabet_size=len([t for t in alphabet if len(t) == 1]))
+    tok = Tokenizer(
+        tokens,
+        do_lower_case=lowercase,
+        strip_accents=strip_accents,
+        tokenize_chinese_chars=tokenize_chinese_chars,
+        preserve_hangul_kana=preserve_hangul_kana,
+        source="trained vocabulary",
+    )
+    tok.training_report = evaluate_vocab(
+        tok,
+        heldout,
+        seconds=seconds,
+        train_texts=counts["train"],
+        alphabet_size=len([t for t in alphabet if len(t) == 1]),
+    )
     return tok
 
 
-def evaluate_vocab(tok: Tokenizer, texts: Sequence[str], *, seconds: float = 0.0,
-                   train_texts: int = 0, alphabet_size: int = 0) -> VocabReport:
+def evaluate_vocab(
+    tok: Tokenizer, texts: Sequence[str], *, seconds: float = 0.0, train_texts: int = 0, alphabet_size: int = 0
+) -> VocabReport:
     """Pieces per word and ``[UNK]`` rates of ``tok`` on ``texts``."""
     words = pieces = unk = unk_words = 0
-    for e in (tok.encode_batch(list(texts)) if texts else []):
+    for e in tok.encode_batch(list(texts)) if texts else []:
         ids = e.input_ids[1:-1]
         wids = e.word_ids[1:-1]
         pieces += len(ids)
@@ -201,8 +232,14 @@ def evaluate_vocab(tok: Tokenizer, texts: Sequence[str], *, seconds: float = 0.0
         unk += sum(1 for i in ids if i == tok.unk_id)
         unk_words += len({w for i, w in zip(ids, wids) if i == tok.unk_id})
     return VocabReport(
-        vocab_size=len(tok), alphabet_size=alphabet_size, train_texts=train_texts,
-        heldout_texts=len(texts), heldout_words=words, heldout_pieces=pieces,
+        vocab_size=len(tok),
+        alphabet_size=alphabet_size,
+        train_texts=train_texts,
+        heldout_texts=len(texts),
+        heldout_words=words,
+        heldout_pieces=pieces,
         pieces_per_word=pieces / words if words else None,
         unk_rate=unk / pieces if pieces else None,
-        unk_word_rate=unk_words / words if words else None, seconds=seconds)
+        unk_word_rate=unk_words / words if words else None,
+        seconds=seconds,
+    )
