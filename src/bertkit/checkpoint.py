@@ -6,7 +6,9 @@ A checkpoint is a directory with ``config.json``, ``model.safetensors`` (or HF's
 TF-converted ``gamma``/``beta`` LayerNorm names, and the tied MLM decoder; it initialises
 missing heads, ignores tensors the model has no use for, refuses missing or mis-shaped encoder
 tensors, and refuses mis-shaped head tensors unless ``ignore_mismatched_sizes=True``, always
-with one message listing what was missing / unexpected / mis-shaped.
+with one message listing what was missing / unexpected / mis-shaped. A model with a NaN or
+infinite weight is refused naming the first such tensor (:func:`check_finite`, reusable by any
+command that runs or ships a model).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import dataclasses
 import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -200,6 +203,36 @@ def load_into(
     return report
 
 
+# --------------------------------------------------------------------------- finiteness
+def first_non_finite(tensors: Mapping[str, torch.Tensor] | torch.nn.Module) -> tuple[str, int, int] | None:
+    """``(name, n_nan, n_inf)`` of the first floating-point tensor (in state-dict order) holding a
+    NaN or an infinity, or ``None`` when every value is finite. Takes a state dict or a module."""
+    if isinstance(tensors, torch.nn.Module):
+        tensors = tensors.state_dict()
+    for name, t in tensors.items():
+        if not (t.is_floating_point() or t.is_complex()):
+            continue
+        finite = torch.isfinite(t.detach())
+        if not bool(finite.all()):
+            n_nan = int(torch.isnan(t.detach()).sum())
+            return name, n_nan, int((~finite).sum()) - n_nan
+    return None
+
+
+def check_finite(tensors: Mapping[str, torch.Tensor] | torch.nn.Module, source: str) -> None:
+    """Refuse a model (or state dict) with a NaN / infinite weight: :class:`BertkitError` naming
+    ``source`` and the first offending tensor. Every command that runs or ships a model calls it
+    (via :meth:`PretrainedMixin.from_pretrained`), so a diverged or corrupt checkpoint never gives
+    normal-looking metrics or ``NaN`` outputs."""
+    bad = first_non_finite(tensors)
+    if bad is not None:
+        name, n_nan, n_inf = bad
+        raise BertkitError(
+            f"{source}: tensor {name} is not finite ({n_nan} NaN, {n_inf} infinite values); "
+            f"the model is unusable (diverged training or a corrupt file)"
+        )
+
+
 # --------------------------------------------------------------------------- the mixin
 class PretrainedMixin:
     """``from_pretrained`` / ``save_pretrained`` for every bertkit model class.
@@ -217,6 +250,7 @@ class PretrainedMixin:
         path: str | os.PathLike,
         *,
         ignore_mismatched_sizes: bool = False,
+        allow_non_finite: bool = False,
         **config_overrides: Any,
     ) -> M:
         """Load a checkpoint directory (bertkit's or Hugging Face's / Google-converted).
@@ -235,6 +269,8 @@ class PretrainedMixin:
         model = cls(cfg)
         sd = map_state_dict(read_state_dict(path), set(model.state_dict()))
         report = load_into(model, sd, str(path), ignore_mismatched_sizes)
+        if not allow_non_finite:
+            check_finite(model, str(path))
         if report:
             log.warning("loading %s into %s: %s", path, cls.__name__, report.message())
         model.loading_info = report

@@ -6,6 +6,7 @@ import contextlib
 import gzip
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -152,8 +153,26 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def finite_or_null(obj: object) -> object:
+    """``obj`` with every NaN / infinite float (in nested dicts, lists, tuples) replaced by ``None``,
+    so ``json.dumps`` writes valid JSON (``null``) instead of the non-standard ``NaN``."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_null(v) for v in obj]
+    return obj
+
+
+def dumps_json(obj: object, **kwargs) -> str:
+    """``json.dumps`` that always gives valid JSON: an undefined (NaN / infinite) number is ``null``."""
+    return json.dumps(finite_or_null(obj), allow_nan=False, **kwargs)
+
+
 def atomic_write_json(path: str | os.PathLike, obj: object) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+    """Write ``obj`` as indented JSON (non-finite numbers as ``null``) atomically."""
+    atomic_write_text(path, dumps_json(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 def read_json(path: str | os.PathLike) -> dict:

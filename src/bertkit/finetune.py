@@ -569,7 +569,15 @@ def write_predictions(path: Path, task: Task, examples: Sequence, predictions: S
     if path.suffix == ".json":
         atomic_write_json(path, task.official_predictions(examples, predictions))
         return
-    lines = [json.dumps(task.record(e, p), ensure_ascii=False) for e, p in zip(examples, predictions)]
+    lines = []
+    for i, (e, p) in enumerate(zip(examples, predictions), start=1):
+        try:
+            lines.append(json.dumps(task.record(e, p), ensure_ascii=False, allow_nan=False))
+        except ValueError:  # NaN / infinity: not JSON, and not a prediction
+            raise BertkitError(
+                f"{path}: the model's output for example {i} is not finite (NaN or infinity); "
+                f"nothing written (the model's activations overflow on this input)"
+            ) from None
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 

@@ -12,7 +12,7 @@ Everything here is small and stateless apart from the process group, so the trai
 * :func:`seed_everything`, :func:`capture_rng_state`, :func:`restore_rng_state` -- every RNG the
   loop touches (Python ``random``, NumPy global, torch CPU, every CUDA device), so a resumed run
   draws exactly the numbers the uninterrupted run would have.
-* :func:`log` -- print on rank 0 only (through ``tqdm.write`` so it never breaks a progress bar).
+* :func:`log` -- print to stderr on rank 0 only (through ``tqdm.write`` so it never breaks a progress bar).
 * :func:`peak_flops` -- the denominator of MFU.
 """
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -197,11 +198,12 @@ def restore_rng_state(state: dict) -> None:
 
 
 def log(msg: str) -> None:
-    """Print ``msg`` on rank 0 only, without breaking an active tqdm bar."""
+    """Print ``msg`` on rank 0 only, to stderr (stdout is for a command's results, e.g. evaluate's
+    JSON), without breaking an active tqdm bar."""
     if dist_info().is_main:
         from tqdm import tqdm
 
-        tqdm.write(msg)
+        tqdm.write(msg, file=sys.stderr)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from bertkit.cli import summary
 from bertkit.cli.finetune import TASK_NAMES, add_trained_model_options, columns_of
@@ -29,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bertkit.fileio import dumps_json
     from bertkit.finetune import evaluate
 
     if args.task == "similarity":
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
             header=args.header,
             progress=args.progress,
         )
-        print(json.dumps({args.split: metrics}, indent=2))
+        print(dumps_json({args.split: metrics}, indent=2))
         return 0
     metrics = evaluate(
         args.model,
@@ -56,5 +56,5 @@ def run(args: argparse.Namespace) -> int:
         progress=args.progress,
         columns=columns_of(args),
     )
-    print(json.dumps({args.split: metrics}, indent=2))
+    print(dumps_json({args.split: metrics}, indent=2))
     return 0

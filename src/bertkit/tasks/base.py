@@ -219,6 +219,14 @@ def run_model(
             batch["token_type_ids"].to(device),
         )
         parts = _as_arrays(out)
+        for p in parts:
+            if not np.isfinite(p).all():
+                j = int(np.nonzero(~np.isfinite(p).reshape(len(idx), -1).all(axis=1))[0][0])
+                example = features.example_index[int(idx[j])] + 1
+                raise BertkitError(
+                    f"the model's output is not finite (NaN or infinity) for example {example}: its "
+                    f"activations overflow on that input; refusing to score or write non-finite outputs"
+                )
         for j, i in enumerate(idx):
             per_item = tuple(p[j, : lengths[i]] if token_level else p[j] for p in parts)
             outputs[i] = per_item[0] if len(per_item) == 1 else per_item
