@@ -7,7 +7,21 @@ and ``tokenizers``' ``WordPieceTrainer`` learns the pieces. Every ``HELDOUT_EVER
 to ``HELDOUT_MAX``) is held out and used to report pieces per word and the ``[UNK]`` rate.
 
 The vocabulary file lists ``[PAD]`` (id 0), ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``, then
-``[unused0]`` ... ``[unusedN-1]`` if a reserve was asked for, then the learned pieces.
+``[unused0]`` ... ``[unusedN-1]`` if a reserve was asked for, then the learned pieces: the
+alphabet's characters (by code point), their ``##`` continuations (by code point), then the
+merged pieces in the order they were learned.
+
+Reproducible: the same input and options give a byte-identical ``vocab.txt`` run after run and
+for any thread count. ``tokenizers``' trainer alone does not: it keeps its word counts in a
+randomly seeded hash map, so (1) which characters ``limit_alphabet`` drops among equally frequent
+ones at the cut, and (2) the ids of the ``##c`` continuation pieces (created in hash order) --
+which break ties between equally frequent merges -- change from run to run. A first pass over
+the corpus (:func:`_alphabet`) therefore fixes both: it ranks the characters of the normalised,
+pre-tokenised words by (count descending, code point) and keeps the first ``limit_alphabet``,
+and the trainer is given that alphabet (``initial_alphabet``, ``limit_alphabet=len(alphabet)``)
+and the ``##c`` pieces pre-registered in code-point order, so every id and every tie is the same
+in each run. ``##c`` is registered for every kept character the pre-tokenizer does not isolate
+(so a character seen only at word starts still gets its ``##c``).
 """
 
 from __future__ import annotations
@@ -112,6 +126,33 @@ def _progress(paths: Sequence[str | os.PathLike], texts: Iterable[str], show: bo
             yield t
 
 
+def _alphabet(engine, texts: Iterable[str], limit: int | None, tokenize_chinese_chars: bool) -> tuple[list, list]:
+    """``(alphabet, continued)`` in code-point order: the characters the vocabulary keeps -- the
+    ``limit`` most frequent in ``engine``'s normalised, pre-tokenised words, ties by code point
+    (all when ``limit`` is None) -- and those of them that can continue a word (not punctuation
+    or, with ``tokenize_chinese_chars``, CJK, which the pre-tokenizer isolates): they get ``##c``.
+
+    Counted by ``tokenizers``' word-level trainer over single characters (parallel, in Rust),
+    which ranks equal counts by the character, so the result does not depend on hash order.
+    """
+    from tokenizers import Regex, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer as RustTokenizer
+
+    from bertkit.tokenization import unicode_tables as ut
+
+    counter = RustTokenizer(models.WordLevel(unk_token="[UNK]"))
+    counter.normalizer = engine.normalizer
+    counter.pre_tokenizer = pre_tokenizers.Sequence(
+        [engine.pre_tokenizer, pre_tokenizers.Split(Regex("."), "isolated")]
+    )
+    ranking = trainers.WordLevelTrainer(vocab_size=2**31 - 1, min_frequency=0, special_tokens=[], show_progress=False)
+    counter.train_from_iterator(texts, ranking)
+    ranked = [c for c, _ in sorted(counter.get_vocab().items(), key=lambda kv: kv[1])]
+    kept = sorted(ranked if limit is None else ranked[:limit], key=ord)
+    isolated = list(ut.punct_ranges()) + (list(ut.CJK_RANGES) if tokenize_chinese_chars else [])
+    return kept, [c for c in kept if not any(a <= ord(c) <= b for a, b in isolated)]
+
+
 def train_vocab(
     files: Sequence[str | os.PathLike],
     vocab_size: int = 30000,
@@ -160,21 +201,15 @@ def train_vocab(
         do_lower_case=lowercase, strip=strip, preserve_hangul_kana=preserve_hangul_kana
     )
     engine.pre_tokenizer = build_pre_tokenizer(tokenize_chinese_chars=tokenize_chinese_chars)
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size - unused,
-        min_frequency=min_frequency,
-        limit_alphabet=limit_alphabet,
-        special_tokens=list(SPECIAL_TOKENS),
-        continuing_subword_prefix="##",
-        show_progress=False,
-    )
 
     prepass = _prepass_regex(lowercase)
     heldout: list[str] = []
     counts = {"train": 0}
 
-    def training_texts() -> Iterator[str]:
-        for i, text in enumerate(_progress(files, iter_texts(files, encoding_errors), progress)):
+    def training_texts(show: bool) -> Iterator[str]:
+        heldout.clear()
+        counts["train"] = 0
+        for i, text in enumerate(_progress(files, iter_texts(files, encoding_errors), show)):
             if i % HELDOUT_EVERY == HELDOUT_EVERY - 1 and len(heldout) < HELDOUT_MAX:
                 heldout.append(text)
                 continue
@@ -184,13 +219,26 @@ def train_vocab(
             yield text
 
     start = time.perf_counter()
-    engine.train_from_iterator(training_texts(), trainer)
-    seconds = time.perf_counter() - start
-    if counts["train"] == 0:
+    chars, continued = _alphabet(engine, training_texts(progress), limit_alphabet, tokenize_chinese_chars)
+    if counts["train"] == 0 or not chars:
         raise BertkitError(f"{', '.join(map(str, files))}: no text to train on (empty corpus)")
+    # The ##c pieces, pre-registered in code-point order, get the same ids in every run.
+    registered = list(SPECIAL_TOKENS) + ["##" + c for c in continued]
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size - unused,
+        min_frequency=min_frequency,
+        limit_alphabet=len(chars),
+        initial_alphabet=chars,
+        special_tokens=registered,
+        continuing_subword_prefix="##",
+        show_progress=False,
+    )
+    engine.train_from_iterator(training_texts(False), trainer)
+    seconds = time.perf_counter() - start
 
-    learned = [t for t, _ in sorted(engine.get_vocab().items(), key=lambda kv: kv[1]) if t not in SPECIAL_TOKENS]
-    alphabet = [t for t in learned if len(t) == 1 or (t.startswith("##") and len(t) == 3)]
+    by_id = [t for t, _ in sorted(engine.get_vocab().items(), key=lambda kv: kv[1]) if t not in SPECIAL_TOKENS]
+    alphabet = [t for t in by_id if len(t) == 1] + ["##" + c for c in continued]
+    learned = alphabet + [t for t in by_id if len(t) > 1 and t not in registered]
     tokens = list(SPECIAL_TOKENS) + [f"[unused{i}]" for i in range(unused)] + learned
     if len(tokens) > vocab_size:
         raise BertkitError(
