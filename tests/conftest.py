@@ -11,6 +11,8 @@ REPO = Path(__file__).resolve().parents[1]
 # ../shared/data beside the project; BERTKIT_SHARED_DATA overrides.
 SHARED_DATA = Path(os.environ.get("BERTKIT_SHARED_DATA", REPO.parent / "shared" / "data"))
 MINILM = SHARED_DATA / "checkpoints" / "minilm-l6-uncased"
+# Tests never reach the Hugging Face Hub: a Hub name resolves from a cache the test lays out.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def require_shared(*parts: str) -> Path:

@@ -24,9 +24,10 @@ from typing import Any, TypeVar
 
 import torch
 
-from bertkit.config import BertConfig
+from bertkit.config import CONFIG_NAME, GOOGLE_CONFIG_NAME, BertConfig
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, read_json
+from bertkit.tf_checkpoint import is_tf_checkpoint_dir
 
 log = logging.getLogger("bertkit")
 
@@ -102,11 +103,15 @@ def read_state_dict(directory: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read the weights of a checkpoint directory as a flat ``{name: tensor}`` dict.
 
     Prefers ``model.safetensors`` (also sharded, via its ``.index.json``), then
-    ``pytorch_model.bin`` loaded with ``weights_only=True`` (no arbitrary code runs).
+    ``pytorch_model.bin`` loaded with ``weights_only=True`` (no arbitrary code runs). A Google
+    TensorFlow checkpoint directory (``bert_model.ckpt.*`` + ``bert_config.json``, no
+    ``config.json``) is read by :mod:`bertkit.tf_checkpoint`, without TensorFlow.
     """
     d = Path(directory)
     if not d.is_dir():
         raise BertkitError(f"{d}: no such checkpoint directory")
+    if is_tf_checkpoint_dir(d):
+        return _load_tf(d)
     if (d / SAFETENSORS_NAME).is_file():
         return _load_safetensors(d / SAFETENSORS_NAME)
     if (d / SAFETENSORS_INDEX_NAME).is_file():
@@ -121,6 +126,34 @@ def read_state_dict(directory: str | os.PathLike) -> dict[str, torch.Tensor]:
     if (d / PYTORCH_NAME).is_file():
         return _load_bin(d / PYTORCH_NAME)
     raise BertkitError(f"{d}: no {SAFETENSORS_NAME} or {PYTORCH_NAME} in checkpoint directory")
+
+
+def _load_tf(d: Path) -> dict[str, torch.Tensor]:
+    """A Google TensorFlow checkpoint directory's weights under HF names (see tf_checkpoint)."""
+    from bertkit.tf_checkpoint import load_bert_state_dict
+
+    arrays, report = load_bert_state_dict(d)
+    if report.skipped_training_state:
+        log.info("%s: skipped %d optimizer / step variables", d, report.skipped_training_state)
+    if report.unknown:
+        log.warning("%s: ignoring variables that are not BERT weights: %s", d, _short(report.unknown))
+    return {k: torch.from_numpy(v) for k, v in arrays.items()}
+
+
+def resolve_pretrained(path: str | os.PathLike) -> Path:
+    """The local checkpoint directory for ``path``: a directory (HF layout or Google TF), or
+    a Hub name's cached snapshot. The one entry every loader goes through."""
+    from bertkit.hub import resolve
+
+    d = resolve(path)
+    if not d.is_dir():
+        raise BertkitError(f"{d}: no such checkpoint directory")
+    return d
+
+
+def config_file_name(directory: Path) -> str:
+    """``config.json``, or ``bert_config.json`` for a Google TensorFlow checkpoint."""
+    return GOOGLE_CONFIG_NAME if is_tf_checkpoint_dir(directory) else CONFIG_NAME
 
 
 # --------------------------------------------------------------------------- name mapping
@@ -253,19 +286,20 @@ class PretrainedMixin:
         allow_non_finite: bool = False,
         **config_overrides: Any,
     ) -> M:
-        """Load a checkpoint directory (bertkit's or Hugging Face's / Google-converted).
+        """Load a checkpoint: a directory (bertkit's, Hugging Face's, or an original Google
+        TensorFlow checkpoint such as ``uncased_L-12_H-768_A-12/``) or a Hugging Face Hub name
+        (``google-bert/bert-base-uncased``, looked up in the local Hugging Face cache, see
+        :mod:`bertkit.hub`).
 
         ``config_overrides`` replace ``config.json`` values (e.g. ``num_labels=3``,
         ``id2label={...}``, ``hidden_dropout_prob=0.0``). Missing heads are initialised and
         reported in ``model.loading_info`` and a log warning; a mis-shaped tensor (e.g. a new
         ``num_labels``) is refused unless ``ignore_mismatched_sizes=True``.
         """
-        path = Path(path)
-        if not path.is_dir():
-            raise BertkitError(f"{path}: no such checkpoint directory")
+        path = resolve_pretrained(path)
         cfg = BertConfig.from_pretrained(path)
         if config_overrides:
-            cfg = with_overrides(cfg, config_overrides, source=str(path / "config.json"))
+            cfg = with_overrides(cfg, config_overrides, source=str(path / config_file_name(path)))
         model = cls(cfg)
         sd = map_state_dict(read_state_dict(path), set(model.state_dict()))
         report = load_into(model, sd, str(path), ignore_mismatched_sizes)

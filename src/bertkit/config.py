@@ -18,6 +18,7 @@ from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_write_json, read_json
 
 CONFIG_NAME = "config.json"
+GOOGLE_CONFIG_NAME = "bert_config.json"  # Google's TensorFlow checkpoints (same keys)
 
 # name -> (num_hidden_layers, hidden_size, num_attention_heads); heads = H/64, FFN = 4H.
 PRESETS: dict[str, tuple[int, int, int]] = {
@@ -162,10 +163,26 @@ class BertConfig:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> BertConfig:
-        """Read ``config.json`` from a checkpoint directory (or the file itself)."""
-        p = Path(path)
+        """Read ``config.json`` from a checkpoint directory (or the file itself); a Google
+        TensorFlow checkpoint directory's ``bert_config.json``; a Hub name's cached copy."""
+        from bertkit.hub import resolve
+
+        p = resolve(path)
         if p.is_dir():
-            p = p / CONFIG_NAME
+            if (p / CONFIG_NAME).is_file():
+                p = p / CONFIG_NAME
+            elif (p / GOOGLE_CONFIG_NAME).is_file():
+                p = p / GOOGLE_CONFIG_NAME
+            elif any(p.glob("*.index")):
+                raise BertkitError(
+                    f"{p / GOOGLE_CONFIG_NAME}: no such file (a Google BERT checkpoint directory ships its "
+                    f"{GOOGLE_CONFIG_NAME})"
+                )
+            else:
+                raise BertkitError(
+                    f"{p / CONFIG_NAME}: no such file (not a checkpoint directory: no config.json, "
+                    "no TensorFlow *.index file)"
+                )
         elif not p.exists():
             raise BertkitError(f"{p}: no such checkpoint directory")
         d = read_json(p)

@@ -148,14 +148,15 @@ def _featurize(task: Task, path: str, examples: list, tok: Any, label2id, traini
 
 
 def resolve_init(path: str) -> str:
-    """A checkpoint directory as given, or for a pre-training run directory (no ``config.json``,
+    """A checkpoint directory as given (also a Google TensorFlow checkpoint), a Hugging Face Hub
+    name's cached copy, or for a pre-training run directory (no ``config.json``,
     ``checkpoint-STEP/`` inside) its newest complete checkpoint."""
+    from bertkit.checkpoint import resolve_pretrained
+    from bertkit.tf_checkpoint import is_tf_checkpoint_dir
     from bertkit.training import list_checkpoints
 
-    p = Path(path)
-    if not p.is_dir():
-        raise BertkitError(f"{p}: no such checkpoint directory")
-    if (p / "config.json").is_file():
+    p = resolve_pretrained(path)
+    if (p / "config.json").is_file() or is_tf_checkpoint_dir(p):
         return str(p)
     found = list_checkpoints(p)
     if not found:

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "evaluate": ("evaluate", "score a fine-tuned model on a labelled file; print metrics JSON"),
     "predict": ("predict", "write predictions of a fine-tuned model for a file (JSONL)"),
+    "convert": ("convert", "convert an original Google BERT TensorFlow checkpoint (no TensorFlow needed)"),
     "info": ("info", "print bertkit, Python, torch versions and the device"),
 }
 

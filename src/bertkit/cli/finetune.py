@@ -78,7 +78,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--init",
         required=True,
         metavar="DIR",
-        help="checkpoint directory: a bertkit pre-training run, a HF BERT directory, ...",
+        help="checkpoint: a bertkit pre-training run, a HF BERT directory, a Google TF checkpoint "
+        "directory (bert_model.ckpt.*), or a cached Hugging Face Hub name",
     )
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--epochs", type=int, default=_D.epochs, help=f"(default {_D.epochs})")

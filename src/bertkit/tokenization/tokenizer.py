@@ -348,13 +348,22 @@ class Tokenizer:
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> Tokenizer:
-        """Load ``vocab.txt`` and (if present) ``tokenizer_config.json`` from ``directory``."""
-        d = Path(directory)
+        """Load ``vocab.txt`` and (if present) ``tokenizer_config.json`` from ``directory``
+        (or a Hugging Face Hub name's cached copy). A Google TensorFlow checkpoint directory has
+        no ``tokenizer_config.json``: its casing comes from the directory name or vocabulary."""
+        from bertkit.hub import resolve
+
+        d = resolve(directory)
         vocab_path = d / VOCAB_FILE
         if not vocab_path.is_file():
             raise BertkitError(f"{vocab_path}: no such file (a tokenizer directory needs {VOCAB_FILE})")
         tokens = read_vocab(vocab_path)
         cfg = read_json(d / CONFIG_FILE) if (d / CONFIG_FILE).is_file() else {}
+        if not cfg:
+            from bertkit.tf_checkpoint import is_tf_checkpoint_dir, tokenizer_casing
+
+            if is_tf_checkpoint_dir(d):
+                cfg = {"do_lower_case": tokenizer_casing(d)}
         strip = cfg.get("strip_accents")
         if strip is not None and not isinstance(strip, bool):
             raise BertkitError(f"{d / CONFIG_FILE}: strip_accents must be true, false or null")

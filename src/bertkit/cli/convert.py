@@ -1,0 +1,77 @@
+"""``bertkit convert --from-tf DIR --out DIR``: an original Google BERT TensorFlow checkpoint ->
+a normal checkpoint directory (config.json, model.safetensors, vocab.txt, tokenizer_config.json).
+
+The Python equivalent is ``BertForPreTraining.from_pretrained(tf_dir).save_pretrained(out,
+tokenizer=Tokenizer.from_pretrained(tf_dir))``; this command adds the casing and GELU choices
+and refuses to overwrite.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bertkit.cli import summary
+
+GELU_ACT = {"erf": "gelu", "tanh": "gelu_new"}
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "convert",
+        help=summary("convert"),
+        description="Read a google-research/bert TensorFlow checkpoint (bert_config.json, "
+        "bert_model.ckpt.index + .data-*, vocab.txt) without TensorFlow and write a checkpoint "
+        "directory that bertkit and transformers load unchanged. Optimizer slots and global_step "
+        "are dropped; the pre-training heads are kept when the checkpoint has them.",
+    )
+    p.add_argument(
+        "--from-tf",
+        required=True,
+        metavar="DIR",
+        help="directory with bert_config.json, vocab.txt and one TF checkpoint (bert_model.ckpt.* or any single *.index)",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="new output directory (never overwritten)")
+    case = p.add_mutually_exclusive_group()
+    case.add_argument("--cased", dest="lower", action="store_false", default=None, help="keep case when tokenizing")
+    case.add_argument("--uncased", dest="lower", action="store_true", help="lower-case and strip accents")
+    p.add_argument(
+        "--gelu",
+        choices=sorted(GELU_ACT),
+        default="erf",
+        help="erf (default): hidden_act 'gelu', the exact GELU, as transformers' converter does; "
+        "tanh: hidden_act 'gelu_new', the tanh approximation google-research/bert computes "
+        "(closest to the TF model's own outputs)",
+    )
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bertkit.errors import BertkitError
+    from bertkit.heads import BertForPreTraining
+    from bertkit.model import BertModel
+    from bertkit.tf_checkpoint import TFCheckpoint, find_prefix, is_tf_checkpoint_dir, tokenizer_casing
+    from bertkit.tokenization import Tokenizer, read_vocab
+
+    src, out = Path(args.from_tf), Path(args.out)
+    if not src.is_dir():
+        raise BertkitError(f"{src}: no such directory")
+    if not is_tf_checkpoint_dir(src):
+        find_prefix(src)  # names what is missing
+        raise BertkitError(f"{src}: has a config.json: already a converted checkpoint, not a TensorFlow one")
+    if out.exists():
+        raise BertkitError(f"{out}: already exists; bertkit convert writes a new directory (choose another --out)")
+    has_heads = "cls/predictions/output_bias" in TFCheckpoint(find_prefix(src))
+    cls = BertForPreTraining if has_heads else BertModel
+    model = cls.from_pretrained(src, hidden_act=GELU_ACT[args.gelu])
+    vocab = src / "vocab.txt"
+    tok = Tokenizer(read_vocab(vocab), do_lower_case=tokenizer_casing(src, args.lower), source=str(vocab))
+    model.save_pretrained(out, tokenizer=tok)
+    what = "with the MLM + NSP heads" if has_heads else "encoder + pooler (the checkpoint has no cls/ heads)"
+    n = sum(p.numel() for p in model.parameters())
+    print(
+        f"{out}: {cls.__name__} {what}, {n / 1e6:.1f}M parameters, hidden_act {model.config.hidden_act!r}, "
+        f"{'uncased' if tok.do_lower_case else 'cased'}"
+    )
+    return 0
