@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("evaluate", "score a fine-tuned model on a labelled file; print metrics JSON"),
     "predict": ("predict", "write predictions of a fine-tuned model for a file (JSONL)"),
     "convert": ("convert", "convert an original Google BERT TensorFlow checkpoint (no TensorFlow needed)"),
+    "export": ("export", "export a model to ONNX (+ int8), checked against torch with onnxruntime"),
     "info": ("info", "print bertkit, Python, torch versions and the device"),
 }
 
