@@ -339,7 +339,8 @@ def run_reference(inputs, tokenizer_dir, out_dir, dupe_factor, max_seq_length=12
 
 
 def run_ours(inputs, tokenizer_dir, out_dir, dupe_factor, workers, max_seq_length=128):
-    from bertkit.pretraining_data import PrepareOptions, prepare
+    from bertkit.pretraining.format import PrepareOptions
+    from bertkit.pretraining.prepare import prepare
 
     m = prepare(
         inputs,

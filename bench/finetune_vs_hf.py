@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import bertkit.finetune  # noqa: F401
     import bertkit.heads  # noqa: F401
-    import bertkit.training  # noqa: F401
+    import bertkit.training.loop  # noqa: F401
 
     results = {"config": vars(args), "torch_threads": torch.get_num_threads(), "tasks": {}}
     for name in args.tasks:

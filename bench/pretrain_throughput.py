@@ -67,7 +67,7 @@ def run_transformers(data, model, precision, steps, warmup, batch_size, device):
     from bertkit.config import BertConfig
     from bertkit.optim import build_optimizer
     from bertkit.pretrain import bert_flops_fn
-    from bertkit.pretraining_data import PretrainingLoader
+    from bertkit.pretraining.loader import PretrainingLoader
     from bertkit.runtime import autocast, peak_flops
 
     loader = PretrainingLoader(data, batch_size=batch_size)

@@ -147,7 +147,7 @@ def test_hidden_states_at_equals_full_forward():
 
 
 def test_cpu_dropout_statistics_and_gradient():
-    from bertkit.model import dropout
+    from bertkit.ops import dropout
 
     torch.manual_seed(0)
     x = torch.ones(1000, 1000, requires_grad=True)
@@ -168,7 +168,7 @@ def test_cpu_dropout_statistics_and_gradient():
 
 
 def test_cpu_attention_math_path_equals_sdpa():
-    from bertkit.model import attention
+    from bertkit.ops import attention
 
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 3, 5, 8, generator=g) for _ in range(3))

@@ -17,7 +17,7 @@ from conftest import REPO, require_shared
 
 from bertkit.errors import BertkitError
 from bertkit.pretrain import PretrainConfig, pretrain
-from bertkit.training import list_checkpoints
+from bertkit.training.checkpoints import list_checkpoints
 
 TINY = {
     "vocab_size": 30522,
@@ -30,7 +30,8 @@ TINY = {
 
 
 def _prepare(tmp: Path, nsp: bool) -> Path:
-    from bertkit.pretraining_data import PrepareOptions, prepare
+    from bertkit.pretraining.format import PrepareOptions
+    from bertkit.pretraining.prepare import prepare
 
     sample = require_shared("corpus", "sample.txt")
     vocab = require_shared("checkpoints", "minilm-l6-uncased")

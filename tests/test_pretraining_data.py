@@ -11,14 +11,10 @@ import pytest
 from pretraining_helpers import make_documents, write_bert_format, write_vocab
 
 from bertkit.errors import BertkitError
-from bertkit.pretraining_data import (
-    PrepareOptions,
-    VocabInfo,
-    check_vocab,
-    mask_tokens,
-    prepare,
-    truncate_counts,
-)
+from bertkit.pretraining.format import PrepareOptions, VocabInfo, check_vocab
+from bertkit.pretraining.instances import truncate_counts
+from bertkit.pretraining.masking import mask_tokens
+from bertkit.pretraining.prepare import prepare
 from bertkit.tokenization import Tokenizer
 
 T = 128
@@ -159,7 +155,7 @@ def test_validation_split_has_both_nsp_labels_even_with_few_documents_per_chunk(
 
 
 def test_validation_documents_choice():
-    from bertkit.pretraining_data import validation_documents
+    from bertkit.pretraining.prepare import validation_documents
 
     ids = list(range(100, 400))
     picks = [validation_documents(ids[i : i + 5], 0.1, 0, i) for i in range(0, 300, 5)]

@@ -9,7 +9,9 @@ from pretraining_helpers import make_documents, write_bert_format, write_vocab
 
 from bertkit.cli import main
 from bertkit.errors import BertkitError
-from bertkit.pretraining_data import PrepareOptions, PretrainingLoader, prepare
+from bertkit.pretraining.format import PrepareOptions
+from bertkit.pretraining.loader import PretrainingLoader
+from bertkit.pretraining.prepare import prepare
 
 T = 64
 

@@ -347,7 +347,7 @@ def test_bad_inputs_are_one_clear_line(tmp_path, capsys, fake_stages):
 
 
 def test_no_network_when_defaults_must_be_fetched(tmp_path, capsys, monkeypatch, fake_stages):
-    from test_datasets import _closed_port_url
+    from test_downloads import _closed_port_url
 
     monkeypatch.setenv("BERTKIT_INDEX_URL", _closed_port_url())
     rc = main(["quickstart", "--out", str(tmp_path / "o"), "--data-dir", str(tmp_path / "empty")])
@@ -363,7 +363,7 @@ def test_default_corpus_from_a_shared_style_dir(tmp_path, monkeypatch, fake_stag
     res = Q.run(opts, log=lambda m: None)
     corpus = Path(res["data"]["corpus_files"][0])
     sources = {json.loads(line)["source"] for line in corpus.open()}
-    assert sources == set(Q.datasets.DEFAULT_CORPUS_SOURCES)
+    assert sources == set(Q.downloads.DEFAULT_CORPUS_SOURCES)
     assert 15 < res["data"]["corpus_mb"] < 25
     assert res["data"]["minilm_dir"] and "minilm" in res["finetune"]
 

@@ -15,7 +15,9 @@ from torch import nn
 
 from bertkit.errors import BertkitError
 from bertkit.tb_events import read_scalars
-from bertkit.training import TrainConfig, Trainer, enable_activation_checkpointing, list_checkpoints
+from bertkit.training.checkpoints import list_checkpoints
+from bertkit.training.config import TrainConfig
+from bertkit.training.loop import Trainer, enable_activation_checkpointing
 
 
 class TinyNet(nn.Module):
@@ -214,7 +216,7 @@ def test_divergence_rolls_back_and_lowers_lr(tmp_path):
     )
     summary = tr.fit()
     assert summary["step"] == 16 and summary["rollbacks"] == 1 and summary["skipped_steps"] == 3
-    assert tr.lr_scale == 0.5
+    assert tr.state.lr_scale == 0.5
     assert math.isclose(tr.optimizer.param_groups[0]["lr"], 0.5 * 1e-2)
 
 
@@ -443,6 +445,19 @@ def test_resume_with_another_world_size_is_an_error(tmp_path):
         Trainer(make_model(), cfg(max_steps=4), mse_loss, ListLoader(make_batches()), out_dir=tmp_path).fit(resume=True)
 
 
+def test_checkpoints_without_later_counters_still_resume(tmp_path):
+    """trainer_state.pt files written before overflow_steps / elapsed_s were kept still resume."""
+    Trainer(make_model(), cfg(max_steps=2), mse_loss, ListLoader(make_batches()), out_dir=tmp_path).fit()
+    path = tmp_path / "checkpoint-2" / "trainer_state.pt"
+    state = torch.load(path, weights_only=False)
+    del state["overflow_steps"], state["elapsed_s"]
+    torch.save(state, path)
+    tr = Trainer(make_model(), cfg(max_steps=4), mse_loss, ListLoader(make_batches()), out_dir=tmp_path)
+    summary = tr.fit(resume=True)
+    assert summary["step"] == 4 and summary["overflow_steps"] == 0
+    assert tr.state.tokens_seen == state["tokens_seen"] * 2
+
+
 def test_lamb_trains():
     summary = Trainer(make_model(), cfg(max_steps=40, optimizer="lamb"), mse_loss, ListLoader(make_batches())).fit()
     train = [r for r in summary["history"] if r["kind"] == "train"]
@@ -477,7 +492,7 @@ def test_measured_peak_is_the_best_of_the_first_windows(tmp_path, monkeypatch):
     """A CPU peak measured while the cores were busy reads low and inflates MFU; the peak is
     re-measured over the first PEAK_CHECKS log windows and the best kept (then no more cost)."""
     from bertkit import runtime
-    from bertkit.training import PEAK_CHECKS
+    from bertkit.training.loop import PEAK_CHECKS
 
     monkeypatch.delenv("BERTKIT_PEAK_TFLOPS", raising=False)
     monkeypatch.setattr(runtime, "_measured_peaks", {})
@@ -499,5 +514,5 @@ def test_measured_peak_is_the_best_of_the_first_windows(tmp_path, monkeypatch):
     tr = Trainer(make_model(), cfg(max_steps=10, log_every=2), mse_loss, ListLoader(make_batches()), out_dir=tmp_path)
     tr.fit()
     assert len(calls) == PEAK_CHECKS == 3
-    mfu = [r["mfu"] for r in tr.history if r["kind"] == "train"]
+    mfu = [r["mfu"] for r in tr.state.history if r["kind"] == "train"]
     assert tr._peak == 4e9 and len(mfu) == 5 and all(m > 0 for m in mfu)

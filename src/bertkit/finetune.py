@@ -153,7 +153,7 @@ def resolve_init(path: str) -> str:
     ``checkpoint-STEP/`` inside) its newest complete checkpoint."""
     from bertkit.checkpoint import resolve_pretrained
     from bertkit.tf_checkpoint import is_tf_checkpoint_dir
-    from bertkit.training import list_checkpoints
+    from bertkit.training.checkpoints import list_checkpoints
 
     p = resolve_pretrained(path)
     if (p / "config.json").is_file() or is_tf_checkpoint_dir(p):
@@ -234,7 +234,9 @@ class _Runner:
         return self.task.score(self.dev.examples, preds, tune=True), preds
 
     def run(self, lr: float, batch_size: int, epochs: int, seed: int) -> dict:
-        from bertkit.training import TrainConfig, Trainer
+        from bertkit.training.config import TrainConfig
+        from bertkit.training.loop import Trainer
+        from bertkit.training.runlog import write_run_log
 
         cfg, task = self.cfg, self.task
         model = build_model(task, cfg, self.labels, len(self.tok), seed)
@@ -297,24 +299,6 @@ class _Runner:
             "model": trainer.model,
             "dev_predictions": last_preds[0] if last_preds else None,
         }
-
-
-def write_run_log(directory: Path, history: list[dict]) -> None:
-    """The training loop's records as pre-training writes them: ``metrics.jsonl`` and TensorBoard
-    scalars under ``tensorboard/`` (``train/loss``, ``eval/accuracy``, ...)."""
-    from bertkit.tb_events import EventWriter
-
-    atomic_write_text(directory / "metrics.jsonl", "".join(json.dumps(rec) + "\n" for rec in history))
-    tb = EventWriter(directory / "tensorboard")
-    try:
-        for rec in history:
-            kind = rec.get("kind", "train")
-            tb.add_scalars(
-                rec["step"],
-                {f"{kind}/{k}": v for k, v in rec.items() if k not in ("step", "kind") and isinstance(v, (int, float))},
-            )
-    finally:
-        tb.close()
 
 
 def _jsonable(obj: Any) -> Any:

@@ -15,7 +15,8 @@ from torch import nn
 
 from bertkit.checkpoint import PretrainedMixin
 from bertkit.config import BertConfig
-from bertkit.model import BertModel, Dropout, activation, init_bert_weights
+from bertkit.model import BertModel, activation, init_bert_weights
+from bertkit.ops import Dropout
 
 
 class PreTrainingOutput(NamedTuple):

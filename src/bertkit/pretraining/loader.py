@@ -21,16 +21,8 @@ import torch
 
 from bertkit.errors import BertkitError
 from bertkit.fileio import read_json
-from bertkit.pretraining_data import (
-    CONTINUATION_FILE,
-    FORMAT_NAME,
-    IGNORE_INDEX,
-    MANIFEST,
-    VocabInfo,
-    hash64,
-    instance_keys,
-    mask_tokens,
-)
+from bertkit.pretraining.format import CONTINUATION_FILE, FORMAT_NAME, IGNORE_INDEX, MANIFEST, VocabInfo
+from bertkit.pretraining.masking import hash64, instance_keys, mask_tokens
 
 
 class PretrainingLoader:

@@ -18,26 +18,18 @@ newest complete checkpoint, and a divergence guard (non-finite loss -> step skip
 ``divergence_patience`` in a row -> roll back to the last checkpoint with a lower learning rate,
 or stop with a clear message).
 
-A checkpoint directory ``out_dir/checkpoint-STEP/`` holds the model (``save_pretrained`` when the
-model has it: ``config.json`` + ``model.safetensors`` + tokenizer files; otherwise
-``model.safetensors``), ``trainer_state.pt`` (optimizer, scheduler, scaler, every rank's RNG
-states and data-loader state, step, counters) and ``meta.json`` (resolved config, versions, step,
-last metrics).
+The settings are :class:`~bertkit.training.config.TrainConfig`; the run's progress is one
+:class:`~bertkit.training.checkpoints.TrainerState`, saved and restored with the checkpoints
+(:mod:`bertkit.training.checkpoints`); the log is :class:`~bertkit.training.runlog.RunLog`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
-import json
 import math
-import platform
-import re
-import shutil
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,84 +39,23 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from bertkit import runtime
 from bertkit.errors import BertkitError
-from bertkit.fileio import atomic_dir, atomic_write_json, read_json
-from bertkit.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
+from bertkit.optim import build_optimizer, build_scheduler
+from bertkit.training.checkpoints import (
+    TRAINER_STATE,
+    TrainerState,
+    list_checkpoints,
+    load_model_weights,
+    prune_checkpoints,
+    read_trainer_state,
+    write_checkpoint,
+)
+from bertkit.training.config import TrainConfig
+from bertkit.training.runlog import RunLog
 
-CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
-TRAINER_STATE = "trainer_state.pt"
-META = "meta.json"
-METRICS = "metrics.jsonl"
 PEAK_CHECKS = 3  # log windows over which a measured (CPU) peak FLOP/s is re-measured, best kept
 
 LossFn = Callable[[nn.Module, Any], "tuple[torch.Tensor, dict[str, float]]"]
 EvalFn = Callable[[nn.Module], "dict[str, float]"]
-
-
-@dataclass
-class TrainConfig:
-    """Every knob of the loop. Defaults follow the original BERT (AdamW, linear schedule, clip 1.0)."""
-
-    max_steps: int = 1000  # optimizer steps (each = grad_accum micro-batches)
-    lr: float = 1e-4  # peak learning rate
-    warmup_steps: int = 0
-    schedule: str = "linear"  # linear | cosine | constant (all with linear warmup)
-    optimizer: str = "adamw"  # adamw | lamb
-    weight_decay: float = 0.01  # not applied to biases and LayerNorm
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_eps: float = 1e-6
-    grad_accum: int = 1  # micro-batches per optimizer step (per rank)
-    max_grad_norm: float = 1.0  # global gradient clipping; 0 disables
-    precision: str = "fp32"  # fp32 | bf16 (autocast, CPU+CUDA) | fp16 (autocast + loss scaling; for CUDA)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    eval_every: int = 0  # steps between evaluations; 0 = only at the end
-    save_every: int = 0  # steps between checkpoints; 0 = none by step count
-    save_every_minutes: float = 0.0  # minutes between checkpoints; 0 = none by time
-    keep_last: int = 3  # checkpoints kept (older ones deleted); 0 keeps all
-    log_every: int = 10  # steps between metrics.jsonl / TensorBoard records
-    seed: int = 0  # seeds dropout etc. (each rank uses seed + rank)
-    compile: bool = False  # torch.compile the model
-    activation_checkpointing: bool = False  # recompute each layer's activations in backward
-    divergence_patience: int = 5  # non-finite losses in a row before rollback / stop
-    divergence_action: str = "rollback"  # rollback (to last checkpoint, lower LR) | stop
-    lr_backoff: float = 0.5  # LR multiplier applied at each rollback
-    max_rollbacks: int = 3  # then stop
-    find_unused_parameters: bool = False  # DDP: some parameters get no gradient (e.g. MLM-only)
-    tensorboard: bool = True  # write TensorBoard event files in out_dir
-    progress: bool = True  # show the tqdm bar (else a text line at most every text_log_seconds)
-    text_log_seconds: float = 60.0  # without the bar: seconds between progress lines in the log
-
-    def validate(self) -> None:
-        """Raise :class:`BertkitError` for values the loop cannot run with."""
-        checks = [
-            (self.max_steps >= 1, "max_steps must be >= 1"),
-            (self.lr > 0, "lr must be > 0"),
-            (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
-            (self.grad_accum >= 1, "grad_accum must be >= 1"),
-            (self.max_grad_norm >= 0, "max_grad_norm must be >= 0"),
-            (self.eval_every >= 0 and self.save_every >= 0, "eval_every and save_every must be >= 0"),
-            (self.save_every_minutes >= 0, "save_every_minutes must be >= 0"),
-            (self.keep_last >= 0, "keep_last must be >= 0"),
-            (self.log_every >= 1, "log_every must be >= 1"),
-            (self.divergence_patience >= 1, "divergence_patience must be >= 1"),
-            (0 < self.lr_backoff <= 1, "lr_backoff must be in (0, 1]"),
-            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})"),
-            (
-                self.optimizer in OPTIMIZERS,
-                f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer!r})",
-            ),
-            (
-                self.precision in runtime.PRECISIONS,
-                f"precision must be one of {', '.join(runtime.PRECISIONS)} (got {self.precision!r})",
-            ),
-            (
-                self.divergence_action in ("rollback", "stop"),
-                f"divergence_action must be rollback or stop (got {self.divergence_action!r})",
-            ),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise BertkitError(f"training config: {msg}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -188,19 +119,6 @@ def move_to(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def list_checkpoints(out_dir: str | Path) -> list[Path]:
-    """Complete checkpoints in ``out_dir`` (``checkpoint-STEP`` with trainer state), oldest first."""
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        return []
-    found = []
-    for p in out_dir.iterdir():
-        m = CHECKPOINT_RE.match(p.name)
-        if m and p.is_dir() and (p / TRAINER_STATE).is_file() and (p / META).is_file():
-            found.append((int(m.group(1)), p))
-    return [p for _, p in sorted(found)]
-
-
 def _fmt_duration(seconds: float) -> str:
     seconds = int(seconds)
     h, rem = divmod(seconds, 3600)
@@ -251,51 +169,6 @@ class _Batches:
             self.consumed = 0
             for _ in range(state["consumed"]):
                 next(self)
-
-
-class _RunLog:
-    """``metrics.jsonl`` + TensorBoard events in ``out_dir`` (rank 0 only; no-op without out_dir)."""
-
-    def __init__(self, out_dir: Path | None, tensorboard: bool):
-        self.out_dir = out_dir
-        self.tensorboard = tensorboard
-        self._tb = None
-
-    def truncate_after(self, step: int) -> None:
-        """On resume: drop records the killed run wrote after its last checkpoint."""
-        path = self.out_dir / METRICS if self.out_dir else None
-        if path is None or not path.is_file():
-            return
-        kept = [
-            line
-            for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step
-        ]
-        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
-    def write(self, record: dict) -> None:
-        if self.out_dir is None:
-            return
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.out_dir / METRICS, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.tensorboard:
-            if self._tb is None:
-                from bertkit.tb_events import EventWriter
-
-                self._tb = EventWriter(self.out_dir / "tensorboard")
-            prefix = record.get("kind", "train")
-            scalars = {
-                f"{prefix}/{k}": v
-                for k, v in record.items()
-                if k not in ("step", "kind") and isinstance(v, (int, float)) and v is not None
-            }
-            self._tb.add_scalars(record["step"], scalars)
-
-    def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -359,19 +232,10 @@ class Trainer:
         self._peak = 0.0  # lazily: measuring the CPU peak takes a moment
         self._peak_checks = 0
 
-        self.step = 0
-        self.skipped_steps = 0  # non-finite steps skipped, over the whole run
-        self.overflow_steps = 0  # fp16: updates the loss scaler skipped (gradient overflow)
-        self.rollbacks = 0
-        self.lr_scale = 1.0  # cumulative divergence back-off
-        self.tokens_seen = 0  # global (all ranks)
-        self.elapsed_before = 0.0  # fit() seconds of earlier processes, up to the resumed checkpoint
+        self.state = TrainerState()
         self._fit_start: float | None = None
-        self.history: list[dict] = []
-        self.last_train: dict = {}
-        self.last_eval: dict = {}
         self.last_checkpoint: Path | None = None
-        self._log = _RunLog(self.out_dir if self.dist.is_main else None, cfg.tensorboard)
+        self._log = RunLog(self.out_dir if self.dist.is_main else None, cfg.tensorboard)
 
     # ------------------------------------------------------------------------------ public
 
@@ -385,55 +249,57 @@ class Trainer:
             self._resume(resume)
         cfg = self.cfg
         start_time = self._fit_start = time.perf_counter()
-        start_step = self.step
+        start_step = self.state.step
         last_save_time = time.monotonic()
         consecutive_bad = 0
         window = _Window()
         bar = self._progress_bar()
         last_text_log = -math.inf
         try:
-            while self.step < cfg.max_steps:
+            while self.state.step < cfg.max_steps:
                 loss, metrics, tokens, flops, grad_norm, overflow = self._train_step()
                 if overflow:  # fp16: the loss scaler skipped the update and lowered the scale
-                    self.overflow_steps += 1
+                    self.state.overflow_steps += 1
                     continue
                 if not self._is_finite(loss, grad_norm):
-                    self.skipped_steps += 1
+                    self.state.skipped_steps += 1
                     consecutive_bad += 1
                     runtime.log(
-                        f"step {self.step + 1}: non-finite loss ({loss:.4g}); step skipped "
-                        f"({consecutive_bad} in a row, {self.skipped_steps} in total)"
+                        f"step {self.state.step + 1}: non-finite loss ({loss:.4g}); step skipped "
+                        f"({consecutive_bad} in a row, {self.state.skipped_steps} in total)"
                     )
                     if consecutive_bad >= cfg.divergence_patience:
                         self._handle_divergence(consecutive_bad)
                         consecutive_bad = 0
                         bar.reset(total=cfg.max_steps)
-                        bar.update(self.step)
+                        bar.update(self.state.step)
                         window = _Window()
                     continue
                 consecutive_bad = 0
-                self.step += 1
-                self.tokens_seen += tokens * self.dist.world_size
+                self.state.step += 1
+                self.state.tokens_seen += tokens * self.dist.world_size
                 window.add(loss, metrics, tokens * self.dist.world_size, flops * self.dist.world_size, grad_norm)
                 bar.update(1)
 
-                if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
+                if self.state.step % cfg.log_every == 0 or self.state.step == cfg.max_steps:
                     record = self._log_train(window)
                     bar.set_postfix(self._postfix(record), refresh=False)
                     window = _Window()
                     now = time.perf_counter()
-                    if not cfg.progress and (now - last_text_log >= cfg.text_log_seconds or self.step == cfg.max_steps):
-                        runtime.log(self._progress_line(record, now - start_time, self.step - start_step))
+                    if not cfg.progress and (
+                        now - last_text_log >= cfg.text_log_seconds or self.state.step == cfg.max_steps
+                    ):
+                        runtime.log(self._progress_line(record, now - start_time, self.state.step - start_step))
                         last_text_log = now
-                if self.eval_fn is not None and cfg.eval_every and self.step % cfg.eval_every == 0:
+                if self.eval_fn is not None and cfg.eval_every and self.state.step % cfg.eval_every == 0:
                     self._evaluate()
                 if self._should_save(last_save_time):
                     self.save_checkpoint()
                     last_save_time = time.monotonic()
-            if self.eval_fn is not None and not (cfg.eval_every and self.step % cfg.eval_every == 0):
+            if self.eval_fn is not None and not (cfg.eval_every and self.state.step % cfg.eval_every == 0):
                 self._evaluate()
             if self.out_dir is not None and (
-                self.last_checkpoint is None or self.last_checkpoint.name != f"checkpoint-{self.step}"
+                self.last_checkpoint is None or self.last_checkpoint.name != f"checkpoint-{self.state.step}"
             ):
                 self.save_checkpoint()
         finally:
@@ -441,19 +307,19 @@ class Trainer:
             self._log.close()
         elapsed = time.perf_counter() - start_time
         summary = {
-            "step": self.step,
-            "train": self.last_train,
-            "eval": self.last_eval,
-            "history": self.history,
-            "skipped_steps": self.skipped_steps,
-            "overflow_steps": self.overflow_steps,
-            "rollbacks": self.rollbacks,
-            "tokens_seen": self.tokens_seen,
-            "elapsed_s": self.elapsed_before + elapsed,  # the whole run, earlier processes included
+            "step": self.state.step,
+            "train": self.state.last_train,
+            "eval": self.state.last_eval,
+            "history": self.state.history,
+            "skipped_steps": self.state.skipped_steps,
+            "overflow_steps": self.state.overflow_steps,
+            "rollbacks": self.state.rollbacks,
+            "tokens_seen": self.state.tokens_seen,
+            "elapsed_s": self.state.elapsed_s + elapsed,  # the whole run, earlier processes included
             "elapsed_this_run_s": elapsed,
             "checkpoint": str(self.last_checkpoint) if self.last_checkpoint else None,
         }
-        runtime.log(self._summary_line(summary, self.step - start_step))
+        runtime.log(self._summary_line(summary, self.state.step - start_step))
         return summary
 
     def save_checkpoint(self) -> Path | None:
@@ -462,12 +328,12 @@ class Trainer:
             return None
         rng = runtime.all_gather_object(runtime.capture_rng_state())
         data = runtime.all_gather_object(self.batches.state_dict())
-        target = self.out_dir / f"checkpoint-{self.step}"
+        target = self.out_dir / f"checkpoint-{self.state.step}"
         error = None
         if self.dist.is_main:
             try:
                 self._write_checkpoint(target, rng, data)
-                self._prune_checkpoints()
+                prune_checkpoints(self.out_dir, self.cfg.keep_last)
             except BertkitError as e:
                 error = str(e)
         error = runtime.broadcast_object(error)
@@ -547,7 +413,7 @@ class Trainer:
         newest = (
             list_checkpoints(self.out_dir)[-1] if self.out_dir is not None and list_checkpoints(self.out_dir) else None
         )
-        where = f"at step {self.step + 1}: {in_a_row} non-finite losses in a row"
+        where = f"at step {self.state.step + 1}: {in_a_row} non-finite losses in a row"
         if cfg.divergence_action == "stop":
             raise BertkitError(
                 f"training diverged {where}; stopping (divergence_action=stop). "
@@ -558,27 +424,28 @@ class Trainer:
                 f"training diverged {where} and there is no checkpoint to roll back to; "
                 f"lower lr or raise warmup_steps (or set save_every)"
             )
-        if self.rollbacks >= cfg.max_rollbacks:
+        if self.state.rollbacks >= cfg.max_rollbacks:
             raise BertkitError(
-                f"training diverged {where} after {self.rollbacks} rollbacks "
+                f"training diverged {where} after {self.state.rollbacks} rollbacks "
                 f"(max_rollbacks={cfg.max_rollbacks}); lower lr or raise warmup_steps"
             )
-        scale = self.lr_scale * cfg.lr_backoff
-        rollbacks, skipped = self.rollbacks + 1, self.skipped_steps
+        scale = self.state.lr_scale * cfg.lr_backoff
+        kept = self.state  # the run's own counts survive the rollback
         self._load_checkpoint(newest)
-        self.rollbacks, self.skipped_steps = rollbacks, skipped
+        self.state.rollbacks, self.state.skipped_steps = kept.rollbacks + 1, kept.skipped_steps
+        self.state.elapsed_s = kept.elapsed_s
         self._set_lr_scale(scale)
         runtime.log(
-            f"divergence guard: rolled back to {newest.name} (step {self.step}); "
-            f"learning rate now x{self.lr_scale:g} (rollback {self.rollbacks}/{cfg.max_rollbacks})"
+            f"divergence guard: rolled back to {newest.name} (step {self.state.step}); "
+            f"learning rate now x{self.state.lr_scale:g} (rollback {self.state.rollbacks}/{cfg.max_rollbacks})"
         )
 
     def _set_lr_scale(self, scale: float) -> None:
-        factor = scale / self.lr_scale
+        factor = scale / self.state.lr_scale
         self.scheduler.base_lrs = [lr * factor for lr in self.scheduler.base_lrs]
         for group in self.optimizer.param_groups:
             group["lr"] *= factor
-        self.lr_scale = scale
+        self.state.lr_scale = scale
 
     # ------------------------------------------------------------------------------ logging
 
@@ -604,18 +471,18 @@ class Trainer:
         seconds = max(window.seconds(), 1e-9)
         record = {
             "kind": "train",
-            "step": self.step,
+            "step": self.state.step,
             "loss": window.mean_loss(),
             "lr": self.optimizer.param_groups[0]["lr"],
             "grad_norm": window.mean_grad_norm(),
             **metrics,
             "tokens_per_s": window.tokens / seconds,
             "mfu": window.flops / seconds / self._peak_flops(),
-            "tokens_seen": self.tokens_seen,
-            "skipped_steps": self.skipped_steps,
+            "tokens_seen": self.state.tokens_seen,
+            "skipped_steps": self.state.skipped_steps,
         }
-        self.last_train = record
-        self.history.append(record)
+        self.state.last_train = record
+        self.state.history.append(record)
         self._log.write(record)
         return record
 
@@ -627,12 +494,12 @@ class Trainer:
             with torch.no_grad(), runtime.autocast(self.cfg.precision, self.device):
                 result = {k: float(v) for k, v in self.eval_fn(self.model).items()}
             self.model.train()
-            record = {"kind": "eval", "step": self.step, **result}
-            self.history.append(record)
+            record = {"kind": "eval", "step": self.state.step, **result}
+            self.state.history.append(record)
             self._log.write(record)
-            runtime.log(f"eval @ step {self.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
+            runtime.log(f"eval @ step {self.state.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in result.items()))
         result = runtime.broadcast_object(result)
-        self.last_eval = {"step": self.step, **result}
+        self.state.last_eval = {"step": self.state.step, **result}
         return result
 
     def _progress_bar(self):
@@ -640,7 +507,7 @@ class Trainer:
 
         return tqdm(
             total=self.cfg.max_steps,
-            initial=self.step,
+            initial=self.state.step,
             unit="step",
             dynamic_ncols=True,
             disable=not (self.dist.is_main and self.cfg.progress),
@@ -659,10 +526,10 @@ class Trainer:
     def _progress_line(self, record: dict, elapsed: float, steps_run: int) -> str:
         """The log line that stands in for the progress bar (``progress=False``): logs, clusters."""
         cfg = self.cfg
-        eta = elapsed / max(steps_run, 1) * (cfg.max_steps - self.step)
+        eta = elapsed / max(steps_run, 1) * (cfg.max_steps - self.state.step)
         post = self._postfix(record)
         return (
-            f"step {self.step}/{cfg.max_steps} ({100 * self.step / cfg.max_steps:.0f}%) loss {post['loss']} "
+            f"step {self.state.step}/{cfg.max_steps} ({100 * self.state.step / cfg.max_steps:.0f}%) loss {post['loss']} "
             f"lr {post['lr']} {post['tok/s']} tok/s MFU {post['mfu']} | {_fmt_duration(elapsed)} elapsed, "
             f"ETA {_fmt_duration(eta)}"
         )
@@ -670,14 +537,14 @@ class Trainer:
     def _summary_line(self, summary: dict, steps_run: int) -> str:
         train = summary["train"]
         took = _fmt_duration(summary["elapsed_this_run_s"])
-        if self.elapsed_before:
+        if self.state.elapsed_s:
             took += f" ({_fmt_duration(summary['elapsed_s'])} in all)"
         parts = [f"done: step {summary['step']}/{self.cfg.max_steps} ({steps_run} this run) in {took}"]
         if train:
             parts.append(f"train loss {train['loss']:.4f}")
             parts.append(f"{train['tokens_per_s']:.0f} tokens/s, MFU {100 * train['mfu']:.1f}%")
-        if self.last_eval:
-            parts.append("eval " + " ".join(f"{k} {v:.4f}" for k, v in self.last_eval.items() if k != "step"))
+        if self.state.last_eval:
+            parts.append("eval " + " ".join(f"{k} {v:.4f}" for k, v in self.state.last_eval.items() if k != "step"))
         parts.append(f"{summary['skipped_steps']} skipped steps, {summary['rollbacks']} rollbacks")
         if self.scaler.is_enabled():
             parts.append(f"{summary['overflow_steps']} fp16 overflow steps, loss scale {self.scaler.get_scale():g}")
@@ -690,71 +557,33 @@ class Trainer:
     def _should_save(self, last_save_time: float) -> bool:
         if self.out_dir is None:
             return False
-        if self.cfg.save_every and self.step % self.cfg.save_every == 0:
+        if self.cfg.save_every and self.state.step % self.cfg.save_every == 0:
             return True
         if self.cfg.save_every_minutes:
             due = time.monotonic() - last_save_time >= 60 * self.cfg.save_every_minutes
             return bool(runtime.broadcast_object(due))  # rank 0's clock decides for everyone
         return False
 
-    def _checkpoint_bytes(self) -> int:
-        """Rough size of a checkpoint: weights + optimizer moments (+ 1 MiB of small files)."""
-        weights = sum(p.numel() * p.element_size() for p in self.model.parameters())
-        return 3 * weights + 2**20
-
     def _write_checkpoint(self, target: Path, rng: list, data: list) -> None:
-        need = self._checkpoint_bytes()
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        free = shutil.disk_usage(self.out_dir).free
-        if free < need:
-            raise BertkitError(
-                f"{self.out_dir}: out of disk space for checkpoint-{self.step}: "
-                f"needs about {need / 2**20:.0f} MiB, {free / 2**20:.0f} MiB free"
-            )
-        state = {
-            "step": self.step,
+        fit_s = time.perf_counter() - self._fit_start if self._fit_start else 0.0
+        state = dataclasses.replace(self.state, elapsed_s=self.state.elapsed_s + fit_s)
+        trainer_state = {
+            **state.to_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "rng": rng,  # one entry per rank
             "data": data,  # one entry per rank
             "world_size": self.dist.world_size,
-            "skipped_steps": self.skipped_steps,
-            "overflow_steps": self.overflow_steps,
-            "rollbacks": self.rollbacks,
-            "lr_scale": self.lr_scale,
-            "tokens_seen": self.tokens_seen,
-            "elapsed_s": self.elapsed_before + (time.perf_counter() - self._fit_start if self._fit_start else 0.0),
-            "history": self.history,
-            "last_train": self.last_train,
-            "last_eval": self.last_eval,
         }
         meta = {
-            "step": self.step,
+            "step": state.step,
             "config": self.run_config,
             "train_config": dataclasses.asdict(self.cfg),
-            "versions": _versions(),
             "world_size": self.dist.world_size,
-            "metrics": {"train": self.last_train, "eval": self.last_eval},
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "metrics": {"train": state.last_train, "eval": state.last_eval},
         }
-        try:
-            with atomic_dir(target) as tmp:
-                _save_model(self.model, tmp, self.tokenizer)
-                torch.save(state, tmp / TRAINER_STATE)
-                atomic_write_json(tmp / META, meta)  # written last: marks the directory complete
-        except OSError as e:
-            if e.errno == errno.ENOSPC:
-                raise BertkitError(
-                    f"{target}: out of disk space while writing the checkpoint (needs about {need / 2**20:.0f} MiB)"
-                ) from None
-            raise
-
-    def _prune_checkpoints(self) -> None:
-        if self.cfg.keep_last <= 0:
-            return
-        for old in list_checkpoints(self.out_dir)[: -self.cfg.keep_last]:
-            shutil.rmtree(old, ignore_errors=True)
+        write_checkpoint(target, self.model, self.tokenizer, trainer_state, meta)
 
     def _resume(self, resume: bool | str | Path) -> None:
         if isinstance(resume, (str, Path)):
@@ -769,37 +598,26 @@ class Trainer:
                 runtime.log(f"resume: no complete checkpoint in {self.out_dir}; starting from scratch")
                 return
             path = found[-1]
-        state = self._load_checkpoint(path)
-        # time spent on the run by earlier processes (a divergence rollback keeps its own count)
-        self.elapsed_before = state.get("elapsed_s", 0.0)  # absent in checkpoints before it was kept
-        self._log.truncate_after(self.step)
-        runtime.log(f"resumed from {path} at step {self.step}")
+        self._load_checkpoint(path)
+        self._log.truncate_after(self.state.step)
+        runtime.log(f"resumed from {path} at step {self.state.step}")
 
-    def _load_checkpoint(self, path: Path) -> dict:
-        """Restore model, optimizer, scheduler, scaler, data position and RNG from ``path``."""
-        state = torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=False)
-        if state["world_size"] != self.dist.world_size:
+    def _load_checkpoint(self, path: Path) -> None:
+        """Restore model, optimizer, scheduler, scaler, data position, RNG and the trainer state."""
+        saved = read_trainer_state(path)
+        if saved["world_size"] != self.dist.world_size:
             raise BertkitError(
-                f"{path}: saved with world size {state['world_size']}, now "
+                f"{path}: saved with world size {saved['world_size']}, now "
                 f"{self.dist.world_size}; resume with the same number of processes"
             )
-        _load_model(self.model, path)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.batches.load_state_dict(state["data"][self.dist.rank])
-        self.step = state["step"]
-        self.skipped_steps = state["skipped_steps"]
-        self.overflow_steps = state.get("overflow_steps", 0)
-        self.rollbacks = state["rollbacks"]
-        self.lr_scale = state["lr_scale"]
-        self.tokens_seen = state["tokens_seen"]
-        self.history = state["history"]
-        self.last_train = state["last_train"]
-        self.last_eval = state["last_eval"]
+        load_model_weights(self.model, path)
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.scaler.load_state_dict(saved["scaler"])
+        self.batches.load_state_dict(saved["data"][self.dist.rank])
+        self.state = TrainerState.from_dict(saved)
         self.last_checkpoint = path
-        runtime.restore_rng_state(state["rng"][self.dist.rank])  # last: loading may draw numbers
-        return state
+        runtime.restore_rng_state(saved["rng"][self.dist.rank])  # last: loading may draw numbers
 
 
 class _Window:
@@ -837,37 +655,3 @@ class _Window:
 
     def mean_grad_norm(self) -> float | None:
         return self.grad_norm / self.grad_norm_n if self.grad_norm_n else None
-
-
-def _versions() -> dict:
-    import bertkit
-
-    return {"bertkit": bertkit.__version__, "torch": torch.__version__, "python": platform.python_version()}
-
-
-def _save_model(model: nn.Module, directory: Path, tokenizer: Any) -> None:
-    """``model.save_pretrained`` when the model has it, else ``model.safetensors`` (+ tokenizer)."""
-    if hasattr(model, "save_pretrained"):
-        model.save_pretrained(directory, tokenizer=tokenizer)
-        return
-    from safetensors.torch import save_model
-
-    save_model(model, str(directory / "model.safetensors"))
-    if tokenizer is not None:
-        tokenizer.save(directory)
-
-
-def _load_model(model: nn.Module, directory: Path) -> None:
-    """Load the weights of a checkpoint written by :func:`_save_model` into ``model`` in place."""
-    if hasattr(type(model), "from_pretrained"):
-        loaded = type(model).from_pretrained(directory)
-        model.load_state_dict(loaded.state_dict())
-        return
-    from safetensors.torch import load_model
-
-    load_model(model, str(directory / "model.safetensors"), device=str(next(model.parameters()).device))
-
-
-def read_meta(checkpoint_dir: str | Path) -> dict:
-    """The ``meta.json`` of a training checkpoint."""
-    return read_json(Path(checkpoint_dir) / META)

@@ -1,4 +1,4 @@
-"""bertkit.datasets: converters on small hand-made archives, checksums, data-root resolution,
+"""bertkit.downloads: converters on small hand-made archives, checksums, data-root resolution,
 and the no-network error. Nothing here touches the network."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_DATA, require_shared
 
-from bertkit import datasets as D
+from bertkit import downloads as D
 from bertkit.cli import main
 from bertkit.errors import BertkitError
 
