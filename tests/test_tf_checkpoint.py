@@ -69,6 +69,9 @@ def test_bundle_round_trip_every_dtype_several_shards_and_blocks(tmp_path):
         else:
             assert got.dtype == want.dtype and got.shape == want.shape and np.array_equal(got, want), name
             assert got.flags.writeable
+    assert np.array_equal(b.read("a/float32", transpose=True), f32.T)
+    assert b.read("a/float32", transpose=True).flags.c_contiguous
+    assert np.array_equal(b.read("c/bfloat16", transpose=True), b.read("c/bfloat16").T)
     # several blocks were written (the index block lists more than one handle)
     keys = [k for k, _ in read_table(tmp_path / "m.ckpt.index")]
     assert keys == sorted(keys) and len(keys) == len(tensors) + 1
@@ -258,6 +261,16 @@ BAD = {
     "missing variable": (
         _drop("bert/encoder/layer_1/output/dense/kernel"),
         r"missing variable 'bert/encoder/layer_1/output/dense/kernel'",
+    ),
+    "TF2 object graph": (
+        lambda d: write_google_checkpoint(
+            d,
+            weights={
+                "_CHECKPOINTABLE_OBJECT_GRAPH": ("string", (), b""),
+                "model/encoder/.ATTRIBUTES/VARIABLE_VALUE": np.zeros(3, np.float32),
+            },
+        ),
+        r"a TF2 object-based checkpoint .* missing variable 'bert/embeddings/",
     ),
     "string dtype": (
         _dtype("string"),

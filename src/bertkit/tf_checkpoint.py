@@ -244,8 +244,9 @@ class TFCheckpoint:
     def __contains__(self, name: str) -> bool:
         return name in self.entries
 
-    def read(self, name: str) -> np.ndarray:
-        """Variable ``name`` as a numpy array (bfloat16 widened to float32), checksum verified."""
+    def read(self, name: str, transpose: bool = False) -> np.ndarray:
+        """Variable ``name`` as a writable numpy array in native byte order (bfloat16 widened to
+        float32), checksum verified; ``transpose=True`` returns it transposed (C-contiguous)."""
         if name not in self.entries:
             raise BertkitError(f"{self.index_path}: no variable {name!r}")
         e = self.entries[name]
@@ -276,10 +277,12 @@ class TFCheckpoint:
             raise BertkitError(f"{path}: truncated while reading variable {name!r}")
         if masked_crc32c(data) != e.crc32c:
             raise BertkitError(f"{path}: checksum mismatch for variable {name!r} (corrupt file)")
-        arr = np.frombuffer(data, dtype=np_dtype).reshape(e.shape)
+        arr = np.frombuffer(data, dtype=np_dtype).reshape(e.shape)  # read-only, on `data`
+        if transpose:
+            arr = arr.T
         if DTYPES[e.dtype][0] == "bfloat16":
-            return (arr.astype(np.uint32) << 16).view(np.float32)
-        return arr.astype(arr.dtype.newbyteorder("="))  # a writable copy in native byte order
+            return (arr.astype(np.uint32, order="C") << 16).view(np.float32)
+        return arr.astype(arr.dtype.newbyteorder("="), order="C")  # the one copy
 
 
 # --------------------------------------------------------------------------- checkpoint directories
@@ -451,6 +454,11 @@ def load_bert_state_dict(
     where = str(bundle.prefix)
     targets = expected_variables(cfg)
     missing = [g for g, t in targets.items() if t.required and g not in bundle]
+    if missing and "_CHECKPOINTABLE_OBJECT_GRAPH" in bundle:
+        raise BertkitError(
+            f"{where}: a TF2 object-based checkpoint (tf.train.Checkpoint, e.g. TF Model Garden's "
+            f"BERT), not google-research/bert's variable names; missing variable {missing[0]!r}"
+        )
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise BertkitError(f"{where}: missing variable {missing[0]!r}{more}; is this a BERT checkpoint?")
@@ -475,6 +483,5 @@ def load_bert_state_dict(
                 f"{where}: variable {name!r} has shape {list(entry.shape)} but {BERT_CONFIG_NAME} "
                 f"({_config_hint(cfg, name)}) gives {list(target.shape)}"
             )
-        arr = bundle.read(name)
-        sd[target.name] = np.ascontiguousarray(arr.T) if target.transpose else arr
+        sd[target.name] = bundle.read(name, transpose=target.transpose)
     return sd, report
