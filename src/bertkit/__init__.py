@@ -27,6 +27,8 @@ _LAZY = {
     "pretrain": "bertkit.pretrain",
     "FinetuneConfig": "bertkit.finetune",
     "finetune": "bertkit.finetune",
+    "load": "bertkit.inference",
+    "Predictor": "bertkit.inference",
 }
 
 
@@ -64,4 +66,6 @@ __all__ = [
     "pretrain",
     "FinetuneConfig",
     "finetune",
+    "load",
+    "Predictor",
 ]

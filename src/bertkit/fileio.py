@@ -131,14 +131,17 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file + fsync + rename."""
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[io.BufferedRandom]:
+    """A binary file to write ``path`` through: a temporary file beside it, fsynced and renamed
+    over ``path`` when the block ends without an exception (else removed). For outputs written
+    piece by piece (streamed embeddings); a crash never leaves a partial file under ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, "w+b") as f:
+            yield f  # type: ignore[misc]
             f.flush()
             os.fsync(f.fileno())
         _publish_mode(Path(tmp), is_dir=False)
@@ -147,6 +150,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file + fsync + rename."""
+    with atomic_open(path) as f:
+        f.write(data)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -481,33 +481,6 @@ def load_task_model(model_dir: str, task_name: str | None = None, columns: dict 
     return task, model, load_tokenizer(str(path))
 
 
-def _predict_file(
-    model_dir: str,
-    data: str,
-    task_name: str | None,
-    labelled: bool,
-    batch_size: int,
-    max_seq_length: int | None,
-    progress: bool,
-    columns: dict | None,
-    out: Path | None = None,
-):
-    task, model, tok = load_task_model(model_dir, task_name, columns, max_seq_length=max_seq_length)
-    if out is not None and out.suffix == ".json" and task.official_format is None:
-        raise BertkitError(
-            f"{out}: .json predictions are for tasks with an official format (qa); "
-            f"task {task.name} writes JSON lines: name the file .jsonl"
-        )
-    examples = task.read(data, labelled=labelled)
-    label2id = {lab: i for i, lab in enumerate(task.labels)} if task.labels else None
-    if labelled:
-        task.check_labels(data, examples, label2id or {})
-    feats = _featurize(task, data, examples, tok, None, training=False)
-    id2label = dict(enumerate(task.labels)) if task.labels else None
-    preds = task.predict(model, feats, examples, id2label, batch_size, tok.pad_id, progress=progress)
-    return task, examples, preds
-
-
 def evaluate(
     model_dir: str,
     data: str,
@@ -519,8 +492,11 @@ def evaluate(
 ) -> dict[str, float]:
     """Metrics of a task checkpoint on a labelled file (same keys as ``metrics.json``).
     SQuAD v2 uses the null threshold tuned on dev at training time."""
-    t, examples, preds = _predict_file(model_dir, data, task, True, batch_size, max_seq_length, progress, columns)
-    return t.score(examples, preds)
+    from bertkit.inference import load
+
+    predictor = load(model_dir, task=task, max_length=max_seq_length, batch_size=batch_size, columns=columns)
+    examples, preds = predictor.predict_examples(data, progress=progress, labelled=True)
+    return predictor.task.score(examples, preds)
 
 
 def predict(
@@ -532,14 +508,17 @@ def predict(
     max_seq_length: int | None = None,
     progress: bool = True,
     columns: dict | None = None,
+    precision: str = "fp32",
 ) -> int:
     """Write one JSON line per example of ``data`` (labels optional) to ``out``, or for an ``out``
-    ending in ``.json`` the task's official format (SQuAD ``{id: answer}``); returns the count."""
-    t, examples, preds = _predict_file(
-        model_dir, data, task, False, batch_size, max_seq_length, progress, columns, out=Path(out)
+    ending in ``.json`` the task's official format (SQuAD ``{id: answer}``); returns the count.
+    Runs on :mod:`bertkit.inference` (token-budget batches, inference mode)."""
+    from bertkit.inference import load
+
+    predictor = load(
+        model_dir, task=task, max_length=max_seq_length, batch_size=batch_size, columns=columns, precision=precision
     )
-    write_predictions(Path(out), t, examples, preds)
-    return len(preds)
+    return predictor.predict_file(data, out, progress=progress)
 
 
 def _write_split_predictions(out_dir: Path, split: str, task: Task, examples: Sequence, predictions: Sequence) -> None:

@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("predict", "write predictions of a fine-tuned model for a file (JSONL)"),
     "convert": ("convert", "convert an original Google BERT TensorFlow checkpoint (no TensorFlow needed)"),
     "export": ("export", "export a model to ONNX (+ int8), checked against torch with onnxruntime"),
+    "embed": ("embed", "sentence embeddings of text files (.npy or .jsonl, rows in input order)"),
+    "fill-mask": ("fill_mask", "top tokens for each [MASK] of texts or stdin lines (JSON lines)"),
     "info": ("info", "print bertkit, Python, torch versions and the device"),
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bertkit.cli import summary
+from bertkit.cli.embed import add_inference_options, load_model
 from bertkit.cli.finetune import TASK_NAMES, add_trained_model_options, columns_of
 
 
@@ -12,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "predict",
         help=summary("predict"),
-        description="Labels in --data are optional; when present they are copied to each record as 'gold'.",
+        description="Labels in --data are optional; when present they are copied to each record as 'gold'. "
+        "Runs on bertkit.inference (length-sorted batches of at most --batch-size examples and --max-tokens tokens).",
     )
     add_trained_model_options(p)
     p.add_argument(
@@ -24,21 +26,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--task", default=None, choices=TASK_NAMES, help="task family (default: from the checkpoint's task.json)"
     )
+    add_inference_options(p, batch_and_length=False)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertkit.finetune import predict
-
-    n = predict(
-        args.model,
-        args.data,
-        args.out,
-        task=args.task,
-        batch_size=args.batch_size,
-        max_seq_length=args.max_seq_length,
-        progress=args.progress,
-        columns=columns_of(args),
-    )
+    model = load_model(args, task=args.task, max_length=args.max_seq_length, columns=columns_of(args))
+    n = model.predict_file(args.data, args.out, progress=args.progress)
     print(f"wrote {n} predictions to {args.out}")
     return 0

@@ -185,7 +185,25 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-@torch.no_grad()
+def token_budget_batches(lengths: Sequence[int], max_tokens: int | None, max_batch: int) -> list[np.ndarray]:
+    """Item indices grouped into batches, longest items first.
+
+    A batch is padded to its longest item, so it holds at most ``max_tokens`` tokens counted with
+    padding (an item longer than that gets a batch of its own) and at most ``max_batch`` items;
+    ``max_tokens=None`` caps only the count. Sorting by length keeps padding to the few tokens
+    between neighbours; longest first means a batch that does not fit in memory fails at once.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    batches, start = [], 0
+    while start < len(order):
+        longest = max(int(lengths[order[start]]), 1)
+        size = max_batch if max_tokens is None else max(1, min(max_batch, max_tokens // longest))
+        batches.append(order[start : start + size])
+        start += size
+    return batches
+
+
 def run_model(
     model: torch.nn.Module,
     features: Features,
@@ -194,12 +212,15 @@ def run_model(
     token_level: bool = False,
     progress: bool = False,
     desc: str = "predict",
+    max_tokens: int | None = None,
 ) -> list[Any]:
     """Forward every feature item in eval mode; return the raw output per item, in item order.
 
-    Items are batched in order of length (less padding). With ``token_level`` every output has
-    a token axis and is trimmed to its item's length. An output is a numpy array, or a tuple of
-    them when the model returns several tensors (QA start and end logits).
+    Items are batched by :func:`token_budget_batches` (sorted by length: little padding; at most
+    ``batch_size`` items and ``max_tokens`` padded tokens a batch) under
+    ``torch.inference_mode``; an autocast context around the call applies. With ``token_level``
+    every output has a token axis and is trimmed to its item's length. An output is a numpy
+    array, or a tuple of them when the model returns several tensors (QA start and end logits).
     """
     from tqdm.auto import tqdm
 
@@ -207,29 +228,28 @@ def run_model(
     model.eval()
     device = model_device(model)
     lengths = [_item_len(it) for it in features.items]
-    order = np.argsort(lengths, kind="stable")
     outputs: list[Any] = [None] * len(features)
-    starts = range(0, len(order), batch_size)
-    for s in tqdm(starts, desc=desc, disable=not progress, leave=False, unit="batch"):
-        idx = order[s : s + batch_size]
-        batch = collate([features.items[i] for i in idx], pad_id)
-        out = model(
-            batch["input_ids"].to(device),
-            batch["attention_mask"].to(device),
-            batch["token_type_ids"].to(device),
-        )
-        parts = _as_arrays(out)
-        for p in parts:
-            if not np.isfinite(p).all():
-                j = int(np.nonzero(~np.isfinite(p).reshape(len(idx), -1).all(axis=1))[0][0])
-                example = features.example_index[int(idx[j])] + 1
-                raise BertkitError(
-                    f"the model's output is not finite (NaN or infinity) for example {example}: its "
-                    f"activations overflow on that input; refusing to score or write non-finite outputs"
-                )
-        for j, i in enumerate(idx):
-            per_item = tuple(p[j, : lengths[i]] if token_level else p[j] for p in parts)
-            outputs[i] = per_item[0] if len(per_item) == 1 else per_item
+    batches = token_budget_batches(lengths, max_tokens, batch_size)
+    with torch.inference_mode():
+        for idx in tqdm(batches, desc=desc, disable=not progress, leave=False, unit="batch"):
+            batch = collate([features.items[i] for i in idx], pad_id)
+            out = model(
+                batch["input_ids"].to(device),
+                batch["attention_mask"].to(device),
+                batch["token_type_ids"].to(device),
+            )
+            parts = _as_arrays(out)
+            for p in parts:
+                if not np.isfinite(p).all():
+                    j = int(np.nonzero(~np.isfinite(p).reshape(len(idx), -1).all(axis=1))[0][0])
+                    example = features.example_index[int(idx[j])] + 1
+                    raise BertkitError(
+                        f"the model's output is not finite (NaN or infinity) for example {example}: its "
+                        f"activations overflow on that input; refusing to score or write non-finite outputs"
+                    )
+            for j, i in enumerate(idx):
+                per_item = tuple(p[j, : lengths[i]] if token_level else p[j] for p in parts)
+                outputs[i] = per_item[0] if len(per_item) == 1 else per_item
     model.train(was_training)
     return outputs
 
@@ -305,8 +325,9 @@ class Task(ABC):
         batch_size: int,
         pad_id: int,
         progress: bool = False,
+        max_tokens: int | None = None,
     ) -> list[Any]:
-        """One prediction per example."""
+        """One prediction per example (``max_tokens``: padded tokens per batch, see :func:`run_model`)."""
         raise NotImplementedError
 
     # -- scoring and output ---------------------------------------------------------------------

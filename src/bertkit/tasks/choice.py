@@ -106,8 +106,8 @@ class ChoiceTask(Task):
         loss = F.cross_entropy(logits.float(), labels)
         return loss, {"acc": (logits.argmax(-1) == labels).float().mean().item()}
 
-    def predict(self, model, features, examples, id2label, batch_size, pad_id, progress=False):
-        logits = run_model(model, features, batch_size, pad_id, progress=progress)  # (C,) each
+    def predict(self, model, features, examples, id2label, batch_size, pad_id, progress=False, max_tokens=None):
+        logits = run_model(model, features, batch_size, pad_id, progress=progress, max_tokens=max_tokens)  # (C,) each
         out = []
         for lg in logits:
             p = np.exp(lg - lg.max())

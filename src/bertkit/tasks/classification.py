@@ -224,14 +224,15 @@ class ClassificationTask(Task):
         acc = (logits.argmax(-1) == labels).float().mean().item()
         return loss, {"acc": acc}
 
-    def predict(self, model, features, examples, id2label, batch_size, pad_id, progress=False):
-        logits = run_model(model, features, batch_size, pad_id, progress=progress)
+    def predict(self, model, features, examples, id2label, batch_size, pad_id, progress=False, max_tokens=None):
+        logits = run_model(model, features, batch_size, pad_id, progress=progress, max_tokens=max_tokens)
         out = []
         for lg in logits:
             p = np.exp(lg - lg.max())
             p /= p.sum()
             k = int(lg.argmax())
-            out.append({"label": id2label[k], "probability": float(p[k])})
+            probabilities = {id2label[j]: float(x) for j, x in enumerate(p)}
+            out.append({"label": id2label[k], "probability": float(p[k]), "probabilities": probabilities})
         return out
 
     def score(self, examples, predictions, tune=False):

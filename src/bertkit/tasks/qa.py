@@ -65,6 +65,16 @@ def _char_to_token_span(offsets: list[tuple[int, int]], start: int, end: int) ->
     return first, last
 
 
+def _log_softmax_context(logits: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Log-softmax of a window's start (or end) logits over [CLS] (position 0) and its context
+    tokens ``lo:hi``; the question and [SEP] positions get -inf."""
+    allowed = np.full(logits.shape, -np.inf, dtype=np.float64)
+    allowed[0] = logits[0]
+    allowed[lo:hi] = logits[lo:hi]
+    top = allowed.max()
+    return allowed - (top + np.log(np.exp(allowed - top).sum()))
+
+
 class QATask(Task):
     name = "qa"
     head = "BertForQuestionAnswering"
@@ -151,11 +161,17 @@ class QATask(Task):
         return loss, {}
 
     # -- prediction -----------------------------------------------------------------------------
-    def predict(self, model, features, examples, id2label, batch_size, pad_id, progress=False):
-        """Per question: best span text, its score and ``null_score_diff`` (null - best span)."""
-        logits = run_model(model, features, batch_size, pad_id, token_level=True, progress=progress)
+    def predict(self, model, features, examples, id2label, batch_size, pad_id, progress=False, max_tokens=None):
+        """Per question: best span text, its character ``start`` / ``end`` in the context, its
+        ``score`` (start x end probability, softmax over the window's context tokens and [CLS], as
+        transformers' question-answering pipeline) and ``null_score_diff`` (null - best span)."""
+        logits = run_model(
+            model, features, batch_size, pad_id, token_level=True, progress=progress, max_tokens=max_tokens
+        )
         s = self.settings
-        best: list[dict] = [{"text": "", "score": -np.inf, "null": np.inf} for _ in examples]
+        best: list[dict] = [
+            {"text": "", "score": -np.inf, "null": np.inf, "start": None, "end": None, "prob": 0.0} for _ in examples
+        ]
         for (start, end), m, ex_i in zip(logits, features.meta, features.example_index):
             b = best[ex_i]
             b["null"] = min(b["null"], float(start[0] + end[0]))
@@ -163,6 +179,7 @@ class QATask(Task):
             lo, hi = m["ctx_start"], m["ctx_start"] + n_ctx
             top_s = np.argsort(-start, kind="stable")[: s["n_best"]]
             top_e = np.argsort(-end, kind="stable")[: s["n_best"]]
+            log_ps, log_pe = _log_softmax_context(start, lo, hi), _log_softmax_context(end, lo, hi)
             for i in top_s:
                 if not (lo <= i < hi) or not m["max_context"][i - lo]:
                     continue
@@ -172,13 +189,22 @@ class QATask(Task):
                     score = float(start[i] + end[j])
                     if score > b["score"]:
                         b["score"] = score
-                        c0 = m["offsets"][i - lo][0]
-                        c1 = m["offsets"][j - lo][1]
-                        b["text"] = examples[ex_i].context[c0:c1]
+                        b["start"] = m["offsets"][i - lo][0]
+                        b["end"] = m["offsets"][j - lo][1]
+                        b["text"] = examples[ex_i].context[b["start"] : b["end"]]
+                        b["prob"] = float(np.exp(log_ps[i] + log_pe[j]))
         out = []
         for b in best:
             diff = b["null"] - b["score"] if np.isfinite(b["score"]) else 1e9  # no valid span
-            out.append({"text": b["text"], "null_score_diff": float(diff)})
+            out.append(
+                {
+                    "text": b["text"],
+                    "null_score_diff": float(diff),
+                    "start": b["start"],
+                    "end": b["end"],
+                    "score": b["prob"],
+                }
+            )
         return out
 
     def answer(self, prediction: dict) -> str:

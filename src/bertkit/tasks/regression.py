@@ -63,8 +63,8 @@ class RegressionTask(Task):
         loss = F.mse_loss(pred.float(), batch["labels"].to(pred.device))
         return loss, {}
 
-    def predict(self, model, features, examples, id2label, batch_size, pad_id, progress=False):
-        out = run_model(model, features, batch_size, pad_id, progress=progress)
+    def predict(self, model, features, examples, id2label, batch_size, pad_id, progress=False, max_tokens=None):
+        out = run_model(model, features, batch_size, pad_id, progress=progress, max_tokens=max_tokens)
         return [{"score": float(o[0])} for o in out]
 
     def score(self, examples, predictions, tune=False):

@@ -90,8 +90,10 @@ class TaggingTask(Task):
     def _fallback_tag(self, id2label) -> str:
         return "O" if "O" in id2label.values() else id2label[0]
 
-    def predict(self, model, features, examples, id2label, batch_size, pad_id, progress=False):
-        logits = run_model(model, features, batch_size, pad_id, token_level=True, progress=progress)  # (T, K) each
+    def predict(self, model, features, examples, id2label, batch_size, pad_id, progress=False, max_tokens=None):
+        logits = run_model(
+            model, features, batch_size, pad_id, token_level=True, progress=progress, max_tokens=max_tokens
+        )  # (T, K) each
         fallback = self._fallback_tag(id2label)
         out = []
         for lg, first in zip(logits, features.meta):

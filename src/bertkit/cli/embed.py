@@ -1,0 +1,85 @@
+"""``bertkit embed``: sentence embeddings of text files, streamed into ``.npy`` or ``.jsonl``."""
+
+from __future__ import annotations
+
+import argparse
+
+from bertkit.cli import summary
+
+
+def add_inference_options(p: argparse.ArgumentParser, batch_and_length: bool = True) -> None:
+    """Options every inference command shares: batching, length, precision, device
+    (``batch_and_length=False``: a command that has its own --batch-size / length option)."""
+    if batch_and_length:
+        p.add_argument("--batch-size", type=int, default=256, help="most texts in one batch (default: 256)")
+        p.add_argument("--max-length", type=int, default=None, help="truncate inputs to this many tokens")
+    p.add_argument(
+        "--max-tokens", type=int, default=16384, help="most tokens in one batch, padding included (default: 16384)"
+    )
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16", "auto"),
+        help="bf16 autocast (fast only where the CPU/GPU has bf16 matrix units); auto = bf16 only there",
+    )
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+
+
+def load_model(args: argparse.Namespace, **overrides):
+    """``bertkit.load(args.model, ...)`` with the options of :func:`add_inference_options`."""
+    from bertkit.inference import load
+
+    kw = dict(
+        device=args.device,
+        precision=args.precision,
+        max_length=getattr(args, "max_length", None),
+        batch_size=args.batch_size,
+        max_tokens=args.max_tokens,
+    )
+    return load(args.model, **{**kw, **overrides})
+
+
+def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "embed",
+        help=summary("embed"),
+        description="Embed every text of the input files (in order) with a model directory. Inputs: .txt (one "
+        "text per line, empty lines included), .jsonl (a text field), .tsv (a column; header line); .gz too. "
+        "Output: .npy (float32 rows in input order) or .jsonl ({\"text\", \"embedding\"} per line), written "
+        "atomically; an existing output file is refused. Inputs are streamed (memory bounded by --chunk-size).",
+    )
+    p.add_argument("--model", required=True, metavar="DIR", help="any model directory (encoder, pre-training, task)")
+    p.add_argument("--input", required=True, nargs="+", metavar="FILE", help="text files, read in the order given")
+    p.add_argument("--out", required=True, metavar="OUT", help="OUT.npy or OUT.jsonl (must not exist)")
+    p.add_argument("--pooling", default="mean", choices=("mean", "cls", "max"))
+    p.add_argument("--normalize", action="store_true", help="L2-normalise each embedding")
+    p.add_argument("--column", default=None, help=".tsv: the text column, by name or 0-based position")
+    p.add_argument("--text-field", default="text", help=".jsonl: the text field (default: text)")
+    p.add_argument(
+        "--chunk-size", type=int, default=8192, help="texts read, sorted and embedded at a time (default: 8192)"
+    )
+    add_inference_options(p)
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from bertkit.inference import EmbeddingWriter, count_input_texts, iter_input_texts, refuse_existing
+
+    refuse_existing(args.out)  # before the model loads
+    model = load_model(args)
+    total = count_input_texts(args.input) if args.progress else None
+    texts = iter_input_texts(args.input, column=args.column, text_field=args.text_field)
+    dim = model.config.hidden_size
+    with EmbeddingWriter(args.out, dim) as writer:
+        for chunk, vectors in model.iter_embed(
+            texts,
+            pooling=args.pooling,
+            normalize=args.normalize,
+            chunk_size=args.chunk_size,
+            progress=args.progress,
+            total=total,
+        ):
+            writer.write(vectors, chunk)
+    print(f"wrote {writer.rows} embeddings ({writer.rows} x {dim}, {args.pooling} pooling) to {args.out}")
+    return 0
