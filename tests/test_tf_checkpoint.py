@@ -427,3 +427,14 @@ def test_fixture_finetune_init_from_the_tf_directory(tmp_path):
     saved = BertModel.from_pretrained(out)
     assert saved.config.vocab_size == 1000
     assert json.loads((out / "tokenizer_config.json").read_text())["do_lower_case"] is True
+
+
+def test_large_reads_show_a_progress_bar(tmp_path, capsys, monkeypatch):
+    import bertkit.tf_checkpoint as tfc
+
+    write_google_checkpoint(tmp_path / "ckpt")
+    load_bert_state_dict(tmp_path / "ckpt")
+    assert "reading TF checkpoint" not in capsys.readouterr().err  # small: no bar
+    monkeypatch.setattr(tfc, "_PROGRESS_BYTES", 0)
+    load_bert_state_dict(tmp_path / "ckpt")
+    assert "reading TF checkpoint" in capsys.readouterr().err

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from bertkit.config import GOOGLE_CONFIG_NAME as BERT_CONFIG_NAME
 from bertkit.errors import BertkitError
@@ -43,6 +44,7 @@ DEFAULT_PREFIX = "bert_model.ckpt"
 VOCAB_NAME = "vocab.txt"
 
 log = logging.getLogger("bertkit")
+_PROGRESS_BYTES = 64 << 20  # show a progress bar when reading more than this
 
 _TABLE_MAGIC = 0xDB4775248B80FB57
 _FOOTER_SIZE = 48  # two block handles padded to 40 bytes, then the 8-byte magic
@@ -463,15 +465,14 @@ def load_bert_state_dict(
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise BertkitError(f"{where}: missing variable {missing[0]!r}{more}; is this a BERT checkpoint?")
     report = ImportReport(unknown=[])
-    sd: dict[str, np.ndarray] = {}
+    wanted: list[tuple[str, Target]] = []  # every name and shape checked before any byte is read
     for name, entry in bundle.entries.items():
         target = targets.get(name)
         if target is None:
             if is_training_state(name):
                 report.skipped_training_state += 1
                 continue
-            m = re.match(r"bert/encoder/layer_(\d+)/", name)
-            if m:
+            if re.match(r"bert/encoder/layer_\d+/", name):
                 raise BertkitError(
                     f"{where}: variable {name!r} but {BERT_CONFIG_NAME} says num_hidden_layers="
                     f"{cfg['num_hidden_layers']}"
@@ -483,5 +484,19 @@ def load_bert_state_dict(
                 f"{where}: variable {name!r} has shape {list(entry.shape)} but {BERT_CONFIG_NAME} "
                 f"({_config_hint(cfg, name)}) gives {list(target.shape)}"
             )
-        sd[target.name] = bundle.read(name, transpose=target.transpose)
+        wanted.append((name, target))
+    total = sum(bundle.entries[name].size for name, _ in wanted)
+    sd: dict[str, np.ndarray] = {}
+    # A bar for checkpoints that take a while (BERT-base: 440 MB); none for small ones.
+    with tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        desc="reading TF checkpoint",
+        leave=False,
+        disable=total < _PROGRESS_BYTES,
+    ) as bar:
+        for name, target in wanted:
+            sd[target.name] = bundle.read(name, transpose=target.transpose)
+            bar.update(bundle.entries[name].size)
     return sd, report
