@@ -62,6 +62,9 @@ def test_hub_name_loads_from_the_cache(offline, bin_only):
     assert BertConfig.from_pretrained(REPO).vocab_size == len(VOCAB)
     assert Tokenizer.from_pretrained(REPO).tokenize("Hello world") == ["hello", "world"]
     assert resolve_init(REPO) == str(snap)
+    import bertkit
+
+    assert "fill_mask" in bertkit.load(REPO, device="cpu").capabilities
 
 
 def test_hub_cache_env_is_read_when_called(tmp_path, monkeypatch):

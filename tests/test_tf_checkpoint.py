@@ -438,3 +438,23 @@ def test_large_reads_show_a_progress_bar(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(tfc, "_PROGRESS_BYTES", 0)
     load_bert_state_dict(tmp_path / "ckpt")
     assert "reading TF checkpoint" in capsys.readouterr().err
+
+
+def test_fixture_through_bertkit_load():
+    import bertkit
+
+    d = _fixture()
+    m = bertkit.load(str(d), device="cpu")
+    assert "fill_mask" in m.capabilities
+    filled = m.fill_mask(["! [MASK] !"], top_k=3)[0]
+    assert len(filled["masks"][0]) == 3
+    # [CLS] embeddings = the directly loaded encoder's (whose parity with transformers is tested above)
+    tok = Tokenizer.from_pretrained(d)
+    texts = ["! ! !", "!"]
+    emb = m.embed(texts, pooling="cls")
+    enc = BertModel.from_pretrained(d)
+    for text, row in zip(texts, emb):
+        ids = torch.tensor([tok.encode(text).input_ids])
+        with torch.no_grad():
+            want = enc(ids).last_hidden_state[0, 0].numpy()
+        assert np.abs(row - want).max() <= 1e-5

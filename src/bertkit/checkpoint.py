@@ -128,6 +128,26 @@ def read_state_dict(directory: str | os.PathLike) -> dict[str, torch.Tensor]:
     raise BertkitError(f"{d}: no {SAFETENSORS_NAME} or {PYTORCH_NAME} in checkpoint directory")
 
 
+def tensor_names(directory: str | os.PathLike) -> set[str]:
+    """The tensor names of a checkpoint directory, from the safetensors header or the TF index
+    when there is one (no tensor data read), else from :func:`read_state_dict`."""
+    d = Path(directory)
+    if is_tf_checkpoint_dir(d):
+        from bertkit.tf_checkpoint import bert_tensor_names
+
+        return bert_tensor_names(d)
+    single = d / SAFETENSORS_NAME
+    if single.is_file():
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(single), framework="pt") as f:
+                return set(f.keys())
+        except Exception as e:  # a damaged file: one line, as read_state_dict would say
+            raise BertkitError(f"{single}: cannot read safetensors header ({e})") from None
+    return set(read_state_dict(d))
+
+
 def _load_tf(d: Path) -> dict[str, torch.Tensor]:
     """A Google TensorFlow checkpoint directory's weights under HF names (see tf_checkpoint)."""
     from bertkit.tf_checkpoint import load_bert_state_dict

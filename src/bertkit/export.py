@@ -50,6 +50,7 @@ import torch
 from torch import nn
 
 from bertkit import __version__
+from bertkit.checkpoint import tensor_names
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, atomic_write_json, read_json
 
@@ -193,21 +194,6 @@ class Exportable:
         return int(self.config.max_position_embeddings)
 
 
-def _tensor_names(directory: Path) -> set[str]:
-    from safetensors import safe_open
-
-    from bertkit.checkpoint import read_state_dict
-
-    single = directory / "model.safetensors"
-    if single.is_file():
-        try:
-            with safe_open(str(single), framework="pt") as f:
-                return set(f.keys())
-        except Exception as e:
-            raise BertkitError(f"{single}: cannot read safetensors header ({e})") from None
-    return set(read_state_dict(directory))
-
-
 def load_exportable(model_dir: str | Path, kind: str = "auto", pooling: str = "mean") -> Exportable:
     """What ``model_dir`` does, as a traceable graph (see the module docstring)."""
     from bertkit.finetune import TASK_FILE, load_task_model, resolve_init
@@ -237,7 +223,7 @@ def load_exportable(model_dir: str | Path, kind: str = "auto", pooling: str = "m
     from bertkit.model import BertModel
     from bertkit.tokenization import Tokenizer
 
-    names = {n.removeprefix("bert.") for n in _tensor_names(directory)}
+    names = {n.removeprefix("bert.") for n in tensor_names(directory)}
     has_mlm = any(n.startswith(_MLM_PREFIX) for n in names)
     if kind == "fill-mask" and not has_mlm:
         raise BertkitError(

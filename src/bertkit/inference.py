@@ -20,11 +20,14 @@ max_tokens=16384) -> Predictor`` opens
 * a plain encoder directory (``config.json`` + weights + ``vocab.txt``: bertkit's, a
   transformers ``BertModel`` directory, ...): ``embed``, ``similarity``;
 * a pre-training checkpoint (MLM head ``cls.predictions.*``; a run directory means its newest
-  ``checkpoint-STEP/``): ``embed``, ``similarity``, ``fill_mask``;
+  ``checkpoint-STEP/``; an original Google TensorFlow checkpoint directory, read without
+  TensorFlow): ``embed``, ``similarity``, ``fill_mask``;
 * a fine-tuned task directory (``bertkit finetune`` output with ``task.json``, or a transformers
   ``BertFor{SequenceClassification,TokenClassification,QuestionAnswering,MultipleChoice}``
   directory, or any head checkpoint with ``task=NAME``): ``embed``, ``similarity``, ``predict``
-  (and ``predict_file``).
+  (and ``predict_file``);
+* a Hugging Face Hub name (``google-bert/bert-base-uncased``) in the local Hugging Face cache
+  (docs/INTEROP.md).
 
 A method the model cannot do raises one :class:`~bertkit.errors.BertkitError` saying why.
 
@@ -85,6 +88,7 @@ import torch
 import torch.nn.functional as F
 
 from bertkit import runtime
+from bertkit.checkpoint import tensor_names
 from bertkit.errors import BertkitError
 from bertkit.tasks.base import build_pair, collate, token_budget_batches
 
@@ -123,28 +127,13 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def _tensor_names(directory: Path) -> set[str]:
-    """Tensor names of a checkpoint directory without loading a safetensors file's data."""
-    from safetensors import safe_open
-
-    from bertkit.checkpoint import read_state_dict
-
-    single = directory / "model.safetensors"
-    if single.is_file():
-        try:
-            with safe_open(str(single), framework="pt") as f:
-                return set(f.keys())
-        except Exception as e:  # a damaged file: read_state_dict gives the one-line error
-            raise BertkitError(f"{single}: cannot read safetensors header ({e})") from None
-    return set(read_state_dict(directory))
-
-
 def _architecture_task(directory: Path, cfg: Any) -> str | None:
     """The task family of a head checkpoint from config.json's ``architectures`` (transformers
     and bertkit write it), or None."""
+    from bertkit.checkpoint import config_file_name
     from bertkit.fileio import read_json
 
-    for arch in read_json(directory / "config.json").get("architectures") or []:
+    for arch in read_json(directory / config_file_name(directory)).get("architectures") or []:
         if arch in ARCHITECTURE_TASKS:
             name = ARCHITECTURE_TASKS[arch]
             return "regression" if name == "classification" and cfg.num_labels == 1 else name
@@ -187,7 +176,7 @@ def load(
     from bertkit.model import BertModel
     from bertkit.tokenization import Tokenizer
 
-    names = {n.removeprefix("bert.") for n in _tensor_names(directory)}
+    names = {n.removeprefix("bert.") for n in tensor_names(directory)}
     has_mlm = any(n.startswith(_MLM_PREFIX) for n in names)
     model = (BertForPreTraining if has_mlm else BertModel).from_pretrained(directory).to(dev)
     tok = Tokenizer.from_pretrained(directory)

@@ -440,6 +440,14 @@ def _config_hint(cfg: dict, google_name: str) -> str:
     return ", ".join(f"{k}={cfg.get(k)}" for k in keys)
 
 
+def bert_tensor_names(directory: str | os.PathLike) -> set[str]:
+    """The bertkit/HF names of the BERT weights the Google checkpoint in ``directory`` holds
+    (from its index alone; nothing is checked or read)."""
+    d = Path(directory)
+    targets = expected_variables(read_bert_config(d))
+    return {targets[n].name for n in TFCheckpoint(find_prefix(d)).entries if n in targets}
+
+
 def load_bert_state_dict(
     directory: str | os.PathLike, cfg: dict | None = None
 ) -> tuple[dict[str, np.ndarray], ImportReport]:
