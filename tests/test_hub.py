@@ -100,3 +100,32 @@ def test_local_paths_win_and_paths_are_not_repo_ids(offline):
         assert not looks_like_repo_id(name), name
     for name in (REPO, "bert-base-uncased", "dslim/bert-base-NER"):
         assert looks_like_repo_id(name), name
+
+
+@pytest.mark.parametrize(
+    "error, message",
+    [
+        ("local", "no such local directory, and the Hugging Face Hub cannot be reached (not cached in"),
+        ("other", "no such local directory, and not loadable from the Hugging Face Hub: ValueError: repo gone"),
+    ],
+)
+def test_online_failures_are_one_line(tmp_path, monkeypatch, error, message):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    calls = []
+
+    def fake_snapshot_download(repo_id, **kw):  # stands in for the network
+        calls.append(kw)
+        if error == "local":
+            raise LocalEntryNotFoundError("connection error")
+        raise ValueError("repo gone\nsecond line")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    with pytest.raises(BertkitError) as e:
+        BertModel.from_pretrained(REPO)
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert calls[0]["local_files_only"] is False and "model.safetensors" in calls[0]["allow_patterns"]
