@@ -99,7 +99,7 @@ def test_google_names_map_to_bertkit_names(tmp_path):
     assert np.array_equal(m.bert.embeddings.word_embeddings.weight.detach().numpy(), we)
 
 
-def test_checkpoint_prefix_choice(tmp_path):
+def test_checkpoint_prefix_choice(tmp_path, monkeypatch):
     d = tmp_path / "ckpt"
     write_google_checkpoint(d, prefix="model.ckpt-1000")  # any single *.index prefix
     assert find_prefix(d) == d / "model.ckpt-1000"
@@ -112,6 +112,14 @@ def test_checkpoint_prefix_choice(tmp_path):
     assert find_prefix(d) == d / "model.ckpt-2000"
     write_google_checkpoint(d)  # bert_model.ckpt wins when present
     assert find_prefix(d) == d / "bert_model.ckpt"
+    # a prefix (what google-research/bert's --init_checkpoint takes) is pointed to its directory,
+    # as a relative path too (never taken for a Hub name)
+    monkeypatch.chdir(tmp_path)
+    for given in (d / "bert_model.ckpt", "ckpt/bert_model.ckpt"):
+        with pytest.raises(
+            BertkitError, match=r"ckpt/bert_model.ckpt: a TensorFlow checkpoint prefix; pass its directory"
+        ):
+            BertModel.from_pretrained(given)
 
 
 def test_fp16_bf16_checkpoints_and_sharded_ones(tmp_path):

@@ -166,6 +166,11 @@ def resolve_pretrained(path: str | os.PathLike) -> Path:
     from bertkit.hub import resolve
 
     d = resolve(path)
+    if not d.is_dir() and Path(f"{d}.index").is_file():
+        raise BertkitError(
+            f"{d}: a TensorFlow checkpoint prefix; pass its directory {d.parent} (bertkit reads "
+            "bert_model.ckpt there, else the only *.index, else the one its 'checkpoint' file names)"
+        )
     if not d.is_dir():
         raise BertkitError(f"{d}: no such checkpoint directory")
     return d

@@ -50,7 +50,8 @@ def is_offline() -> bool:
 def resolve(path: str | os.PathLike) -> Path:
     """A local path as it is, or the local snapshot directory of Hub repository ``path``."""
     p = Path(path)
-    if p.exists() or isinstance(path, Path) or not looks_like_repo_id(str(path)):
+    local = p.exists() or Path(f"{p}.index").exists()  # a directory, a file, a TF checkpoint prefix
+    if local or isinstance(path, Path) or not looks_like_repo_id(str(path)):
         return p
     return snapshot(str(path))
 

@@ -48,15 +48,14 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from bertkit.checkpoint import resolve_pretrained
     from bertkit.errors import BertkitError
     from bertkit.heads import BertForPreTraining
     from bertkit.model import BertModel
     from bertkit.tf_checkpoint import TFCheckpoint, find_prefix, is_tf_checkpoint_dir, tokenizer_casing
     from bertkit.tokenization import Tokenizer, read_vocab
 
-    src, out = Path(args.from_tf), Path(args.out)
-    if not src.is_dir():
-        raise BertkitError(f"{src}: no such directory")
+    src, out = resolve_pretrained(Path(args.from_tf)), Path(args.out)
     if not is_tf_checkpoint_dir(src):
         find_prefix(src)  # names what is missing
         raise BertkitError(f"{src}: has a config.json: already a converted checkpoint, not a TensorFlow one")
