@@ -4,6 +4,9 @@ vocabulary, so export and serving tests run in seconds without shared data."""
 
 from __future__ import annotations
 
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -67,3 +70,27 @@ def make_model_dir(root: Path, kind: str, seed: int = 0) -> Path:
     d.mkdir(parents=True)
     save_task_model(d, head(cfg).eval(), tok, task)
     return d
+
+
+@contextmanager
+def running(predictor, **cfg):
+    """A real uvicorn server for ``predictor`` on 127.0.0.1 (a free port), in a thread; yields
+    ``(base_url, app)`` and stops the server (gracefully) on exit."""
+    import uvicorn
+
+    from bertkit.serve import ServeConfig, create_app
+
+    app = create_app(predictor, ServeConfig(port=0, **cfg))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started:
+        assert time.time() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -50,9 +49,9 @@ import torch
 from torch import nn
 
 from bertkit import __version__
-from bertkit.checkpoint import tensor_names
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, atomic_write_json, read_json
+from bertkit.inference import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, POOLINGS, Predictor, load, pool_tokens
 
 OPSET = 17
 TOLERANCE = 1e-4
@@ -60,9 +59,7 @@ MODEL_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 EXPORT_FILE = "export.json"
 KINDS = ("auto", "embedding", "fill-mask")
-POOLINGS = ("mean", "cls")
 INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
-_MLM_PREFIX = "cls.predictions.transform."
 MISSING_HINT = "pip install 'bertkit[serve]'"
 
 # Real sentences of varied length for the parity check (the dev file's texts come first when
@@ -107,12 +104,6 @@ def ort_session(path: str | Path, threads: int | None = None) -> Any:
 
 
 # ------------------------------------------------------------------------------------- graphs
-def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``hidden`` (B, T, H) over the positions where ``mask`` (B, T) is 1 -> (B, H)."""
-    m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-    return (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)  # (B, H)
-
-
 class EmbeddingGraph(nn.Module):
     """Encoder + pooling: (B, T) ids -> (B, H) sentence embeddings (not normalised)."""
 
@@ -125,7 +116,7 @@ class EmbeddingGraph(nn.Module):
         hidden = self.encoder(input_ids, attention_mask, token_type_ids).last_hidden_state  # (B, T, H)
         if self.pooling == "cls":
             return hidden[:, 0]  # (B, H)
-        return masked_mean(hidden, attention_mask)  # (B, H)
+        return pool_tokens(hidden, attention_mask, self.pooling)  # (B, H)
 
 
 class MaskedLMGraph(nn.Module):
@@ -195,62 +186,46 @@ class Exportable:
 
 
 def load_exportable(model_dir: str | Path, kind: str = "auto", pooling: str = "mean") -> Exportable:
-    """What ``model_dir`` does, as a traceable graph (see the module docstring)."""
-    from bertkit.finetune import TASK_FILE, load_task_model, resolve_init
-
+    """What ``model_dir`` does (as :func:`bertkit.load` reads it), as a traceable graph."""
     if kind not in KINDS:
         raise BertkitError(f"kind: unknown value {kind!r} (choose from {', '.join(KINDS)})")
     if pooling not in POOLINGS:
         raise BertkitError(f"pooling: unknown value {pooling!r} (choose from {', '.join(POOLINGS)})")
-    directory = Path(resolve_init(str(model_dir)))
-    if (directory / TASK_FILE).is_file():
+    p = load(model_dir, device="cpu")
+    if p.kind == "task":
         if kind != "auto":
-            raise BertkitError(
-                f"{directory}: a fine-tuned task model exports its task head; --kind {kind} does not apply"
-            )
-        task, model, tok = load_task_model(str(directory))
-        model = model.cpu().eval()
-        H = {
-            "classification": {"logits": ["batch", model.config.num_labels]},
-            "pair": {"logits": ["batch", model.config.num_labels]},
+            raise BertkitError(f"{p.path}: a fine-tuned task model exports its task head; --kind {kind} does not apply")
+        model, task = p.task_model.cpu().eval(), p.task
+        K = model.config.num_labels
+        outputs = {
+            "classification": {"logits": ["batch", K]},
+            "pair": {"logits": ["batch", K]},
             "regression": {"logits": ["batch", 1]},
-            "tagging": {"logits": ["batch", "sequence", model.config.num_labels]},
+            "tagging": {"logits": ["batch", "sequence", K]},
             "qa": {"start_logits": ["batch", "sequence"], "end_logits": ["batch", "sequence"]},
             "choice": {"logits": ["batch", "choices"]},
         }[task.name]
-        return Exportable("task", HeadGraph(model), tok, model.config, directory, task=task, outputs=H)
-    from bertkit.heads import BertForPreTraining
-    from bertkit.model import BertModel
-    from bertkit.tokenization import Tokenizer
-
-    names = {n.removeprefix("bert.") for n in tensor_names(directory)}
-    has_mlm = any(n.startswith(_MLM_PREFIX) for n in names)
-    if kind == "fill-mask" and not has_mlm:
-        raise BertkitError(
-            f"{directory}: --kind fill-mask needs a masked-LM head (cls.predictions.*), which it has not"
-        )
-    tok = Tokenizer.from_pretrained(directory)
-    if kind == "fill-mask" or (kind == "auto" and has_mlm):
-        model = BertForPreTraining.from_pretrained(directory).eval()
-        V = model.config.vocab_size
+        return Exportable("task", HeadGraph(model), p.tokenizer, model.config, p.path, task=task, outputs=outputs)
+    if kind == "fill-mask" and p.mlm is None:
+        raise BertkitError(f"{p.path}: --kind fill-mask needs a masked-LM head (cls.predictions.*), which it has not")
+    if kind == "fill-mask" or (kind == "auto" and p.mlm is not None):
+        V = p.config.vocab_size
         return Exportable(
             "fill-mask",
-            MaskedLMGraph(model),
-            tok,
-            model.config,
-            directory,
+            MaskedLMGraph(p.mlm),
+            p.tokenizer,
+            p.config,
+            p.path,
             outputs={"logits": ["batch", "sequence", V]},
         )
-    encoder = BertModel.from_pretrained(directory).eval()
-    H = encoder.config.hidden_size
     return Exportable(
         "embedding",
-        EmbeddingGraph(encoder, pooling),
-        tok,
-        encoder.config,
-        directory,
+        EmbeddingGraph(p.encoder, pooling),
+        p.tokenizer,
+        p.config,
+        p.path,
         pooling=pooling,
-        outputs={"embedding": ["batch", H]},
+        outputs={"embedding": ["batch", p.config.hidden_size]},
     )
 
 
@@ -453,7 +428,8 @@ def export_onnx(
         if ex.task is not None:
             from bertkit.finetune import TASK_FILE
 
-            shutil.copy2(ex.source / TASK_FILE, tmp / TASK_FILE)
+            task = {"task": ex.task.name, "settings": ex.task.settings, "labels": ex.task.labels}
+            atomic_write_json(tmp / TASK_FILE, task)
         atomic_write_json(tmp / EXPORT_FILE, info)
     return info
 
@@ -568,3 +544,67 @@ def read_export(directory: str | Path) -> dict[str, Any]:
     if not (d / EXPORT_FILE).is_file():
         raise BertkitError(f"{d}: not a bertkit ONNX export (no {EXPORT_FILE}); make one with bertkit export")
     return read_json(d / EXPORT_FILE)
+
+
+# ------------------------------------------------------------------------------------- serving
+def load_onnx(directory: str | Path, *, int8: bool = False, max_tokens: int | None = None, threads: int | None = None):
+    """A :class:`bertkit.inference.Predictor` whose model runs in onnxruntime: an export
+    directory's ``model.onnx`` (or ``model.int8.onnx`` with ``int8``). It can do what the export
+    does: embed / similarity (the exported pooling), fill-mask, or the task's predict."""
+    from bertkit.config import BertConfig
+    from bertkit.tokenization import Tokenizer
+
+    d = Path(directory)
+    info = read_export(d)
+    fname = info["files"].get("int8" if int8 else "fp32")
+    if fname is None:
+        raise BertkitError(f"{d}: no int8 model in this export (make one with bertkit export --quantize int8)")
+    cfg = BertConfig.from_pretrained(d)
+    module = OnnxModule(ort_session(d / fname, threads), cfg)
+    tok = Tokenizer.from_pretrained(d)
+    kw = dict(max_tokens=max_tokens or DEFAULT_MAX_TOKENS, batch_size=DEFAULT_BATCH_SIZE)
+    if info["kind"] == "task":
+        from bertkit.finetune import TASK_FILE
+        from bertkit.tasks import get_task
+
+        saved = read_json(d / TASK_FILE)
+        task = get_task(saved["task"], **saved["settings"])
+        task.labels = saved.get("labels")
+        return OnnxPredictor(d, info, module, tok, None, task=task, task_model=module, **kw)
+    if info["kind"] == "fill-mask":
+        return OnnxPredictor(d, info, module, tok, None, mlm=module, **kw)
+    return OnnxPredictor(d, info, module, tok, None, **kw)
+
+
+class OnnxPredictor(Predictor):
+    """A :class:`~bertkit.inference.Predictor` on an onnxruntime session (see :func:`load_onnx`):
+    the export's graph replaces the torch model; tokenization, batching and decoding are the
+    Predictor's own."""
+
+    def __init__(self, path, info, module, tok, max_length, **kw):
+        super().__init__(path, module, tok, torch.device("cpu"), "fp32", max_length, **kw)
+        self.export_info = info
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        kind = self.export_info["kind"]
+        if kind == "embedding":
+            return ("embed", "similarity")
+        if kind == "fill-mask":
+            return ("fill_mask",)
+        return ("predict", "predict_file")
+
+    def _pool(self, b, pooling, normalize):
+        if self.export_info["kind"] != "embedding":
+            raise BertkitError(f"{self.path}: this ONNX export is a {self.export_info['kind']} model, not an encoder")
+        if pooling != self.export_info["pooling"]:
+            raise BertkitError(
+                f"{self.path}: this export pools with {self.export_info['pooling']!r} in its graph, not {pooling!r}"
+            )
+        pooled = self.encoder(b["input_ids"], b["attention_mask"], b["token_type_ids"])  # (B, H)
+        return torch.nn.functional.normalize(pooled, p=2, dim=1) if normalize else pooled
+
+    def _mask_logits(self, b, rows):
+        logits = self.mlm(b["input_ids"], b["attention_mask"], b["token_type_ids"])  # (B, T, V)
+        idx = rows.unsqueeze(-1).expand(-1, -1, logits.shape[-1])  # (B, R, V)
+        return torch.gather(logits, 1, idx)  # (B, R, V)

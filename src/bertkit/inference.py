@@ -186,6 +186,15 @@ def load(
     )
 
 
+def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """``mean`` or ``max`` of ``hidden`` (B, T, H) over the positions where ``mask`` (B, T) is 1:
+    (B, H). Also the pooling inside exported ONNX graphs (bertkit.export)."""
+    m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    if pooling == "mean":
+        return (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)  # (B, H)
+    return hidden.masked_fill(m == 0, float("-inf")).amax(1)  # (B, H)
+
+
 class Predictor:
     """A loaded model and the things it can do (see the module docstring). Build with :func:`load`."""
 
@@ -341,11 +350,7 @@ class Predictor:
             pooled = self.encoder.hidden_states_at(ids, mask, types, rows)[:, 0].float()  # (B, H)
         else:
             hidden = self.encoder(ids, mask, types).last_hidden_state.float()  # (B, T, H)
-            m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-            if pooling == "mean":
-                pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)  # (B, H)
-            else:
-                pooled = hidden.masked_fill(m == 0, float("-inf")).amax(1)  # (B, H)
+            pooled = pool_tokens(hidden, mask, pooling)  # (B, H)
         return F.normalize(pooled, p=2, dim=1) if normalize else pooled
 
     def similarity(
@@ -393,17 +398,13 @@ class Predictor:
                 )
             positions.append(pos)
         results: list[dict | None] = [None] * len(texts)
-        decoder = self.mlm.bert.embeddings.word_embeddings.weight  # (V, H), tied
         with _texts_bar(progress, len(texts), "fill-mask") as bar, torch.inference_mode(), self._autocast():
             for idx, b in self._batches(items, batch_size, bar.update):
                 R = max(len(positions[i]) for i in idx)
                 rows = torch.zeros((len(idx), R), dtype=torch.long)  # (B, R), 0 = unused
                 for j, i in enumerate(idx):
                     rows[j, : len(positions[i])] = torch.tensor(positions[i])
-                h = self.encoder.hidden_states_at(
-                    b["input_ids"], b["attention_mask"], b["token_type_ids"], rows.to(self.device)
-                )  # (B, R, H)
-                probs = self.mlm.cls.predictions(h, decoder).float().softmax(-1)  # (B, R, V)
+                probs = self._mask_logits(b, rows.to(self.device)).float().softmax(-1)  # (B, R, V)
                 top_p, top_i = probs.topk(top_k, dim=-1)  # (B, R, k)
                 top_p, top_i = top_p.cpu().numpy(), top_i.cpu().numpy()
                 for j, i in enumerate(idx):
@@ -416,6 +417,13 @@ class Predictor:
                     ]
                     results[i] = {"text": texts[i], "masks": masks, "filled": _fill(texts[i], mask_token, masks)}
         return results  # type: ignore[return-value]
+
+    def _mask_logits(self, b: dict[str, torch.Tensor], rows: torch.Tensor) -> torch.Tensor:
+        """MLM logits of one batch at ``rows`` (B, R): (B, R, V). The encoder's last layer runs
+        only for those rows; an ONNX predictor (bertkit.export) overrides this."""
+        h = self.encoder.hidden_states_at(b["input_ids"], b["attention_mask"], b["token_type_ids"], rows)  # (B,R,H)
+        decoder = self.mlm.bert.embeddings.word_embeddings.weight  # (V, H), tied
+        return self.mlm.cls.predictions(h, decoder)  # (B, R, V)
 
     # -- task predictions -----------------------------------------------------------------------
     def _require_task(self, what: str) -> Any:

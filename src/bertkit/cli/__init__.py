@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "export a model to ONNX (+ int8), checked against torch with onnxruntime"),
     "embed": ("embed", "sentence embeddings of text files (.npy or .jsonl, rows in input order)"),
     "fill-mask": ("fill_mask", "top tokens for each [MASK] of texts or stdin lines (JSON lines)"),
+    "serve": ("serve", "serve a model over HTTP: TEI/OpenAI-style routes, dynamic batching, a web page"),
     "info": ("info", "print bertkit, Python, torch versions and the device"),
 }
 

@@ -39,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default="auto",
         help="for a checkpoint without a task: auto = fill-mask when it has an MLM head, else embedding",
     )
-    p.add_argument("--pooling", choices=["mean", "cls"], default="mean", help="embedding pooling in the graph")
+    p.add_argument(
+        "--pooling", choices=["mean", "cls", "max"], default="mean", help="embedding pooling inside the graph"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing bertkit export at --out")
     return p
 
