@@ -41,8 +41,9 @@ from pathlib import Path
 
 from bertkit.errors import BertkitError
 from bertkit.fileio import REPLACE_HINT, decode_line, open_binary, parse_json_object
+from bertkit.settings import CorpusFormat, choices
 
-FORMATS = ("auto", "bert", "text", "jsonl")
+FORMATS = choices(CorpusFormat)
 TEXT_SUFFIXES = (".txt", ".text", ".jsonl", ".json")
 DEFAULT_MAX_LINE_BYTES = 8 << 20  # 8 MiB: longer lines are skipped, counted and reported
 DEFAULT_MAX_DOCUMENT_BYTES = 8 << 20  # bigger documents are cut into parts (same doc_id)

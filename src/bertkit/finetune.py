@@ -40,8 +40,10 @@ from typing import Any
 from bertkit import runtime
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, atomic_write_json, atomic_write_text, iter_jsonl, read_json
+from bertkit.settings import Precision, TaskName
 from bertkit.tasks import TASKS, get_task
 from bertkit.tasks.base import EpochLoader, Task
+from bertkit.training.config import TrainConfig
 
 TASK_FILE = "task.json"
 METRICS_FILE = "metrics.json"
@@ -61,36 +63,36 @@ class FinetuneConfig:
     ``vocab.txt``): the encoder starts from random weights.
     """
 
-    task: str
-    train: str
-    dev: str
-    test: str | None = None
-    init: str | None = None
+    task: TaskName  # task family
+    train: str  # training file
+    dev: str  # dev file: model and setting selection, reported medians
+    test: str | None = None  # test file, scored once with the selected model
+    init: str | None = None  # checkpoint directory: a bertkit pre-training run, a HF BERT directory, ...
     model_config: dict[str, Any] | None = None
     tokenizer: str | None = None
-    out: str | None = None
-    epochs: int = 3
-    lr: float = 3e-5
-    batch_size: int = 32
-    warmup_ratio: float = 0.1
-    dropout: float = 0.1
-    weight_decay: float = 0.01
-    max_seq_length: int | None = None  # None: the task's default (128; QA 384)
-    seeds: int = 1
+    out: str | None = None  # output directory: task checkpoint, metrics.json, predictions
+    epochs: int = 3  # training epochs
+    lr: float = 3e-5  # peak learning rate
+    batch_size: int = 32  # training batch size
+    warmup_ratio: float = 0.1  # fraction of the steps with linear warmup
+    dropout: float = 0.1  # hidden and attention dropout
+    weight_decay: float = 0.01  # AdamW decay (none on biases and LayerNorm)
+    max_seq_length: int | None = None  # tokens per example (default: the task's)
+    seeds: int = 1  # seeds per setting (median ± std reported)
     seed: int = 0  # first seed; the others are seed+1, seed+2, ...
-    search: bool = False
+    search: bool = False  # grid search over search_lrs x search_batch_sizes x search_epochs
     search_lrs: Sequence[float] = PAPER_LRS
     search_batch_sizes: Sequence[int] = PAPER_BATCH_SIZES
     search_epochs: Sequence[int] = PAPER_EPOCHS
     task_settings: dict[str, Any] = field(default_factory=dict)  # column names, QA lengths, ...
-    max_train_examples: int | None = None  # a seeded random subset of the training file
-    max_eval_examples: int | None = None  # first N dev/test examples (quick runs)
+    max_train_examples: int | None = None  # train on a seeded random subset of this size
+    max_eval_examples: int | None = None  # first N dev / test examples only (quick runs)
     max_steps: int | None = None  # cap on optimizer steps per run (quick runs)
-    eval_batch_size: int = 64
-    group_by_length: bool = False  # training batches of similar length (less padding; faster)
-    device: str = "auto"
-    precision: str = "fp32"
-    progress: bool = True
+    eval_batch_size: int = 64  # batch size of dev / test predictions
+    group_by_length: bool = False  # training batches of similar length: less padding, much faster where lengths vary (BoolQ ~3x); still shuffled, every example once per epoch
+    device: str = TrainConfig.device  # auto | cpu | cuda | cuda:N
+    precision: Precision = TrainConfig.precision  # bf16: autocast (CPU+CUDA); fp16: autocast + loss scaling (for CUDA)
+    progress: bool = True  # progress bars
 
     def validate(self) -> None:
         if self.task not in TASKS:
@@ -234,7 +236,6 @@ class _Runner:
         return self.task.score(self.dev.examples, preds, tune=True), preds
 
     def run(self, lr: float, batch_size: int, epochs: int, seed: int) -> dict:
-        from bertkit.training.config import TrainConfig
         from bertkit.training.loop import Trainer
         from bertkit.training.runlog import write_run_log
 

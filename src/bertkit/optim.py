@@ -17,9 +17,10 @@ import torch
 from torch import nn
 
 from bertkit.errors import BertkitError
+from bertkit.settings import Optimizer, Schedule, choices
 
-OPTIMIZERS = ("adamw", "lamb")
-SCHEDULES = ("linear", "cosine", "constant")
+OPTIMIZERS = choices(Optimizer)
+SCHEDULES = choices(Schedule)
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

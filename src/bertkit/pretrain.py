@@ -7,9 +7,11 @@
                          max_steps=10000, batch_size=32, lr=1e-4, warmup_steps=1000)
     summary = pretrain(cfg)                    # pretrain(cfg, resume=True) to continue
 
-``bertkit pretrain --data DIR --out DIR [--config FILE] [key=value ...] [--resume]`` is the same
-thing from the shell: :class:`PretrainConfig` holds every key with its default, a JSON config
-file and ``key=value`` overrides are applied on top (in that order).
+``bertkit pretrain --data DIR --out DIR [--config FILE] [--flag value ...] [key=value ...]
+[--resume]`` is the same thing from the shell: :class:`PretrainConfig` holds every key with its
+default (the training loop's keys are :class:`~bertkit.training.config.TrainConfig`'s), a JSON
+config file, then ``key=value`` overrides and flags (``--max-steps 10`` is ``max_steps=10``) are
+applied on top, in that order.
 
 The model is a preset (``tiny`` ... ``large``, vocabulary size taken from the data), a
 ``config.json`` (file or checkpoint directory), or initialised from a checkpoint (``init``: the
@@ -22,55 +24,37 @@ accuracy, NSP loss and accuracy.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import json
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bertkit import runtime
+from bertkit import runtime, settings
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_write_json, iter_jsonl, read_json
+from bertkit.training.config import TrainConfig
 
 MANIFEST = "manifest.json"
 
 
 @dataclass
-class PretrainConfig:
-    """Every key of a pre-training run, with its default (``bertkit pretrain --help`` lists them)."""
+class PretrainConfig(TrainConfig):
+    """Every key of a pre-training run, with its default (``bertkit pretrain --help`` lists them):
+    the training loop's settings (:class:`~bertkit.training.config.TrainConfig`, four of them with
+    pre-training defaults) and the run's own below."""
+
+    max_steps: int = 10000  # optimizer steps (each = grad_accum micro-batches)
+    warmup_steps: int = 1000  # steps of linear warmup to lr
+    save_every: int = 1000  # steps between checkpoints (0: only at the end / by minutes)
+    eval_every: int = 1000  # steps between validation runs (0: only at the end)
 
     data: str = ""  # prepared data directory (bertkit prepare): manifest.json + shards
     out: str = ""  # run directory: checkpoints, metrics.jsonl, tensorboard/
     model: str = "mini"  # preset (tiny mini small medium base large) or a config.json / checkpoint dir
     init: str | None = None  # checkpoint directory to start from (continued pre-training)
-    tokenizer: str | None = (
-        None  # dir with vocab.txt (+ tokenizer_config.json) saved in checkpoints; default: init's, else the data dir's
-    )
-    max_steps: int = 10000  # optimizer steps
+    tokenizer: str | None = None  # dir with vocab.txt saved in checkpoints (default: init's, else the data dir's)
     batch_size: int = 32  # sequences per micro-batch per process
-    grad_accum: int = 1  # micro-batches per step: global batch = batch_size * grad_accum * processes
-    lr: float = 1e-4  # peak learning rate
-    warmup_steps: int = 1000  # steps of linear warmup to lr
-    schedule: str = "linear"  # linear | cosine | constant (after linear warmup)
-    optimizer: str = "adamw"  # adamw | lamb
-    weight_decay: float = 0.01  # AdamW/LAMB decay (none on biases and LayerNorm)
-    max_grad_norm: float = 1.0  # 0 disables clipping
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (loss scaling; for CUDA, slow on CPU)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    dropout: float | None = None  # override hidden and attention dropout (None: the model config's)
-    save_every: int = 1000  # steps between checkpoints (0: only at the end / by minutes)
-    save_every_minutes: float = 0.0  # minutes between checkpoints (0: off)
-    keep_last: int = 3  # checkpoints kept (0: all)
-    eval_every: int = 1000  # steps between validation runs (0: only at the end)
+    dropout: float | None = None  # override hidden and attention dropout (default: the model config's)
     eval_batches: int = 50  # validation batches per evaluation (0: the whole validation split)
-    log_every: int = 10  # steps between metrics records
-    seed: int = 0  # initial weights, dropout, data order
-    compile: bool = False  # torch.compile
-    activation_checkpointing: bool = False  # recompute layer activations in backward (less memory)
-    divergence_patience: int = 5  # non-finite losses in a row before rollback / stop
-    divergence_action: str = "rollback"  # rollback | stop
-    progress: bool = True  # tqdm bar
 
     # ------------------------------------------------------------------ I/O
 
@@ -91,86 +75,17 @@ class PretrainConfig:
 
     def updated(self, d: dict[str, Any], source: str = "config") -> PretrainConfig:
         """A copy with the keys of ``d`` replaced (values coerced to each key's type)."""
-        values = self.to_dict()
-        for key, value in d.items():
-            values[key] = coerce(key, value, source)
-        return PretrainConfig(**values)
+        return settings.updated(self, d, source)
 
     def with_overrides(self, overrides: list[str]) -> PretrainConfig:
         """Apply ``key=value`` strings (command-line form)."""
-        d = {}
-        for item in overrides:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise BertkitError(f"override {item!r}: expected key=value")
-            d[key.strip()] = value
-        return self.updated(d, source="command line")
+        return self.updated(settings.parse_overrides(overrides), source="command line")
 
-
-_FIELDS = {f.name: f for f in dataclasses.fields(PretrainConfig)}
-_HINTS = typing.get_type_hints(PretrainConfig)
-
-
-def coerce(key: str, value: Any, source: str) -> Any:
-    """``value`` converted to the type of ``key``; strings are parsed (``none``, ``true``, numbers)."""
-    if key not in _FIELDS:
-        close = difflib.get_close_matches(key, list(_FIELDS), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(_FIELDS)})"
-        raise BertkitError(f"{source}: unknown key {key!r}{hint}")
-    hint = _HINTS[key]
-    args = typing.get_args(hint)
-    optional = type(None) in args
-    base = next((a for a in args if a is not type(None)), hint) if args else hint
-    if isinstance(value, str) and optional and value.strip().lower() in ("none", "null", ""):
-        return None
-    if value is None:
-        if optional:
-            return None
-        raise BertkitError(f"{source}: {key} cannot be null")
-    try:
-        if base is bool:
-            if isinstance(value, bool):
-                return value
-            s = str(value).strip().lower()
-            if s in ("1", "true", "yes", "on"):
-                return True
-            if s in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if base is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
-        if base is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if base is str:
-            if not isinstance(value, (str, Path)):
-                raise ValueError
-            return str(value)
-    except (TypeError, ValueError):
-        pass
-    raise BertkitError(f"{source}: {key}: expected {base.__name__}{' or none' if optional else ''}, got {value!r}")
-
-
-def describe_keys() -> str:
-    """One line per key with its default and comment, for ``--help``."""
-    import inspect
-    import re
-
-    comments = {}
-    for line in inspect.getsource(PretrainConfig).splitlines():
-        m = re.match(r"\s+(\w+): [^=]+= [^#]*#\s*(.*)", line)
-        if m:
-            comments[m.group(1)] = m.group(2)
-    defaults = PretrainConfig().to_dict()
-    width = max(map(len, defaults)) + 2
-    lines = []
-    for key, default in defaults.items():
-        shown = json.dumps(default)
-        lines.append(f"  {key:<{width}}{shown:<10} {comments.get(key, '')}".rstrip())
-    return "\n".join(lines)
+    def train_config(self, nsp: bool) -> TrainConfig:
+        """The loop's settings of this run (MLM-only data: the NSP head gets no gradient)."""
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)}
+        shared["find_unused_parameters"] = self.find_unused_parameters or not nsp
+        return TrainConfig(**shared)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -336,35 +251,6 @@ def make_eval_fn(data_dir: Path, batch_size: int, max_batches: int, device, seed
     return eval_fn
 
 
-def train_config(cfg: PretrainConfig, nsp: bool):
-    from bertkit.training.config import TrainConfig
-
-    return TrainConfig(
-        max_steps=cfg.max_steps,
-        lr=cfg.lr,
-        warmup_steps=cfg.warmup_steps,
-        schedule=cfg.schedule,
-        optimizer=cfg.optimizer,
-        weight_decay=cfg.weight_decay,
-        grad_accum=cfg.grad_accum,
-        max_grad_norm=cfg.max_grad_norm,
-        precision=cfg.precision,
-        device=cfg.device,
-        eval_every=cfg.eval_every,
-        save_every=cfg.save_every,
-        save_every_minutes=cfg.save_every_minutes,
-        keep_last=cfg.keep_last,
-        log_every=cfg.log_every,
-        seed=cfg.seed,
-        compile=cfg.compile,
-        activation_checkpointing=cfg.activation_checkpointing,
-        divergence_patience=cfg.divergence_patience,
-        divergence_action=cfg.divergence_action,
-        find_unused_parameters=not nsp,  # MLM-only: the NSP head gets no gradient
-        progress=cfg.progress,
-    )
-
-
 # ----------------------------------------------------------------------------------------------
 # the run
 
@@ -389,7 +275,7 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
         raise BertkitError(
             f"{out_dir}: already holds checkpoints; pass --resume to continue that run, or choose another --out"
         )
-    tcfg = train_config(cfg, nsp=bool(manifest["nsp"]))
+    tcfg = cfg.train_config(nsp=bool(manifest["nsp"]))
     tcfg.validate()
 
     mcfg = build_model_config(cfg, manifest, data_dir)

@@ -32,6 +32,7 @@ from pathlib import Path
 from bertkit import downloads
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_write_json, iter_jsonl, read_json
+from bertkit.settings import QuickstartPrecision, choices
 
 STAGE_FILE = "stage.json"
 STAGE_FORMAT = 1  # bump when a stage's outputs change meaning: old stages are then redone
@@ -73,7 +74,7 @@ class QuickstartOptions:
     dupe_factor: int = 1  # dynamic masking draws fresh masks each epoch
     task_text: int = 0  # copies of the task's training texts (no labels) added to
     # the pre-training corpus (task-adaptive pre-training)
-    precision: str = "auto"  # auto: bf16 where this CPU/GPU runs it fast, else fp32
+    precision: QuickstartPrecision = "auto"  # auto: bf16 where this CPU/GPU runs it fast, else fp32
     ft_epochs: int = 3
     ft_lr: float = 1e-4
     ft_batch_size: int = 32
@@ -89,7 +90,10 @@ class QuickstartOptions:
             (self.ft_epochs >= 1, "--ft-epochs must be >= 1"),
             (self.task_text >= 0, "--task-text must be >= 0"),
             (self.batch_size >= 1 and self.ft_batch_size >= 1, "batch sizes must be >= 1"),
-            (self.precision in ("auto", "fp32", "bf16"), "--precision must be auto, fp32 or bf16"),
+            (
+                self.precision in choices(QuickstartPrecision),
+                f"--precision must be one of {', '.join(choices(QuickstartPrecision))}",
+            ),
         ]
         for ok, msg in checks:
             if not ok:

@@ -30,8 +30,9 @@ import numpy as np
 import torch
 
 from bertkit.errors import BertkitError
+from bertkit.settings import Precision, choices
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = choices(Precision)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import argparse
 
 from bertkit.cli import summary
 from bertkit.cli.finetune import TASK_NAMES, add_trained_model_options, columns_of
+from bertkit.settings import SIMILARITY_MAX_SEQ_LENGTH
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         metrics = embedding_similarity(
             args.model,
             args.data,
-            max_seq_length=args.max_seq_length or 256,
+            max_seq_length=args.max_seq_length or SIMILARITY_MAX_SEQ_LENGTH,
             batch_size=args.batch_size,
             text_column=args.text_column,
             text_pair_column=args.text_pair_column,

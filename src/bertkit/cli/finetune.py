@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from bertkit import settings
 from bertkit.cli import summary
 from bertkit.finetune import PAPER_BATCH_SIZES, PAPER_EPOCHS, PAPER_LRS, FinetuneConfig
+from bertkit.settings import DEFAULT_MAX_SEQ_LENGTH, QA_MAX_SEQ_LENGTH, TaskName
+from bertkit.tasks.qa import QATask
 
 _D = FinetuneConfig(task="classification", train="", dev="")
-TASK_NAMES = ("classification", "pair", "regression", "tagging", "qa", "choice")
+TASK_NAMES = settings.choices(TaskName)
 
 
 def add_column_options(p: argparse.ArgumentParser) -> None:
@@ -70,50 +73,19 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "best seed on dev is evaluated once on --test and saved in --out with metrics.json and "
         "predictions.",
     )
-    p.add_argument("--task", required=True, choices=TASK_NAMES)
-    p.add_argument("--train", required=True, metavar="FILE")
-    p.add_argument("--dev", required=True, metavar="FILE")
-    p.add_argument("--test", default=None, metavar="FILE")
-    p.add_argument(
-        "--init",
-        required=True,
-        metavar="DIR",
-        help="checkpoint: a bertkit pre-training run, a HF BERT directory, a Google TF checkpoint "
-        "directory (bert_model.ckpt.*), or a cached Hugging Face Hub name",
+    settings.add_flags(
+        p,
+        _D,
+        skip=("model_config", "tokenizer", "task_settings", "search_lrs", "search_batch_sizes", "search_epochs"),
+        required=("task", "train", "dev", "init", "out"),
+        helps={
+            "max_seq_length": f"tokens per example (default {DEFAULT_MAX_SEQ_LENGTH}; qa {QA_MAX_SEQ_LENGTH})",
+            "search": f"grid search lr {PAPER_LRS} x batch {PAPER_BATCH_SIZES} x epochs {PAPER_EPOCHS}",
+        },
     )
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--epochs", type=int, default=_D.epochs, help=f"(default {_D.epochs})")
-    p.add_argument("--lr", type=float, default=_D.lr, help=f"peak learning rate (default {_D.lr:g})")
-    p.add_argument("--batch-size", type=int, default=_D.batch_size, help=f"(default {_D.batch_size})")
-    p.add_argument("--max-seq-length", type=int, default=None, help="(default 128; qa 384)")
-    p.add_argument("--warmup-ratio", type=float, default=_D.warmup_ratio, help=f"(default {_D.warmup_ratio})")
-    p.add_argument("--dropout", type=float, default=_D.dropout, help=f"(default {_D.dropout})")
-    p.add_argument("--weight-decay", type=float, default=_D.weight_decay, help=f"(default {_D.weight_decay})")
-    p.add_argument("--seeds", type=int, default=1, help="seeds per setting (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    p.add_argument(
-        "--search",
-        action="store_true",
-        help=f"grid search lr {PAPER_LRS} x batch {PAPER_BATCH_SIZES} x epochs {PAPER_EPOCHS}",
-    )
-    p.add_argument("--max-train-examples", type=int, default=None, help="train on a seeded random subset")
-    p.add_argument("--max-eval-examples", type=int, default=None, help="first N dev / test examples only")
-    p.add_argument("--max-steps", type=int, default=None, help="cap optimizer steps per run")
-    p.add_argument("--eval-batch-size", type=int, default=_D.eval_batch_size)
-    p.add_argument(
-        "--group-by-length",
-        action="store_true",
-        help="training batches of similar length: less padding, much faster where lengths "
-        "vary (BoolQ ~3x); still shuffled, every example once per epoch",
-    )
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     qa = p.add_argument_group("qa")
-    qa.add_argument("--doc-stride", type=int, default=None, help="(default 128)")
-    qa.add_argument("--max-query-length", type=int, default=None, help="(default 64)")
-    qa.add_argument("--max-answer-length", type=int, default=None, help="(default 30)")
-    qa.add_argument("--n-best", type=int, default=None, help="(default 20)")
+    for key in ("doc_stride", "max_query_length", "max_answer_length", "n_best"):
+        qa.add_argument(settings.flag(key), type=int, default=None, help=f"(default {QATask.defaults[key]})")
     add_column_options(p)
     return p
 
@@ -121,39 +93,15 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from bertkit.finetune import column_settings, finetune
 
-    settings: dict = column_settings(args.task, **columns_of(args))
-    settings.update(
+    task_settings: dict = column_settings(args.task, **columns_of(args))
+    task_settings.update(
         doc_stride=args.doc_stride,
         max_query_length=args.max_query_length,
         max_answer_length=args.max_answer_length,
         n_best=args.n_best,
     )  # qa only
-    cfg = FinetuneConfig(
-        task=args.task,
-        train=args.train,
-        dev=args.dev,
-        test=args.test,
-        init=args.init,
-        out=args.out,
-        epochs=args.epochs,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        max_seq_length=args.max_seq_length,
-        warmup_ratio=args.warmup_ratio,
-        dropout=args.dropout,
-        weight_decay=args.weight_decay,
-        seeds=args.seeds,
-        seed=args.seed,
-        search=args.search,
-        task_settings={k: v for k, v in settings.items() if v is not None},
-        max_train_examples=args.max_train_examples,
-        max_eval_examples=args.max_eval_examples,
-        max_steps=args.max_steps,
-        eval_batch_size=args.eval_batch_size,
-        group_by_length=args.group_by_length,
-        device=args.device,
-        precision=args.precision,
-        progress=args.progress,
+    cfg = settings.from_args(
+        args, FinetuneConfig, task_settings={k: v for k, v in task_settings.items() if v is not None}
     )
     result = finetune(cfg)
     print(json.dumps({k: result[k] for k in ("dev", "test", "selected") if k in result}, indent=2))

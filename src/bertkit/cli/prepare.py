@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from bertkit import settings
 from bertkit.cli import summary
+from bertkit.pretraining.format import PrepareOptions
+from bertkit.settings import Split
+
+FLAGS = {"masked_lm_prob": "--mask-prob"}  # the original's flag name
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -21,60 +26,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="output directory")
     p.add_argument("--inspect", metavar="DIR", help="print the manifest and decode a few instances of DIR")
     p.add_argument("-n", type=int, default=3, help="instances to decode with --inspect (default 3)")
-    p.add_argument("--split", default="train", choices=["train", "validation"], help="split for --inspect")
-    p.add_argument("--max-seq-length", type=int, default=128, help="default 128 (512 for phase 2)")
-    p.add_argument(
-        "--short-seq-prob", type=float, default=0.1, help="probability of a shorter target length (default 0.1)"
-    )
-    p.add_argument(
-        "--dupe-factor",
-        type=int,
-        default=10,
-        help="passes over the corpus, each with other segments and masks (default 10)",
-    )
-    p.add_argument(
-        "--masking",
-        choices=["static", "dynamic"],
-        default="static",
-        help="static: masks drawn now and stored; dynamic: shards keep unmasked ids and the "
-        "loader draws new masks every epoch",
-    )
-    p.add_argument("--mask-prob", type=float, default=0.15, help="masked LM probability (default 0.15)")
-    p.add_argument(
-        "--max-predictions-per-seq", type=int, default=None, help="default ceil(max_seq_length * mask_prob): 20 at 128"
-    )
-    p.add_argument(
-        "--no-nsp", action="store_true", help="MLM only: pack contiguous sentences to full length across documents"
-    )
-    p.add_argument("--whole-word-mask", action="store_true", help="mask all pieces of a word together")
-    p.add_argument("--seed", type=int, default=12345, help="default 12345 (the original's)")
+    p.add_argument("--split", default="train", choices=settings.choices(Split), help="split for --inspect")
     p.add_argument("--workers", type=int, default=None, help="processes (default: CPU cores)")
-    p.add_argument(
-        "--validation-fraction",
-        type=float,
-        default=0.01,
-        help="fraction of documents held out as the validation split (default 0.01)",
-    )
-    p.add_argument(
-        "--format",
-        choices=["auto", "bert", "text", "jsonl"],
-        default="auto",
-        help="input format (default auto: .jsonl/.json are JSONL, other files are "
-        "detected as one-sentence-per-line or paragraphs)",
-    )
-    p.add_argument("--language", default="en", help="language for sentence segmentation (default en)")
-    p.add_argument(
-        "--encoding-errors",
-        choices=["strict", "replace"],
-        default="strict",
-        help="invalid UTF-8: stop with an error (strict) or substitute U+FFFD",
-    )
-    p.add_argument(
-        "--max-line-bytes",
-        type=int,
-        default=8 << 20,
-        help="skip (and report) input lines longer than this (default 8 MiB; a JSONL document is one line)",
-    )
+    settings.add_flags(p.add_argument_group("options (recorded in the manifest)"), PrepareOptions(), names=FLAGS)
     p.add_argument("--overwrite", action="store_true", help="replace data already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -82,7 +36,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from bertkit.errors import BertkitError
-    from bertkit.pretraining.format import PrepareOptions
     from bertkit.pretraining.inspect import inspect
     from bertkit.pretraining.prepare import prepare
 
@@ -92,22 +45,7 @@ def run(args: argparse.Namespace) -> int:
     missing = [f for f, v in (("--input", args.input), ("--tokenizer", args.tokenizer), ("--out", args.out)) if not v]
     if missing:
         raise BertkitError(f"{', '.join(missing)} required (or use --inspect DIR)")
-    opts = PrepareOptions(
-        max_seq_length=args.max_seq_length,
-        short_seq_prob=args.short_seq_prob,
-        dupe_factor=args.dupe_factor,
-        masked_lm_prob=args.mask_prob,
-        max_predictions_per_seq=args.max_predictions_per_seq,
-        whole_word_mask=args.whole_word_mask,
-        masking=args.masking,
-        nsp=not args.no_nsp,
-        seed=args.seed,
-        validation_fraction=args.validation_fraction,
-        format=args.format,
-        language=args.language,
-        encoding_errors=args.encoding_errors,
-        max_line_bytes=args.max_line_bytes,
-    )
+    opts = settings.from_args(args, PrepareOptions)
     m = prepare(
         args.input,
         args.tokenizer,

@@ -4,49 +4,51 @@ from __future__ import annotations
 
 import argparse
 
+from bertkit import settings
 from bertkit.cli import summary
+from bertkit.errors import BertkitError
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from bertkit.pretrain import describe_keys
-
     p = sub.add_parser(
         "pretrain",
         help=summary("pretrain"),
-        description="Pre-train BERT on prepared data. Settings come from the defaults below, then "
-        "--config FILE (JSON with the same keys), then key=value arguments. Launch under torchrun "
-        "for several processes / nodes (see docs/TRAINING.md).",
-        epilog="keys (default, meaning):\n"
-        + describe_keys()
-        + "\n\nexample:\n  bertkit pretrain --data prepared/ --out runs/mini model=mini "
-        "tokenizer=vocab/ max_steps=2000 batch_size=32 precision=bf16",
+        description="Pre-train BERT on prepared data. Settings come from the defaults, then "
+        "--config FILE (JSON with the keys below: each --flag-name is the key flag_name), then "
+        "key=value arguments and flags. Launch under torchrun for several processes / nodes "
+        "(see docs/TRAINING.md).",
+        epilog="example:\n  bertkit pretrain --data prepared/ --out runs/mini --model mini "
+        "--tokenizer vocab/ --max-steps 2000 --batch-size 32 --precision bf16\n"
+        "  (the same with key=value: ... model=mini tokenizer=vocab/ max_steps=2000 ...)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_options(p)
     # REMAINDER: options may also come after key=value items; run() sorts them out
-    p.add_argument("overrides", nargs=argparse.REMAINDER, metavar="key=value", help="override any key listed below")
+    p.add_argument("overrides", nargs=argparse.REMAINDER, metavar="key=value", help="set any key (as its flag does)")
     p.set_defaults(pretrain_parser=p)
     return p
 
 
 def _add_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", metavar="DIR", help="prepared data directory (the `data` key)")
-    p.add_argument("--out", metavar="DIR", help="run directory (the `out` key)")
+    from bertkit.pretrain import PretrainConfig
+
     p.add_argument("--config", metavar="FILE", help="JSON file of keys (e.g. configs/mini-cpu.json)")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
+    settings.add_flags(
+        p.add_argument_group("settings (also keys of --config files and key=value)"), PretrainConfig(), suppress=True
+    )
 
 
 def _split_trailing_options(args: argparse.Namespace) -> list[str]:
     """Options written after the first key=value land in ``args.overrides``: parse them out."""
-    from bertkit.errors import BertkitError
-
     late = argparse.ArgumentParser(prog="bertkit pretrain", add_help=False)
     _add_options(late)
     ns, rest = late.parse_known_args(args.overrides)
-    for name in ("data", "out", "config"):
-        if getattr(ns, name) is not None:
-            setattr(args, name, getattr(ns, name))
-    args.resume = args.resume or ns.resume
+    for name, value in vars(ns).items():
+        if name == "resume":
+            args.resume = args.resume or value
+        elif value is not None:
+            setattr(args, name, value)
     for item in rest:
         if item in ("-h", "--help"):
             args.pretrain_parser.print_help()
@@ -62,7 +64,6 @@ def run(args: argparse.Namespace) -> int:
     overrides = _split_trailing_options(args)
     cfg = PretrainConfig.from_file(args.config) if args.config else PretrainConfig()
     cfg = cfg.with_overrides(overrides)
-    direct = {k: v for k, v in (("data", args.data), ("out", args.out)) if v is not None}
-    cfg = cfg.updated(direct, source="command line")
+    cfg = cfg.updated(settings.given(args, PretrainConfig), source="command line")
     pretrain(cfg, resume=args.resume)
     return 0

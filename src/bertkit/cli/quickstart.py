@@ -6,6 +6,7 @@ import argparse
 
 from bertkit.cli import summary
 from bertkit.quickstart import QuickstartOptions, parse_duration
+from bertkit.settings import QuickstartPrecision, choices
 
 _D = QuickstartOptions()
 
@@ -56,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="add the task's training texts (never labels, never dev/test) N times to the "
         f"pre-training corpus: task-adaptive pre-training; 0 turns it off (default {_D.task_text})",
     )
-    p.add_argument("--precision", default=_D.precision, choices=["auto", "fp32", "bf16"])
+    p.add_argument("--precision", default=_D.precision, choices=choices(QuickstartPrecision))
     p.add_argument("--ft-epochs", type=int, default=_D.ft_epochs)
     p.add_argument("--ft-lr", type=float, default=_D.ft_lr)
     p.add_argument("--ft-batch-size", type=int, default=_D.ft_batch_size)

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bertkit.corpus import DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_LINE_BYTES, FORMATS
+from bertkit.corpus import DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_LINE_BYTES
 from bertkit.errors import BertkitError
 from bertkit.fileio import read_json
+from bertkit.settings import DEFAULT_MAX_SEQ_LENGTH, CorpusFormat, EncodingErrors, Masking, check_choice
 
 FORMAT_NAME = "bertkit-pretraining-data"
 FORMAT_VERSION = 1
@@ -45,23 +46,25 @@ class PrepareOptions:
     original's value; 77 at 512) and ``validation_fraction`` (the original had no split).
     """
 
-    max_seq_length: int = 128
-    short_seq_prob: float = 0.1
-    dupe_factor: int = 10
-    masked_lm_prob: float = 0.15
-    max_predictions_per_seq: int | None = None
-    whole_word_mask: bool = False
-    masking: str = "static"  # "static" | "dynamic"
-    nsp: bool = True
-    seed: int = 12345
-    validation_fraction: float = 0.01
-    format: str = "auto"
-    language: str = "en"
-    encoding_errors: str = "strict"
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
-    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES
-    shard_instances: int | None = None  # None: as many as fit SHARD_TARGET_BYTES of input_ids
+    max_seq_length: int = DEFAULT_MAX_SEQ_LENGTH  # tokens per instance (512 for BERT's phase 2)
+    short_seq_prob: float = 0.1  # probability of a shorter target length
+    dupe_factor: int = 10  # passes over the corpus, each with other segments and masks
+    masked_lm_prob: float = 0.15  # masked LM probability
+    max_predictions_per_seq: int | None = None  # default ceil(max_seq_length * mask_prob): 20 at 128
+    whole_word_mask: bool = False  # mask all pieces of a word together
+    masking: Masking = "static"  # static: masks drawn now and stored; dynamic: the loader draws new ones every epoch
+    nsp: bool = True  # NSP sentence pairs; --no-nsp: MLM only, contiguous sentences packed across documents
+    seed: int = 12345  # the original's seed
+    validation_fraction: float = 0.01  # fraction of documents held out as the validation split
+    format: CorpusFormat = (
+        "auto"  # input format (auto: .jsonl/.json are JSONL, others one-sentence-per-line or paragraphs)
+    )
+    language: str = "en"  # language for sentence segmentation
+    encoding_errors: EncodingErrors = "strict"  # invalid UTF-8: stop with an error (strict) or substitute U+FFFD
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES  # skip (and report) longer input lines (a JSONL document is one line)
+    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES  # longer documents are cut into parts
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES  # input bytes per worker task
+    shard_instances: int | None = None  # instances per shard (default: as many as fit 32 MiB of input_ids)
 
     def resolved(self) -> PrepareOptions:
         """Validate and fill in derived defaults; raises :class:`BertkitError` on bad values."""
@@ -80,14 +83,11 @@ class PrepareOptions:
             raise BertkitError(
                 f"--max-predictions-per-seq must be in [1, max_seq_length], got {o.max_predictions_per_seq}"
             )
-        if o.masking not in ("static", "dynamic"):
-            raise BertkitError(f"--masking must be static or dynamic, got {o.masking!r}")
+        check_choice("--masking", o.masking, Masking)
         if not 0.0 <= o.validation_fraction < 1.0:
             raise BertkitError(f"--validation-fraction must be in [0, 1), got {o.validation_fraction}")
-        if o.format not in FORMATS:
-            raise BertkitError(f"--format must be one of {', '.join(FORMATS)}, got {o.format!r}")
-        if o.encoding_errors not in ("strict", "replace"):
-            raise BertkitError(f"--encoding-errors must be strict or replace, got {o.encoding_errors!r}")
+        check_choice("--format", o.format, CorpusFormat)
+        check_choice("--encoding-errors", o.encoding_errors, EncodingErrors)
         if o.max_line_bytes < 1 or o.max_document_bytes < 1 or o.chunk_bytes < 1:
             raise BertkitError("--max-line-bytes, max_document_bytes and chunk_bytes must be >= 1")
         if o.shard_instances is None:

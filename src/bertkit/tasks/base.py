@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from bertkit.errors import BertkitError
+from bertkit.settings import DEFAULT_MAX_SEQ_LENGTH
 
 # Settings every task accepts (saved in the task checkpoint's ``task.json``).
-COMMON_SETTINGS: dict[str, Any] = {"max_seq_length": 128}
+COMMON_SETTINGS: dict[str, Any] = {"max_seq_length": DEFAULT_MAX_SEQ_LENGTH}
 
 
 @dataclass

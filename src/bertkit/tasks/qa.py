@@ -21,6 +21,7 @@ import numpy as np
 import torch.nn.functional as F
 
 from bertkit import metrics
+from bertkit.settings import QA_MAX_SEQ_LENGTH
 from bertkit.tasks.base import Features, Task, batch_forward, run_model
 from bertkit.tasks.readers import SquadQuestion, read_squad
 
@@ -80,7 +81,7 @@ class QATask(Task):
     head = "BertForQuestionAnswering"
     main_metric = "f1"
     defaults = {
-        "max_seq_length": 384,
+        "max_seq_length": QA_MAX_SEQ_LENGTH,
         "doc_stride": 128,
         "max_query_length": 64,
         "max_answer_length": 30,

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from bertkit import metrics, runtime
+from bertkit.settings import SIMILARITY_MAX_SEQ_LENGTH
 from bertkit.tasks.base import build_pair, collate
 from bertkit.tasks.classification import read_text_examples
 from bertkit.tasks.regression import SCORE_COLUMNS
@@ -23,7 +24,7 @@ def mean_pooled_embeddings(
     model: Any,
     tokenizer: Any,
     texts: list[str],
-    max_seq_length: int = 256,
+    max_seq_length: int = SIMILARITY_MAX_SEQ_LENGTH,
     batch_size: int = 32,
     progress: bool = False,
 ) -> tuple[np.ndarray, int]:
@@ -54,7 +55,7 @@ def mean_pooled_embeddings(
 def embedding_similarity(
     model_dir: str,
     data: str,
-    max_seq_length: int = 256,
+    max_seq_length: int = SIMILARITY_MAX_SEQ_LENGTH,
     batch_size: int = 32,
     text_column: str | None = None,
     text_pair_column: str | None = None,

@@ -1,12 +1,14 @@
-"""``TrainConfig``: every knob of the training loop (shared by pre-training and fine-tuning)."""
+"""``TrainConfig``: every knob of the training loop (shared by pre-training and fine-tuning).
+
+Torch-free: the command line builds its flags from these fields (help from the comments).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bertkit import runtime
 from bertkit.errors import BertkitError
-from bertkit.optim import OPTIMIZERS, SCHEDULES
+from bertkit.settings import DivergenceAction, Optimizer, Precision, Schedule, check_choice
 
 
 @dataclass
@@ -15,32 +17,32 @@ class TrainConfig:
 
     max_steps: int = 1000  # optimizer steps (each = grad_accum micro-batches)
     lr: float = 1e-4  # peak learning rate
-    warmup_steps: int = 0
-    schedule: str = "linear"  # linear | cosine | constant (all with linear warmup)
-    optimizer: str = "adamw"  # adamw | lamb
+    warmup_steps: int = 0  # steps of linear warmup to lr
+    schedule: Schedule = "linear"  # learning-rate schedule after the warmup
+    optimizer: Optimizer = "adamw"  # AdamW or LAMB (large batches)
     weight_decay: float = 0.01  # not applied to biases and LayerNorm
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_eps: float = 1e-6
-    grad_accum: int = 1  # micro-batches per optimizer step (per rank)
+    adam_beta1: float = 0.9  # AdamW/LAMB first-moment decay
+    adam_beta2: float = 0.999  # AdamW/LAMB second-moment decay
+    adam_eps: float = 1e-6  # AdamW/LAMB epsilon
+    grad_accum: int = 1  # micro-batches per optimizer step (per process)
     max_grad_norm: float = 1.0  # global gradient clipping; 0 disables
-    precision: str = "fp32"  # fp32 | bf16 (autocast, CPU+CUDA) | fp16 (autocast + loss scaling; for CUDA)
+    precision: Precision = "fp32"  # bf16: autocast (CPU+CUDA); fp16: autocast + loss scaling (for CUDA)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     eval_every: int = 0  # steps between evaluations; 0 = only at the end
     save_every: int = 0  # steps between checkpoints; 0 = none by step count
     save_every_minutes: float = 0.0  # minutes between checkpoints; 0 = none by time
     keep_last: int = 3  # checkpoints kept (older ones deleted); 0 keeps all
     log_every: int = 10  # steps between metrics.jsonl / TensorBoard records
-    seed: int = 0  # seeds dropout etc. (each rank uses seed + rank)
+    seed: int = 0  # random seed: dropout (each process adds its rank); pretrain: also initial weights, data order
     compile: bool = False  # torch.compile the model
-    activation_checkpointing: bool = False  # recompute each layer's activations in backward
+    activation_checkpointing: bool = False  # recompute each layer's activations in backward (less memory)
     divergence_patience: int = 5  # non-finite losses in a row before rollback / stop
-    divergence_action: str = "rollback"  # rollback (to last checkpoint, lower LR) | stop
+    divergence_action: DivergenceAction = "rollback"  # rollback (to the last checkpoint, lower LR) or stop
     lr_backoff: float = 0.5  # LR multiplier applied at each rollback
-    max_rollbacks: int = 3  # then stop
+    max_rollbacks: int = 3  # rollbacks before stopping
     find_unused_parameters: bool = False  # DDP: some parameters get no gradient (e.g. MLM-only)
-    tensorboard: bool = True  # write TensorBoard event files in out_dir
-    progress: bool = True  # show the tqdm bar (else a text line at most every text_log_seconds)
+    tensorboard: bool = True  # write TensorBoard event files in the run directory
+    progress: bool = True  # show the progress bar (else a text line at most every text_log_seconds)
     text_log_seconds: float = 60.0  # without the bar: seconds between progress lines in the log
 
     def validate(self) -> None:
@@ -57,20 +59,17 @@ class TrainConfig:
             (self.log_every >= 1, "log_every must be >= 1"),
             (self.divergence_patience >= 1, "divergence_patience must be >= 1"),
             (0 < self.lr_backoff <= 1, "lr_backoff must be in (0, 1]"),
-            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})"),
-            (
-                self.optimizer in OPTIMIZERS,
-                f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {self.optimizer!r})",
-            ),
-            (
-                self.precision in runtime.PRECISIONS,
-                f"precision must be one of {', '.join(runtime.PRECISIONS)} (got {self.precision!r})",
-            ),
-            (
-                self.divergence_action in ("rollback", "stop"),
-                f"divergence_action must be rollback or stop (got {self.divergence_action!r})",
-            ),
         ]
         for ok, msg in checks:
             if not ok:
                 raise BertkitError(f"training config: {msg}")
+        try:
+            for name, literal in (
+                ("schedule", Schedule),
+                ("optimizer", Optimizer),
+                ("precision", Precision),
+                ("divergence_action", DivergenceAction),
+            ):
+                check_choice(name, getattr(self, name), literal)
+        except BertkitError as e:
+            raise BertkitError(f"training config: {e}") from None
