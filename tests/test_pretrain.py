@@ -153,12 +153,15 @@ KILL_SCRIPT = textwrap.dedent("""
     from bertkit.cli import main
 
     kill_at = int(os.environ["KILL_AT_CALL"])
+    # under torchrun: only rank KILL_RANK, only in the first attempt (restarts run through)
+    killer = os.environ.get("RANK", "0") == os.environ.get("KILL_RANK", "0")
+    killer = killer and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
     calls = {"n": 0}
     real = P.pretraining_loss_fn
 
     def loss_fn(model, batch):
         calls["n"] += 1
-        if calls["n"] == kill_at:
+        if killer and calls["n"] == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
         return real(model, batch)
 
@@ -219,61 +222,170 @@ def test_resume_after_sigkill_is_bitwise_exact(env, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# DDP: 2 gloo processes (torchrun) == 1 process with grad_accum 2
+# DDP: 2 gloo processes (torchrun) == 1 process with grad_accum 2, on one node and on two
+# simulated nodes; elastic restart after a worker is SIGKILLed
+
+DDP_ARGS = [
+    "max_steps=20",
+    "batch_size=4",
+    "lr=1e-3",
+    "warmup_steps=2",
+    "dropout=0",
+    "eval_every=0",
+    "eval_batches=1",
+    "log_every=1",
+    "progress=false",
+    "device=cpu",
+]
 
 
-def test_ddp_two_processes_match_one_process_grad_accum(env, tmp_path):
-    common = [
-        "--data",
-        str(env["data"]),
-        "model=" + str(env["model"]),
-        "tokenizer=" + str(env["tokenizer"]),
-        "max_steps=20",
+def _data_args(env) -> list[str]:
+    return ["--data", str(env["data"]), "model=" + str(env["model"]), "tokenizer=" + str(env["tokenizer"])]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(
+    launcher: list[str], target: list[str], nodes: int = 1, env_extra: dict | None = None
+) -> list[subprocess.CompletedProcess]:
+    """Run ``torchrun LAUNCHER TARGET`` as ``nodes`` agents (simulated nodes of one machine, all
+    started before any is waited for); one CompletedProcess per agent."""
+    env_ = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    cmd = [sys.executable, "-m", "torch.distributed.run", *launcher, *target]
+    procs = [
+        subprocess.Popen(cmd, cwd=REPO, env=env_, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(nodes)
+    ]
+    done = []
+    for p in procs:
+        try:
+            out, err = p.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise
+        done.append(subprocess.CompletedProcess(cmd, p.returncode, out, err))
+    return done
+
+
+def _train_losses(run: Path) -> list[float]:
+    recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in recs if r["kind"] == "train"]
+
+
+def _assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), (k, (wa[k] - wb[k]).abs().max())
+
+
+@pytest.fixture(scope="module")
+def one_process_accum2(env):
+    """The reference: one process, grad_accum 2 (the same 8 sequences a step as 2 ranks x 4)."""
+    out = env["tmp"] / "ddp-one"
+    one = _cli(["pretrain", "--out", str(out), *_data_args(env), *DDP_ARGS, "grad_accum=2"])
+    assert one.returncode == 0, one.stderr
+    return out
+
+
+def test_ddp_two_processes_match_one_process_grad_accum(env, one_process_accum2, tmp_path):
+    (two,) = _torchrun(
+        ["--standalone", "--nproc_per_node=2", "--module"],
+        ["bertkit", "pretrain", "--out", str(tmp_path / "two"), *_data_args(env), *DDP_ARGS, "grad_accum=1"],
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    l1, l2 = _train_losses(one_process_accum2), _train_losses(tmp_path / "two")
+    assert len(l1) == len(l2) == 20
+    assert max(abs(a - b) for a, b in zip(l1, l2)) < 1e-5, list(zip(l1, l2))
+    meta = json.loads((tmp_path / "two" / "checkpoint-20" / "meta.json").read_text())
+    assert meta["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_two_simulated_nodes_match_one_process_grad_accum(env, one_process_accum2, tmp_path):
+    """The multi-node launch of docs/TRAINING.md: two torchrun agents (one process each) meet
+    through the c10d rendezvous as two nodes. The gradient is the same arithmetic as one process
+    with grad_accum 2 (g1/2 + g2/2 == (g1 + g2)/2 exactly: halving is exact, a sum of two
+    commutes), so the weights are bitwise equal."""
+    launcher = [
+        "--nnodes=2",
+        "--nproc-per-node=1",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=127.0.0.1:{_free_port()}",
+        "--rdzv-id=two-nodes",
+        "--max-restarts=1",  # unused here; with torchrun's shared store, bertkit warns that it would fail
+        "--module",
+    ]
+    target = ["bertkit", "pretrain", "--out", str(tmp_path / "two"), *_data_args(env), *DDP_ARGS, "grad_accum=1"]
+    agents = _torchrun(launcher, target, nodes=2)
+    for a in agents:
+        assert a.returncode == 0, a.stderr[-3000:]
+    assert "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1" in "".join(a.stdout + a.stderr for a in agents)
+    meta = json.loads((tmp_path / "two" / "checkpoint-20" / "meta.json").read_text())
+    assert meta["world_size"] == 2
+    assert len(_train_losses(tmp_path / "two")) == 20
+    _assert_same_weights(one_process_accum2 / "checkpoint-20", tmp_path / "two" / "checkpoint-20")
+
+
+@pytest.mark.slow
+def test_elastic_restart_after_sigkill_resumes_bitwise_exact(env, tmp_path):
+    """torchrun --max-restarts: one worker of two simulated nodes is SIGKILLed in step n+2 (after
+    checkpoint-n); both agents restart their workers, which resume from checkpoint-n (``--resume``
+    in the launch line: the first attempt starts fresh on the empty run directory) and finish
+    bitwise equal to an uninterrupted run with the same world size (dropout on: every rank's
+    RNG state resumes too)."""
+    n = 6
+    args = [
+        *_data_args(env),
+        f"max_steps={2 * n}",
         "batch_size=4",
         "lr=1e-3",
         "warmup_steps=2",
-        "dropout=0",
+        f"save_every={n}",
         "eval_every=0",
         "eval_batches=1",
         "log_every=1",
         "progress=false",
         "device=cpu",
     ]
-    one = _cli(["pretrain", "--out", str(tmp_path / "one"), *common, "grad_accum=2"])
-    assert one.returncode == 0, one.stderr
-    env_ = {**os.environ, "OMP_NUM_THREADS": "1"}
-    two = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc_per_node=2",
-            "--module",
-            "bertkit",
-            "pretrain",
-            "--out",
-            str(tmp_path / "two"),
-            *common,
-            "grad_accum=1",
-        ],
-        cwd=REPO,
-        env=env_,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    (ref,) = _torchrun(
+        ["--standalone", "--nproc_per_node=2", "--module"], ["bertkit", "pretrain", "--out", str(tmp_path / "A"), *args]
     )
-    assert two.returncode == 0, two.stderr[-3000:]
+    assert ref.returncode == 0, ref.stderr[-3000:]
 
-    def losses(run):
-        recs = [json.loads(x) for x in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
-        return [r["loss"] for r in recs if r["kind"] == "train"]
-
-    l1, l2 = losses("one"), losses("two")
-    assert len(l1) == len(l2) == 20
-    assert max(abs(a - b) for a, b in zip(l1, l2)) < 1e-5, list(zip(l1, l2))
-    meta = json.loads((tmp_path / "two" / "checkpoint-20" / "meta.json").read_text())
-    assert meta["world_size"] == 2
+    script = tmp_path / "kill_worker.py"
+    script.write_text(KILL_SCRIPT)
+    launcher = [
+        "--nnodes=2",
+        "--nproc-per-node=1",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=127.0.0.1:{_free_port()}",
+        "--rdzv-id=elastic",
+        "--max-restarts=1",
+        "--monitor-interval=0.5",
+    ]
+    target = [str(script), "pretrain", "--out", str(tmp_path / "B"), "--resume", *args]
+    kill = {"KILL_RANK": "1", "KILL_AT_CALL": str(n + 2)}  # in step n+2 (one micro-batch a step)
+    # without it the restarted workers read the failed attempt's addresses from torchrun's shared
+    # store and never connect (pytorch#135712; bertkit warns at start-up)
+    fresh_store = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+    agents = _torchrun(launcher, target, nodes=2, env_extra={**kill, **fresh_store})
+    logs = "\n".join(a.stderr + a.stdout for a in agents)
+    for a in agents:
+        assert a.returncode == 0, logs[-4000:]
+    assert "TORCH_DISABLE_SHARE_RDZV_TCP_STORE" not in logs  # no warning: the store is fresh
+    assert "starting from scratch" in logs  # attempt 0: --resume on an empty directory
+    assert f"resumed from {tmp_path / 'B' / f'checkpoint-{n}'} at step {n}" in logs, logs[-4000:]
+    _assert_same_weights(tmp_path / "A" / f"checkpoint-{2 * n}", tmp_path / "B" / f"checkpoint-{2 * n}")
+    steps = [json.loads(line)["step"] for line in (tmp_path / "B" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 2 * n + 1)) + [2 * n]  # the killed attempt's records after step n dropped
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,6 +474,32 @@ def test_existing_run_needs_resume(env, tmp_path):
     with pytest.raises(BertkitError, match="pass --resume"):
         pretrain(base_cfg(env, tmp_path / "r", max_steps=2))
     assert pretrain(base_cfg(env, tmp_path / "r", max_steps=2, eval_every=0), resume=True)["step"] == 2
+
+
+def test_torchrun_restart_without_resume_says_what_to_launch(env, tmp_path, monkeypatch):
+    pretrain(base_cfg(env, tmp_path / "r", max_steps=1, eval_every=0))
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    with pytest.raises(BertkitError, match="torchrun restart: put --resume in the launch line"):
+        pretrain(base_cfg(env, tmp_path / "r", max_steps=2))
+
+
+@pytest.mark.parametrize(
+    "environ, blocked",
+    [
+        ({"TORCHELASTIC_MAX_RESTARTS": "3", "TORCHELASTIC_USE_AGENT_STORE": "True"}, True),
+        ({"TORCHELASTIC_MAX_RESTARTS": "0", "TORCHELASTIC_USE_AGENT_STORE": "True"}, False),
+        ({"TORCHELASTIC_MAX_RESTARTS": "3", "TORCHELASTIC_USE_AGENT_STORE": "False"}, False),  # disabled
+        ({}, False),  # not under torchrun
+    ],
+)
+def test_shared_store_restart_trap_is_detected(monkeypatch, environ, blocked):
+    from bertkit import runtime
+
+    for key in ("TORCHELASTIC_MAX_RESTARTS", "TORCHELASTIC_USE_AGENT_STORE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    assert runtime.shared_store_blocks_restarts() is blocked
 
 
 def test_plot_curves(tmp_path):

@@ -272,8 +272,14 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     if resume:
         _warn_config_changes(cfg, list_checkpoints(out_dir), read_meta)
     elif list_checkpoints(out_dir):
+        hint = (
+            " (a torchrun restart: put --resume in the launch line so restarted workers continue "
+            "from the newest checkpoint; on an empty directory it starts fresh)"
+            if runtime.elastic_restart()
+            else ""
+        )
         raise BertkitError(
-            f"{out_dir}: already holds checkpoints; pass --resume to continue that run, or choose another --out"
+            f"{out_dir}: already holds checkpoints; pass --resume to continue that run, or choose another --out{hint}"
         )
     tcfg = cfg.train_config(nsp=bool(manifest["nsp"]))
     tcfg.validate()

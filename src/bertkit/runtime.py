@@ -93,7 +93,27 @@ def init_distributed(device: torch.device, timeout_s: float = 1800.0) -> DistInf
             world_size=info.world_size,
             timeout=timedelta(seconds=timeout_s),
         )
+        if shared_store_blocks_restarts():
+            log(
+                "note: torchrun --max-restarts with its shared TCPStore cannot restart the workers (stale "
+                "addresses from the failed attempt, pytorch#135712): launch with "
+                "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in torchrun's environment"
+            )
     return dist_info()
+
+
+def elastic_restart() -> int:
+    """How many times torchrun has restarted this worker group (0 outside torchrun)."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+
+
+def shared_store_blocks_restarts() -> bool:
+    """Whether torchrun allows restarts but hands its workers the rendezvous's shared TCPStore:
+    restarted workers then read the previous attempt's connection keys and fail to connect
+    (gloo and nccl alike), so the restart never runs; ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``
+    gives every attempt a fresh store."""
+    restarts = int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0"))
+    return restarts > 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
 
 
 def barrier() -> None:
