@@ -291,7 +291,8 @@ def measure_prepare(inputs: list[str], tokenizer: str) -> dict:
     """CPU seconds, output bytes and instances per input MB of ``bertkit prepare`` (one
     in-process worker, so ``time.process_time`` is the whole cost), and bytes per word."""
     from bertkit.corpus import expand_inputs, iter_documents
-    from bertkit.pretraining_data import PrepareOptions, prepare
+    from bertkit.pretraining.format import PrepareOptions
+    from bertkit.pretraining.prepare import prepare
 
     paths = expand_inputs(inputs)
     mb = sum(p.stat().st_size for p in paths) / 1e6

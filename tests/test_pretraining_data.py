@@ -424,3 +424,90 @@ def test_mask_tokens_counter_based_keys_are_batch_independent(corpus):
     for x, y in zip(full, part):
         assert np.array_equal(x[3:5], y)
     assert (full[1] > 0).sum(1).tolist() == [5] * 8  # round(32 * 0.15) = 5
+
+
+# ---------------------------------------------------------------------------------------------
+# preparation split over machines: parts + merge == one machine's run
+
+
+@pytest.mark.parametrize(
+    "nsp, masking, chunk_bytes",
+    [(True, "static", 20_000), (False, "dynamic", 20_000), (True, "static", 300_000)],
+    ids=["nsp-static", "mlm-dynamic", "more-parts-than-chunks"],
+)
+def test_sharded_parts_merge_to_the_single_run(corpus, tmp_path, nsp, masking, chunk_bytes):
+    import torch
+
+    from bertkit.pretraining.format import SPLITS
+    from bertkit.pretraining.loader import PretrainingLoader
+    from bertkit.pretraining.prepare import merge_parts
+
+    opts = PrepareOptions(
+        dupe_factor=2,
+        validation_fraction=0.1,
+        chunk_bytes=chunk_bytes,
+        nsp=nsp,
+        masking=masking,
+        shard_instances=500,
+    )
+    single = prepare([corpus["path"]], corpus["vocab"], tmp_path / "single", opts, workers=1, progress=False)
+    out = tmp_path / "sharded"
+    parts = {}
+    for i in (2, 0, 3, 1):  # any order, as independent machines finish
+        parts[i] = prepare(
+            [corpus["path"]], corpus["vocab"], out, opts, workers=1, progress=False, num_shards=4, shard_index=i
+        )
+    assert [parts[i]["part"]["chunks"] for i in range(4)] == [
+        [parts[i]["part"]["num_chunks"] * i // 4, parts[i]["part"]["num_chunks"] * (i + 1) // 4] for i in range(4)
+    ]
+    assert len({p["key"] for p in parts.values()}) == 4 and single["key"] not in {p["key"] for p in parts.values()}
+    merged = merge_parts(out)
+    assert merged["key"] == single["key"]  # the same data set, so a run may resume across the two
+    assert merged["counts"] == single["counts"]
+    for split in SPLITS:
+        a, b = load_split(tmp_path / "single", split), load_split(out, split)
+        assert a.keys() == b.keys() and len(a["input_ids"]) > 0
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=f"{split} {k}")
+    la = PretrainingLoader(tmp_path / "single", batch_size=8, seed=3)
+    lb = PretrainingLoader(out, batch_size=8, seed=3)
+    for _, x, y in zip(range(4), la, lb):  # one data set to the loader: the same shuffled batches
+        assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+    assert merge_parts(out)["up_to_date"]
+    assert prepare([corpus["path"]], corpus["vocab"], out, opts, workers=1, progress=False)["up_to_date"]
+
+
+def test_sharded_preparation_errors(corpus, tmp_path):
+    from bertkit.pretraining.prepare import merge_parts
+
+    opts = PrepareOptions(dupe_factor=1, chunk_bytes=50_000)
+    with pytest.raises(BertkitError, match=r"--shard-index must be in \[0, 2\]"):
+        prepare([corpus["path"]], corpus["vocab"], tmp_path / "o", opts, progress=False, num_shards=3, shard_index=3)
+    with pytest.raises(BertkitError, match="no prepared parts"):
+        merge_parts(tmp_path / "o")
+    for i in (0, 2):
+        prepare([corpus["path"]], corpus["vocab"], tmp_path / "o", opts, progress=False, num_shards=3, shard_index=i)
+    with pytest.raises(BertkitError, match="1 of 3 parts missing or unfinished \\(part-00001-of-00003\\)"):
+        merge_parts(tmp_path / "o")
+    other = PrepareOptions(dupe_factor=2, chunk_bytes=50_000)  # part 1 from other options
+    prepare([corpus["path"]], corpus["vocab"], tmp_path / "o", other, progress=False, num_shards=3, shard_index=1)
+    with pytest.raises(BertkitError, match="part-00001-of-00003/manifest.json: from another preparation"):
+        merge_parts(tmp_path / "o")
+    with pytest.raises(BertkitError, match="not --num-shards 4"):
+        merge_parts(tmp_path / "o", num_shards=4)
+
+
+def test_cli_prepares_parts_and_merges(corpus, tmp_path, capsys):
+    from bertkit.cli import main
+
+    common = ["prepare", "--input", str(corpus["path"]), "--tokenizer", str(corpus["vocab"]), "--quiet"]
+    common += ["--out", str(tmp_path / "d"), "--dupe-factor", "1", "--workers", "1"]
+    for i in (0, 1):
+        assert main([*common, "--num-shards", "2", "--shard-index", str(i)]) == 0
+    assert "part 1 of 2 (chunks [" in capsys.readouterr().out
+    assert main(["prepare", "--merge", "--out", str(tmp_path / "d")]) == 0
+    assert "2 parts merged" in capsys.readouterr().out
+    assert main([*common]) == 0  # one machine's run of the same options: the merged data is it
+    assert "up to date" in capsys.readouterr().out
+    assert main([*common, "--num-shards", "2"]) != 0  # without --shard-index: a one-line error
+    assert "--shard-index I go together" in capsys.readouterr().err

@@ -11,10 +11,20 @@ is a task for a worker (segment, tokenize with ``Tokenizer.tokenize_ids_batch``,
 instances, mask) whose randomness is seeded by ``(seed, chunk index)`` only; the main process
 writes results in chunk order into fixed-width ``.npy`` shards and writes ``manifest.json``
 last, all inside a temporary directory renamed into place at the end.
+
+Across machines (``num_shards``/``shard_index``, :func:`merge_parts`): the chunk is also the unit
+of work between machines. Part ``i`` of ``n`` counts the corpus's chunks (a reading pass, no
+tokenization), takes the contiguous range ``[i*C//n, (i+1)*C//n)`` and writes it to
+``OUT/part-0000i-of-0000n/``; the merge writes ``OUT/manifest.json`` listing every part's shards
+in part order. Since a chunk's instances depend only on its documents and its global index, and
+the parts are contiguous ranges in order, the merged data is the single run's instance for
+instance, in the same order, under the same data key.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing as mp
 import os
 import random
@@ -22,13 +32,14 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, fields
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
 from bertkit.corpus import CorpusStats, Document, expand_inputs, iter_chunks, iter_documents
 from bertkit.errors import BertkitError
-from bertkit.fileio import atomic_dir, atomic_write_json, read_json
+from bertkit.fileio import atomic_dir, atomic_open, atomic_write_json, read_json
 from bertkit.pretraining.format import (
     CONTINUATION_FILE,
     FORMAT_NAME,
@@ -49,6 +60,8 @@ from bertkit.pretraining.instances import (
     create_packed_instances,
 )
 from bertkit.pretraining.masking import _uniforms, hash64, instance_keys, mask_tokens
+
+PART_PREFIX = "part-"
 
 # ---------------------------------------------------------------------------------------------
 # one chunk of work (runs in a worker process)
@@ -179,6 +192,41 @@ def _iter_results(tasks: Iterator[tuple[int, list[Document]]], workers: int, ini
             yield pending.popleft().get()
 
 
+def part_name(index: int, num_shards: int) -> str:
+    """The directory of part ``index`` of ``num_shards`` inside the output directory."""
+    return f"{PART_PREFIX}{index:05d}-of-{num_shards:05d}"
+
+
+def chunk_range(num_chunks: int, num_shards: int, index: int) -> tuple[int, int]:
+    """Part ``index``'s contiguous chunk indices ``[lo, hi)``: sizes differ by at most one."""
+    return num_chunks * index // num_shards, num_chunks * (index + 1) // num_shards
+
+
+def _documents(paths: list[Path], opts: PrepareOptions, stats: CorpusStats) -> Iterator[Document]:
+    return iter_documents(
+        paths,
+        opts.format,
+        max_line_bytes=opts.max_line_bytes,
+        max_document_bytes=opts.max_document_bytes,
+        errors=opts.encoding_errors,
+        stats=stats,
+    )
+
+
+def _counts(corpus_counts: dict, totals: dict, instances: dict) -> dict:
+    """The manifest's ``counts``: the corpus reader's (documents, lines, skipped) + the chunks'."""
+    c = json.loads(json.dumps(corpus_counts))  # a deep copy: "skipped" is updated below
+    c["skipped"]["empty_documents"] += totals["empty_documents"]
+    c["skipped"]["empty_sentences"] = totals["empty_sentences"]
+    return {
+        **c,
+        "sentences": totals["sentences"],
+        "tokens": totals["tokens"],
+        "nsp_no_other_document": totals["nsp_no_other_document"],
+        "instances": instances,
+    }
+
+
 def prepare(
     inputs: Sequence[str | os.PathLike],
     tokenizer_dir: str | os.PathLike,
@@ -188,11 +236,15 @@ def prepare(
     workers: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    num_shards: int = 1,
+    shard_index: int = 0,
 ) -> dict:
     """Prepare pre-training data; returns the manifest (``manifest["up_to_date"]`` is true when
     ``out_dir`` already held exactly this data and nothing was done).
 
-    ``workers`` defaults to the number of CPU cores; the output does not depend on it.
+    ``workers`` defaults to the number of CPU cores; the output does not depend on it. With
+    ``num_shards`` > 1 this run prepares part ``shard_index`` only, into
+    ``out_dir/part-IIIII-of-NNNNN`` (see the module docstring; :func:`merge_parts` joins them).
     Raises :class:`BertkitError` for unreadable inputs, a vocabulary that does not match the
     manifest already in ``out_dir``, or an ``out_dir`` holding other data (unless ``overwrite``).
     """
@@ -201,6 +253,12 @@ def prepare(
     from bertkit import __version__
     from bertkit.tokenization import Tokenizer
 
+    if num_shards < 1:
+        raise BertkitError(f"--num-shards must be >= 1, got {num_shards}")
+    if not 0 <= shard_index < num_shards:
+        raise BertkitError(
+            f"--shard-index must be in [0, {num_shards - 1}] for --num-shards {num_shards}, got {shard_index}"
+        )
     opts = (options or PrepareOptions()).resolved()
     out_dir = Path(out_dir)
     tokenizer_dir = Path(tokenizer_dir)
@@ -216,6 +274,10 @@ def prepare(
     paths = expand_inputs(inputs)
     input_hashes = [file_sha256(p) for p in paths]
     key = data_key(input_hashes, opts, vocab_sha, tok_cfg_sha)
+    sharded = num_shards > 1
+    if sharded:  # a part is its own data set (its own key), and names the whole one's
+        out_dir = out_dir / part_name(shard_index, num_shards)
+        whole_key, key = key, hashlib.sha256(f"{key} part {shard_index} of {num_shards}".encode()).hexdigest()
 
     old = _existing_manifest(out_dir) if out_dir.exists() else None
     if old is not None and not overwrite:
@@ -237,18 +299,29 @@ def prepare(
         )
 
     workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
-    corpus_stats = CorpusStats()
-    docs = iter_documents(
-        paths,
-        opts.format,
-        max_line_bytes=opts.max_line_bytes,
-        max_document_bytes=opts.max_document_bytes,
-        errors=opts.encoding_errors,
-        stats=corpus_stats,
-    )
-    tasks = enumerate(iter_chunks(docs, opts.chunk_bytes))
     gz = any(p.name.endswith(".gz") for p in paths)
     total_bytes = None if gz else sum(p.stat().st_size for p in paths)
+    corpus_stats = CorpusStats()
+    tasks: Iterator[tuple[int, list[Document]]] = enumerate(
+        iter_chunks(_documents(paths, opts, corpus_stats), opts.chunk_bytes)
+    )
+    if sharded:
+        # a reading pass (no tokenization) finds the chunk boundaries, the same on every machine
+        whole_corpus = CorpusStats()  # the processing pass stops at the end of this part
+        sizes = [
+            sum(d.nbytes for d in chunk)
+            for chunk in tqdm(
+                iter_chunks(_documents(paths, opts, whole_corpus), opts.chunk_bytes),
+                desc="count chunks",
+                unit=" chunks",
+                disable=not progress,
+                dynamic_ncols=True,
+            )
+        ]
+        lo, hi = chunk_range(len(sizes), num_shards, shard_index)
+        tasks = islice(tasks, lo, hi)
+        total_bytes = sum(sizes[lo:hi])
+        whole_corpus_counts = whole_corpus.to_dict()
     totals = {f.name: 0 for f in fields(_ChunkStats)}
     counts = {s: 0 for s in SPLITS}
     start = time.perf_counter()
@@ -259,7 +332,7 @@ def prepare(
             unit="B",
             unit_scale=True,
             unit_divisor=1000,
-            desc="prepare",
+            desc="prepare" if not sharded else f"prepare part {shard_index}/{num_shards}",
             disable=not progress,
             dynamic_ncols=True,
         )
@@ -273,7 +346,7 @@ def prepare(
                 bar.update(res["nbytes"])
                 elapsed = max(time.perf_counter() - start, 1e-9)
                 bar.set_postfix_str(f"{sum(counts.values()) / elapsed:,.0f} inst/s", refresh=False)
-            if total_bytes:  # blank lines and skipped lines are not in any document's size
+            if total_bytes and not sharded:  # blank lines and skipped lines are not in any document's size
                 bar.update(total_bytes - bar.n)
         shards = {s: writers[s].finish() for s in SPLITS}
         for name in ("vocab.txt", "tokenizer_config.json"):  # the data describes itself
@@ -281,13 +354,10 @@ def prepare(
                 (tmp / name).write_bytes((tokenizer_dir / name).read_bytes())
         if opts.whole_word_mask and opts.masking == "dynamic":
             np.save(tmp / CONTINUATION_FILE, vocab.continuation)
-        if sum(counts.values()) == 0:
+        if sum(counts.values()) == 0 and not sharded:  # a part may be empty; the merge checks the whole
             raise BertkitError(
                 f"{', '.join(map(str, paths))}: no instances could be made (no non-empty documents with tokens)"
             )
-        cstats = corpus_stats.to_dict()
-        cstats["skipped"]["empty_documents"] += totals["empty_documents"]
-        cstats["skipped"]["empty_sentences"] = totals["empty_sentences"]
         manifest = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -312,14 +382,103 @@ def prepare(
             "whole_word_mask": opts.whole_word_mask,
             "options": asdict(opts),
             "inputs": [{"path": str(p), "bytes": p.stat().st_size, "sha256": h} for p, h in zip(paths, input_hashes)],
-            "counts": {
-                **cstats,
-                "sentences": totals["sentences"],
-                "tokens": totals["tokens"],
-                "nsp_no_other_document": totals["nsp_no_other_document"],
-                "instances": counts,
-            },
+            "counts": _counts(corpus_stats.to_dict(), totals, counts),
             "splits": {s: {"num_instances": counts[s], "shards": shards[s]} for s in SPLITS},
         }
+        if sharded:
+            # counts: the corpus reader's are the whole corpus's (from the counting pass), the
+            # sentences, tokens and instances this part's
+            manifest["counts"] = _counts(whole_corpus_counts, totals, counts)
+            manifest["part"] = {
+                "index": shard_index,
+                "num_shards": num_shards,
+                "chunks": [lo, hi],
+                "num_chunks": len(sizes),
+                "data_key": whole_key,
+                "corpus_counts": whole_corpus_counts,
+                "chunk_totals": totals,
+            }
         atomic_write_json(tmp / MANIFEST, manifest)  # last: its presence marks complete data
+    return manifest
+
+
+def merge_parts(out_dir: str | os.PathLike, num_shards: int | None = None, overwrite: bool = False) -> dict:
+    """Join the parts that ``prepare(..., num_shards=N, shard_index=i)`` wrote into ``out_dir``:
+    ``out_dir/manifest.json`` lists every part's shards in part order (no data is copied), so
+    the loader reads the parts as one data set, the single run's instance for instance, under
+    its data key. Every part must be complete and from the same inputs, options and vocabulary.
+    Returns the manifest (``up_to_date`` when ``out_dir`` already holds this merge)."""
+    out_dir = Path(out_dir)
+    found = sorted(p for p in out_dir.glob(f"{PART_PREFIX}*") if p.is_dir()) if out_dir.is_dir() else []
+    parts = [p for p in found if (p / MANIFEST).is_file()]
+    if not parts:
+        raise BertkitError(
+            f"{out_dir}: no prepared parts ({PART_PREFIX}*/{MANIFEST}); run `bertkit prepare --num-shards N "
+            "--shard-index I` for every I first"
+        )
+    manifests = [read_json(p / MANIFEST) for p in parts]
+    first = manifests[0]
+    if "part" not in first:
+        raise BertkitError(f"{parts[0] / MANIFEST}: not a part of a sharded preparation")
+    n = first["part"]["num_shards"]
+    if num_shards is not None and num_shards != n:
+        raise BertkitError(f"{parts[0] / MANIFEST}: a part of {n} shards, not --num-shards {num_shards}")
+    by_index = {}
+    same = [k for k in first if k not in ("key", "counts", "splits", "part")]
+    for path, m in zip(parts, manifests):
+        part = m.get("part") or {}
+        if part.get("num_shards") != n or part.get("data_key") != first["part"]["data_key"]:
+            raise BertkitError(
+                f"{path / MANIFEST}: from another preparation than {parts[0].name} (other inputs, options, "
+                f"vocabulary or shard count); re-prepare it or remove it"
+            )
+        differs = [k for k in same if m.get(k) != first[k]]
+        if differs:
+            raise BertkitError(f"{path / MANIFEST}: {', '.join(differs)} differ from {parts[0].name}")
+        by_index[part["index"]] = (path, m)
+    missing = [part_name(i, n) for i in range(n) if i not in by_index]
+    if missing:
+        raise BertkitError(
+            f"{out_dir}: {len(missing)} of {n} parts missing or unfinished ({', '.join(missing[:5])}"
+            f"{', ...' if len(missing) > 5 else ''}); run `bertkit prepare ... --shard-index I` for them"
+        )
+    ordered = [by_index[i] for i in range(n)]
+    for (_, a), (path, b) in zip(ordered, ordered[1:]):
+        if a["part"]["chunks"][1] != b["part"]["chunks"][0] or a["part"]["corpus_counts"] != b["part"]["corpus_counts"]:
+            raise BertkitError(f"{path / MANIFEST}: its chunks do not continue {a['part']['index']}'s")
+    key = first["part"]["data_key"]
+    old = _existing_manifest(out_dir)
+    if old is not None and not overwrite:
+        if old.get("key") == key and old.get("parts") == [p.name for p, _ in ordered]:
+            return {**old, "up_to_date": True}
+        if old.get("key") != key:
+            raise BertkitError(
+                f"{out_dir / MANIFEST}: already holds other data (key {str(old.get('key'))[:12]}… vs {key[:12]}…); "
+                "pass --overwrite"
+            )
+    totals = {k: sum(m["part"]["chunk_totals"][k] for _, m in ordered) for k in first["part"]["chunk_totals"]}
+    counts = {s: sum(m["splits"][s]["num_instances"] for _, m in ordered) for s in SPLITS}
+    if sum(counts.values()) == 0:
+        raise BertkitError(f"{out_dir}: no instances in any part (no non-empty documents with tokens)")
+    splits = {}
+    for s in SPLITS:
+        shards = []
+        for path, m in ordered:
+            for entry in m["splits"][s]["shards"]:
+                files = {k: f"{path.name}/{f}" for k, f in entry["files"].items()}
+                shards.append({**entry, "name": f"{path.name}/{entry['name']}", "files": files})
+        splits[s] = {"num_instances": counts[s], "shards": shards}
+    manifest = {k: v for k, v in first.items() if k != "part"}
+    manifest.update(
+        key=key,
+        counts=_counts(first["part"]["corpus_counts"], totals, counts),
+        splits=splits,
+        parts=[p.name for p, _ in ordered],
+    )
+    src = ordered[0][0]
+    for name in ("vocab.txt", "tokenizer_config.json", CONTINUATION_FILE):
+        if (src / name).is_file():
+            with atomic_open(out_dir / name) as f:
+                f.write((src / name).read_bytes())
+    atomic_write_json(out_dir / MANIFEST, manifest)  # last: its presence marks complete data
     return manifest

@@ -594,10 +594,19 @@ class Trainer:
             if self.out_dir is None:
                 raise BertkitError("resume: needs an out_dir to look for checkpoints in")
             found = list_checkpoints(self.out_dir)
-            if not found:
+            # rank 0's listing decides for every rank: on a shared file system another node's
+            # view of the directory may lag (NFS caches listings for up to a minute), and ranks
+            # resuming from different steps would train apart
+            newest = runtime.broadcast_object(str(found[-1]) if found else None)
+            if newest is None:
                 runtime.log(f"resume: no complete checkpoint in {self.out_dir}; starting from scratch")
                 return
-            path = found[-1]
+            path = Path(str(newest))
+            if not (path / TRAINER_STATE).is_file():
+                raise BertkitError(
+                    f"{path}: rank 0 resumes from this checkpoint, which rank {self.dist.rank} cannot read; "
+                    "--out must be on storage every node shares"
+                )
         self._load_checkpoint(path)
         self._log.truncate_after(self.state.step)
         runtime.log(f"resumed from {path} at step {self.state.step}")
