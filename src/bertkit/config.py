@@ -123,6 +123,14 @@ class BertConfig:
                 f"config: hidden_act {self.hidden_act!r} is not supported "
                 f"(choose from {', '.join(SUPPORTED_ACTIVATIONS)})"
             )
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, (int, float)) and 0 <= v < 1):
+                raise BertkitError(f"config: {name} must be a probability in [0, 1), got {v!r}")
+        if not (isinstance(self.layer_norm_eps, (int, float)) and self.layer_norm_eps > 0):
+            raise BertkitError(f"config: layer_norm_eps must be > 0, got {self.layer_norm_eps!r}")
+        if not (isinstance(self.initializer_range, (int, float)) and self.initializer_range >= 0):
+            raise BertkitError(f"config: initializer_range must be >= 0, got {self.initializer_range!r}")
         if not 0 <= self.pad_token_id < self.vocab_size:
             raise BertkitError(f"config: pad_token_id {self.pad_token_id} outside vocab_size {self.vocab_size}")
 

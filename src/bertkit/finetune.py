@@ -106,6 +106,10 @@ class FinetuneConfig:
                 raise BertkitError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise BertkitError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.dropout < 1:
+            raise BertkitError(f"dropout must be a probability in [0, 1), got {self.dropout}")
+        if self.weight_decay < 0:
+            raise BertkitError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not 0 <= self.warmup_ratio < 1:
             raise BertkitError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.max_seq_length is not None and self.max_seq_length < 8:
@@ -165,6 +169,31 @@ def resolve_init(path: str) -> str:
         raise BertkitError(f"{p}: neither a checkpoint (no config.json) nor a run with checkpoint-STEP/ inside")
     runtime.log(f"{p}: a training run; initialising from its newest checkpoint {found[-1].name}")
     return str(found[-1])
+
+
+def check_seq_length(task: Task, max_position_embeddings: int, source: str, given: bool = True) -> None:
+    """Refuse a ``max_seq_length`` the model has no position embeddings for (before any work); a
+    default one (not ``given``) longer than the model's positions is lowered to them."""
+    n = task.settings["max_seq_length"]
+    if n > max_position_embeddings and not given:
+        task.settings["max_seq_length"] = max_position_embeddings
+    elif n > max_position_embeddings:
+        raise BertkitError(
+            f"--max-seq-length {n} is longer than the model's {max_position_embeddings} positions "
+            f"(max_position_embeddings in {source}); use at most {max_position_embeddings}"
+        )
+
+
+def _model_positions(cfg: FinetuneConfig) -> tuple[int, str]:
+    """``(max_position_embeddings, where it comes from)`` of the model ``cfg`` will fine-tune."""
+    from bertkit.config import BertConfig
+
+    if cfg.init is not None:
+        return BertConfig.from_pretrained(cfg.init).max_position_embeddings, str(Path(cfg.init) / "config.json")
+    mc = dict(cfg.model_config or {})
+    preset = mc.pop("preset", None)
+    base = BertConfig.from_preset(preset) if preset else BertConfig()
+    return int(mc.get("max_position_embeddings", base.max_position_embeddings)), "the model config"
 
 
 def load_tokenizer(directory: str) -> Any:
@@ -321,10 +350,12 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     if cfg.max_seq_length is not None:
         settings["max_seq_length"] = cfg.max_seq_length
     task = get_task(cfg.task, **settings)
+    check_seq_length(task, *_model_positions(cfg), given=cfg.max_seq_length is not None)
     tok = load_tokenizer(cfg.init or cfg.tokenizer)
 
-    train_ex = _subset(task.read(cfg.train), cfg.max_train_examples, cfg.seed, random_pick=True)
-    labels = task.label_list(train_ex)
+    all_train = task.read(cfg.train)
+    labels = task.label_list(all_train)  # from the whole file: a --max-train-examples subset may lack some
+    train_ex = _subset(all_train, cfg.max_train_examples, cfg.seed, random_pick=True)
     task.labels = labels
     label2id = {lab: i for i, lab in enumerate(labels)} if labels else None
     dev_ex = _subset(task.read(cfg.dev), cfg.max_eval_examples, 0, random_pick=False)
@@ -468,6 +499,8 @@ def load_task_model(model_dir: str, task_name: str | None = None, columns: dict 
     }
     task = get_task(name, **merged)
     cfg = BertConfig.from_pretrained(path)
+    given = settings.get("max_seq_length") is not None or (saved is not None and "max_seq_length" in saved["settings"])
+    check_seq_length(task, cfg.max_position_embeddings, str(path / "config.json"), given)
     if saved is not None:
         task.labels = saved.get("labels")
     elif name in ("classification", "pair", "tagging"):
