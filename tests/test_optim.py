@@ -102,13 +102,41 @@ def test_lamb_state_round_trips():
 
 def test_schedules():
     lin = linear_warmup_linear_decay(10, 110)
-    assert lin(0) == pytest.approx(0.1) and lin(9) == pytest.approx(1.0)
+    assert lin(0) == 0.0 and lin(1) == pytest.approx(0.1) and lin(10) == 1.0  # transformers: 0 at step 0
     assert lin(60) == pytest.approx(0.5) and lin(110) == 0.0 and lin(200) == 0.0
     cos = linear_warmup_cosine_decay(10, 110)
     assert cos(10) == pytest.approx(1.0) and cos(60) == pytest.approx(0.5) and cos(110) == pytest.approx(0.0)
+    assert cos(200) == 0.0
     const = linear_warmup_constant(10, 110)
-    assert const(4) == pytest.approx(0.5) and const(50) == 1.0 and const(10**6) == 1.0
+    assert const(5) == pytest.approx(0.5) and const(50) == 1.0 and const(10**6) == 1.0
     assert linear_warmup_linear_decay(0, 10)(0) == 1.0  # no warmup: full LR from step 0
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "constant"])
+@pytest.mark.parametrize("warmup,total", [(0, 7), (1, 7), (3, 10), (10, 110), (7, 7)])
+def test_schedules_are_transformers_step_for_step(name, warmup, total):
+    """Issue #17 item 10: the warmup ran one step ahead of transformers ((s + 1) / warmup). Now
+    every learning rate a step uses equals transformers' exactly, and resume continues it."""
+    transformers = pytest.importorskip("transformers")
+    reference = {
+        "linear": lambda o: transformers.get_linear_schedule_with_warmup(o, warmup, total),
+        "cosine": lambda o: transformers.get_cosine_schedule_with_warmup(o, warmup, total),
+        "constant": lambda o: transformers.get_constant_schedule_with_warmup(o, warmup),
+    }[name]
+    ours_opt, ref_opt = (torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=3e-4) for _ in range(2))
+    ours, ref = build_scheduler(ours_opt, name, warmup, total), reference(ref_opt)
+    used, expected = [], []
+    for step in range(total + 1):  # every step a run takes, and the 0 after it
+        if step == total // 2:  # a resume half way: a fresh scheduler loaded from the state dict
+            state = ours.state_dict()
+            ours_opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=3e-4)
+            ours = build_scheduler(ours_opt, name, warmup, total)
+            ours.load_state_dict(state)
+            ours_opt.param_groups[0]["lr"] = ours.get_last_lr()[0]
+        used.append(ours_opt.param_groups[0]["lr"])
+        expected.append(ref_opt.param_groups[0]["lr"])
+        ours_opt.step(), ref_opt.step(), ours.step(), ref.step()
+    assert used == expected
 
 
 def test_scheduler_drives_optimizer_lr():
@@ -119,5 +147,5 @@ def test_scheduler_drives_optimizer_lr():
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    assert lrs == pytest.approx([0.5, 1.0, 1.0, 0.5])  # then 0 after the last step
+    assert lrs == pytest.approx([0.0, 0.5, 1.0, 0.5])  # then 0 after the last step
     assert math.isclose(opt.param_groups[1]["lr"], opt.param_groups[0]["lr"])

@@ -4,8 +4,16 @@
   (the original BERT's ``exclude_from_weight_decay=["LayerNorm", "layer_norm", "bias"]``).
 * :func:`build_optimizer` -- ``"adamw"`` as the original (beta 0.9/0.999, eps 1e-6, decay 0.01)
   or ``"lamb"`` (:class:`Lamb`, NVIDIA's large-batch recipe).
-* :func:`build_scheduler` -- ``"linear"`` (linear warmup then linear decay to 0, the original),
-  ``"cosine"`` (linear warmup then half-cosine to 0), ``"constant"`` (linear warmup then flat).
+* :func:`build_scheduler` -- ``"linear"`` (linear warmup then linear decay to 0), ``"cosine"``
+  (linear warmup then half-cosine to 0), ``"constant"`` (linear warmup then flat).
+
+The schedules are exactly ``transformers``' ``get_linear_schedule_with_warmup``,
+``get_cosine_schedule_with_warmup`` and ``get_constant_schedule_with_warmup`` (checked value for
+value by a test): the multiplier of 0-based optimizer step ``s`` is ``s / warmup_steps`` during
+warmup -- so the first update of a warmed-up run uses learning rate 0, as in transformers and in
+the original BERT (``global_step / num_warmup_steps``) -- and the linear decay is
+``(total - s) / (total - warmup)``, reaching 0 at ``total_steps``. (The original BERT's decay
+differs: ``1 - s / total`` from step 0, so its learning rate drops at the end of warmup.)
 """
 
 from __future__ import annotations
@@ -128,37 +136,46 @@ def build_optimizer(
 
 
 # ----------------------------------------------------------------------------------------------
-# schedules: each returns the LR multiplier as a function of the (0-based) optimizer step
+# schedules: each returns the LR multiplier as a function of the (0-based) optimizer step; each
+# is transformers' schedule of the same name, step for step (tests/test_optim.py compares them).
+
+
+def _warmup(step: int, warmup_steps: int) -> float:
+    """0 -> 1 over ``warmup_steps``: ``step / warmup_steps`` (0 at the first step, as transformers)."""
+    return float(step) / float(max(1, warmup_steps))
 
 
 def linear_warmup_linear_decay(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
-    """The original BERT schedule: 0 -> 1 linearly over ``warmup_steps``, then 1 -> 0 at ``total_steps``."""
+    """``get_linear_schedule_with_warmup``: 0 -> 1 linearly over ``warmup_steps``, then 1 -> 0 at
+    ``total_steps``."""
 
     def factor(step: int) -> float:
         if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+            return _warmup(step, warmup_steps)
+        return max(0.0, float(total_steps - step) / float(max(1, total_steps - warmup_steps)))
 
     return factor
 
 
 def linear_warmup_cosine_decay(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
-    """Linear warmup, then half a cosine from 1 to 0 at ``total_steps``."""
+    """``get_cosine_schedule_with_warmup`` (half a cycle): linear warmup, then half a cosine from
+    1 to 0 at ``total_steps`` (held at 0 after it)."""
 
     def factor(step: int) -> float:
         if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
+            return _warmup(step, warmup_steps)
+        progress = min(1.0, float(step - warmup_steps) / float(max(1, total_steps - warmup_steps)))
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
 
     return factor
 
 
 def linear_warmup_constant(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
-    """Linear warmup, then a constant learning rate (``total_steps`` unused, kept for symmetry)."""
+    """``get_constant_schedule_with_warmup``: linear warmup, then a constant learning rate
+    (``total_steps`` unused, kept for symmetry)."""
 
     def factor(step: int) -> float:
-        return (step + 1) / warmup_steps if step < warmup_steps else 1.0
+        return _warmup(step, warmup_steps) if step < warmup_steps else 1.0
 
     return factor
 
