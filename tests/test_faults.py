@@ -144,13 +144,139 @@ def test_metrics_json_writes_undefined_numbers_as_null(tmp_path):
 # ------------------------------------------------------------------------ 7. evaluate's stdout
 
 
-def test_evaluate_stdout_is_only_json_when_examples_are_truncated(tmp_path, capsys):
+def test_evaluate_stdout_is_only_json_and_seq_length_is_checked(tmp_path, capsys):
+    """Item 7: truncation notes went to stdout before the JSON (``| jq`` broke). And a
+    ``--max-seq-length`` beyond the model's positions failed at the first forward."""
     model = save_classifier(tmp_path / "m")
     data = labelled_tsv(tmp_path / "d.tsv")
-    rc, out, err = cli(
-        capsys, "evaluate", "--model", model, "--data", data, "--task", "classification", "--no-progress",
-        "--max-seq-length", "8",
-    )  # fmt: skip
+    outcomes = {}
+    for length in ("8", "33"):
+        outcomes[length] = cli(
+            capsys, "evaluate", "--model", model, "--data", data, "--task", "classification", "--no-progress",
+            "--max-seq-length", length,
+        )  # fmt: skip
+    rc, out, err = outcomes["8"]
     assert rc == 0
     assert set(json.loads(out)["test"]) >= {"accuracy"}  # the whole of stdout parses
     assert "6 of 6 examples truncated" in err
+    rc, out, err = outcomes["33"]
+    assert rc == 2 and out == ""
+    assert "--max-seq-length 33 is longer than the model's 32 positions" in one_error_line(err, "evaluate")
+
+
+# ------------------------------------------------------------------ 9. label set, config ranges
+
+
+def save_encoder(directory, **kw) -> str:
+    from bertkit.model import BertModel
+
+    torch.manual_seed(0)
+    BertModel(tiny_config(id2label={}, **kw)).save_pretrained(directory, tokenizer=Tokenizer(VOCAB))
+    return str(directory)
+
+
+def conll(path, sentences) -> str:
+    path.write_text("".join("".join(f"{w}\t{t}\n" for w, t in s) + "\n" for s in sentences), "utf-8")
+    return str(path)
+
+
+def finetune_args(tmp_path, init, train, dev, *extra) -> list[str]:
+    return [
+        "finetune", "--task", "tagging", "--train", train, "--dev", dev, "--init", init,
+        "--out", str(tmp_path / "out"), "--epochs", "1", "--batch-size", "4", "--no-progress", "--device", "cpu",
+        *extra,
+    ]  # fmt: skip
+
+
+def test_max_train_examples_keeps_the_full_label_set(tmp_path, capsys):
+    """Issue #17 item 9: a subset lacking a tag made dev fail with "does not occur in the training data"."""
+    common = [[("the", "O"), ("film", "B-x")]] * 8
+    rare = [[("the", "O"), ("plot", "B-rare")]]
+    train = conll(tmp_path / "train.conll", rare + common)  # the seed-0 subset of 2: sentences 7 and 9
+    dev = conll(tmp_path / "dev.conll", rare + common[:2])
+    init = save_encoder(tmp_path / "init")
+    rc, _, err = cli(capsys, *finetune_args(tmp_path, init, train, dev, "--max-train-examples", "2"))
+    assert rc == 0, err
+    task = json.loads((tmp_path / "out" / "task.json").read_text())
+    assert sorted(task["labels"]) == ["B-rare", "B-x", "O"]
+
+
+@pytest.mark.parametrize(
+    "flag,value,message",
+    [
+        ("--dropout", "2", "dropout must be a probability in [0, 1), got 2.0"),
+        ("--dropout", "-0.1", "dropout must be a probability in [0, 1)"),
+        ("--weight-decay", "-1", "weight_decay must be >= 0"),
+        ("--max-seq-length", "1000", "--max-seq-length 1000 is longer than the model's 32 positions"),
+    ],
+)
+def test_bad_finetune_settings_refused_up_front(tmp_path, capsys, flag, value, message):
+    sents = [[("the", "O"), ("film", "B-x")], [("a", "O"), ("plot", "O")]]
+    train = conll(tmp_path / "train.conll", sents * 2)
+    init = save_encoder(tmp_path / "init")
+    rc, out, err = cli(capsys, *finetune_args(tmp_path, init, train, train, flag, value))
+    assert rc == 2 and message in one_error_line(err, "finetune")
+    assert "fine-tune lr" not in err and not (tmp_path / "out").exists()  # refused before training
+
+
+@pytest.mark.parametrize(
+    "key,value",
+    [("hidden_dropout_prob", 2.0), ("attention_probs_dropout_prob", -0.5), ("classifier_dropout", 1.0),
+     ("layer_norm_eps", 0.0), ("initializer_range", -1.0)],
+)  # fmt: skip
+def test_model_config_ranges_are_checked(key, value):
+    with pytest.raises(BertkitError, match=f"config: {key} must be"):
+        BertConfig.from_dict({key: value})
+
+
+# ------------------------------------------------------------------ 11. format detection
+
+
+def test_format_detection_honours_max_line_bytes(tmp_path, monkeypatch):
+    """Item 11: detection read lines with the default limit whatever --max-line-bytes said, so a
+    file of long paragraph lines (beyond the default, within the limit) was taken for one
+    sentence per line ("bert"). A smaller default here stands in for the 9 MB line of the issue."""
+    from bertkit import corpus
+
+    monkeypatch.setattr(corpus, "DEFAULT_MAX_LINE_BYTES", 1000)
+    paragraph = " ".join(f"This is sentence number {i} of the paragraph." for i in range(60))  # ~2.8 kB
+    p = tmp_path / "long.txt"
+    p.write_text(f"{paragraph}\n\n{paragraph}\n", "utf-8")
+    stats = corpus.CorpusStats()
+    docs = list(corpus.iter_documents([p], "auto", max_line_bytes=10_000, stats=stats))
+    assert len(docs) == 2 and not docs[0].presplit and stats.long_lines == 0
+
+
+# ------------------------------------------------------------------ tracebacks -> one line
+
+
+def test_tokenize_pair_max_length_shorter_than_the_special_tokens(tmp_path, capsys, monkeypatch):
+    """``tokenize --pair --max-length 2`` raised OverflowError from the Rust engine."""
+    import io
+    import sys
+
+    d = tmp_path / "tok"
+    Tokenizer(VOCAB).save(d)
+    for n, ok in (("2", False), ("3", True)):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"the film\tthe plot\n")))
+        rc, out, err = cli(capsys, "tokenize", "--model", str(d), "--pair", "--max-length", n)
+        if ok:
+            assert rc == 0 and json.loads(out)["tokens"] == ["[CLS]", "[SEP]", "[SEP]"]
+        else:
+            assert rc == 2 and "a pair ([CLS] a [SEP] b [SEP]) needs 3 special tokens" in one_error_line(
+                err, "tokenize"
+            )
+
+
+@pytest.mark.parametrize("damage", ["fake", "truncated"])
+def test_fake_or_truncated_gzip_input(tmp_path, capsys, damage):
+    """A .gz that is not gzip (BadGzipFile) or cut short (EOFError) was a traceback."""
+    import gzip
+
+    text = "".join(f"the film was very good {i} .\n" for i in range(400)).encode()
+    data = text if damage == "fake" else gzip.compress(text)[:200]
+    p = tmp_path / "corpus.txt.gz"
+    p.write_bytes(data)
+    rc, out, err = cli(capsys, "vocab", "--input", str(p), "--out", str(tmp_path / "v"), "--quiet")
+    line = one_error_line(err, "vocab")
+    assert rc == 2 and str(p) in line and ("truncated" if damage == "truncated" else "not valid gzip data") in line

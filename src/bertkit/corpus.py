@@ -194,14 +194,17 @@ def _iter_raw_lines(path: Path, max_line_bytes: int, errors: str, stats: CorpusS
             yield lineno, text, len(raw)
 
 
-def detect_format(path: Path, errors: str = "strict", sample_lines: int = 200) -> str:
-    """Guess ``jsonl``, ``bert`` or ``text`` for one file (see the module docstring)."""
+def detect_format(
+    path: Path, errors: str = "strict", sample_lines: int = 200, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> str:
+    """Guess ``jsonl``, ``bert`` or ``text`` for one file (see the module docstring), reading
+    lines up to ``max_line_bytes`` as the reading proper will (longer ones are skipped there too)."""
     name = path.name[:-3] if path.name.endswith(".gz") else path.name
     if Path(name).suffix.lower() in (".jsonl", ".json"):
         return "jsonl"
     lines = []
     budget = 1 << 20  # look at no more than ~1 MB of text
-    for _, text, n in _iter_raw_lines(path, DEFAULT_MAX_LINE_BYTES, errors, CorpusStats()):
+    for _, text, n in _iter_raw_lines(path, max_line_bytes, errors, CorpusStats()):
         if text.strip():
             lines.append(text.strip()[:10_000])
             budget -= n
@@ -263,7 +266,7 @@ def iter_documents(
     doc_id = 0
     for path in paths:
         path = Path(path)
-        file_fmt = detect_format(path, errors) if fmt == "auto" else fmt
+        file_fmt = detect_format(path, errors, max_line_bytes=max_line_bytes) if fmt == "auto" else fmt
         stats.files += 1
         presplit = file_fmt == "bert"
         for first, lines, nbytes in _iter_file_documents(path, file_fmt, max_line_bytes, errors, stats):

@@ -10,6 +10,7 @@ import math
 import os
 import shutil
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,16 +28,48 @@ def _publish_mode(path: Path, is_dir: bool) -> None:
     os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
 
 
+class _GzipReader(gzip.GzipFile):
+    """A ``GzipFile`` whose corrupt, truncated or fake (not gzip) data raises one
+    :class:`BertkitError` naming the file and the uncompressed byte offset reached, instead of
+    ``BadGzipFile`` / ``EOFError`` / ``zlib.error`` from the middle of a read."""
+
+    def _checked(self, method, *args):
+        try:
+            return method(*args)
+        except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
+            what = "truncated" if isinstance(e, EOFError) else "not valid gzip data"
+            raise BertkitError(
+                f"{self.name}: {what} at uncompressed byte offset {self.tell()} ({e or type(e).__name__}); "
+                f"is the download complete / is it really a .gz file?"
+            ) from None
+
+    def read(self, size=-1):
+        return self._checked(super().read, size)
+
+    def read1(self, size=-1):
+        return self._checked(super().read1, size)
+
+    def readline(self, size=-1):
+        return self._checked(super().readline, size)
+
+    def peek(self, n):
+        return self._checked(super().peek, n)
+
+
 def open_binary(path: str | os.PathLike) -> io.BufferedIOBase:
-    """Open a file for reading bytes, transparently decompressing ``.gz``."""
+    """Open a file for reading bytes, transparently decompressing ``.gz`` (corrupt or truncated
+    gzip data is a :class:`BertkitError` naming the file)."""
     p = Path(path)
     if not p.exists():
         raise BertkitError(f"{p}: no such file")
     if p.is_dir():
         raise BertkitError(f"{p}: is a directory, expected a file")
-    if p.suffix == ".gz":
-        return gzip.open(p, "rb")  # type: ignore[return-value]
-    return open(p, "rb")
+    try:
+        if p.suffix == ".gz":
+            return _GzipReader(p, "rb")
+        return open(p, "rb")
+    except OSError as e:
+        raise BertkitError(f"{p}: cannot open: {e.strerror or e}") from None
 
 
 REPLACE_HINT = "pass --encoding-errors replace to substitute U+FFFD"

@@ -613,6 +613,12 @@ def _truncated_lengths(la: int, lb: int | None, max_length: int, strategy: str) 
     excess = la + lb_ + n_special - max_length
     if excess <= 0:
         return la, lb_
+    if max_length < n_special:
+        raise BertkitError(
+            f"cannot truncate to max_length={max_length}: "
+            + ("a pair ([CLS] a [SEP] b [SEP])" if lb is not None else "a text ([CLS] a [SEP])")
+            + f" needs {n_special} special tokens alone; use max_length >= {n_special}"
+        )
     if strategy == "only_first" or (strategy == "longest_first" and lb is None):
         if la <= excess:
             raise BertkitError(
