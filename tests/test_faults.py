@@ -280,3 +280,74 @@ def test_fake_or_truncated_gzip_input(tmp_path, capsys, damage):
     rc, out, err = cli(capsys, "vocab", "--input", str(p), "--out", str(tmp_path / "v"), "--quiet")
     line = one_error_line(err, "vocab")
     assert rc == 2 and str(p) in line and ("truncated" if damage == "truncated" else "not valid gzip data") in line
+
+
+# ------------------------------------------------------------------ 10. training loop
+
+
+class _Loader:
+    """An endless loader of fixed random regression batches."""
+
+    def __init__(self):
+        g = torch.Generator().manual_seed(0)
+        self.batches = [{"x": torch.randn(4, 3, generator=g), "y": torch.randn(4, generator=g)} for _ in range(4)]
+
+    def __iter__(self):
+        while True:
+            yield from self.batches
+
+
+def _mse(model, batch):
+    loss = torch.nn.functional.mse_loss(model(batch["x"]).squeeze(-1), batch["y"])
+    return loss, {}
+
+
+def _trainer(model=None, loss_fn=_mse, out_dir=None, **kw):
+    from bertkit.training.config import TrainConfig
+    from bertkit.training.loop import Trainer
+
+    torch.manual_seed(0)
+    base = dict(max_steps=6, lr=1e-2, warmup_steps=3, log_every=1, progress=False, seed=0, device="cpu")
+    base.update(kw)
+    return Trainer(model or torch.nn.Linear(3, 1), TrainConfig(**base), loss_fn, _Loader(), out_dir=out_dir)
+
+
+def test_logged_learning_rate_is_the_one_the_step_used(tmp_path):
+    """Item 10: metrics.jsonl showed the NEXT step's lr (read after scheduler.step()): step 1
+    logged the warmup's second value and the last step 0. Each record is now the step's own."""
+    from bertkit.optim import linear_warmup_linear_decay
+
+    factor = linear_warmup_linear_decay(3, 6)
+    tr = _trainer(out_dir=tmp_path / "run")
+    used = []  # the lr each optimizer.step() ran with, seen from inside the optimizer
+    tr.optimizer.register_step_pre_hook(lambda opt, args, kwargs: used.append(opt.param_groups[0]["lr"]))
+    tr.fit()
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    logged = [r["lr"] for r in records if r["kind"] == "train"]
+    assert logged == used == [1e-2 * factor(s) for s in range(6)]
+    assert logged[0] == 0.0 and logged[-1] > 0  # transformers' warmup starts at 0; the last step is not 0
+
+
+def test_non_finite_initial_weights_are_named_not_blamed_on_the_lr():
+    model = torch.nn.Linear(3, 1)
+    with torch.no_grad():
+        model.weight[0, 1] = math.nan
+    with pytest.raises(BertkitError) as e:
+        _trainer(model).fit()
+    assert str(e.value).startswith("training cannot start: non-finite initial weights (tensor weight: 1 NaN")
+    assert "learning rate" not in str(e.value)
+
+
+def test_divergence_message_says_what_was_detected_and_no_save_every_without_out_dir(tmp_path):
+    """The message said "lower lr ... (or set save_every)" also in finetune, which has no save_every."""
+
+    def nan_from_step_3(model, batch, calls=[0]):  # noqa: B006 - a call counter
+        calls[0] += 1
+        loss, m = _mse(model, batch)
+        return (loss * math.nan if calls[0] >= 3 else loss), m
+
+    with pytest.raises(BertkitError) as e:
+        _trainer(loss_fn=nan_from_step_3, divergence_patience=2).fit()
+    msg = str(e.value)
+    assert msg.startswith("training diverged: non-finite loss at step 3 (2 in a row)")
+    assert "save_every" not in msg and "lower the learning rate" in msg

@@ -38,6 +38,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from bertkit import runtime
+from bertkit.checkpoint import first_non_finite
 from bertkit.errors import BertkitError
 from bertkit.optim import build_optimizer, build_scheduler
 from bertkit.training.checkpoints import (
@@ -225,6 +226,7 @@ class Trainer:
             self.model, cfg.optimizer, cfg.lr, cfg.weight_decay, (cfg.adam_beta1, cfg.adam_beta2), cfg.adam_eps
         )
         self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.warmup_steps, cfg.max_steps)
+        self._step_lr = self.optimizer.param_groups[0]["lr"]  # the learning rate of the latest update
         self.scaler = runtime.make_grad_scaler(cfg.precision, self.device)
         self.batches = _Batches(train_loader)
         n_params = matmul_params(self.model)
@@ -247,6 +249,7 @@ class Trainer:
         """
         if resume:
             self._resume(resume)
+        self._check_initial_weights()
         cfg = self.cfg
         start_time = self._fit_start = time.perf_counter()
         start_step = self.state.step
@@ -388,6 +391,7 @@ class Trainer:
             if cfg.max_grad_norm > 0:
                 grad_norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm))
             if self._is_finite(loss_value, grad_norm):
+                self._step_lr = self.optimizer.param_groups[0]["lr"]  # what this update uses (logged)
                 scale = self.scaler.get_scale()  # 1.0 when disabled (fp32 / bf16)
                 self.scaler.step(self.optimizer)  # fp16: skips the update on inf/nan gradients
                 self.scaler.update()  # ... and then lowers the scale
@@ -408,26 +412,40 @@ class Trainer:
 
     # ------------------------------------------------------------------------------ divergence
 
+    def _check_initial_weights(self) -> None:
+        """Refuse to start from NaN / infinite weights: no learning rate can fix those."""
+        bad = first_non_finite(self.model)
+        if bad is not None:
+            name, n_nan, n_inf = bad
+            raise BertkitError(
+                f"training cannot start: non-finite initial weights (tensor {name}: {n_nan} NaN, "
+                f"{n_inf} infinite values); start from a finite checkpoint or a fresh initialisation"
+            )
+
     def _handle_divergence(self, in_a_row: int) -> None:
         cfg = self.cfg
         newest = (
             list_checkpoints(self.out_dir)[-1] if self.out_dir is not None and list_checkpoints(self.out_dir) else None
         )
-        where = f"at step {self.state.step + 1}: {in_a_row} non-finite losses in a row"
+        detected = f"non-finite loss at step {self.state.step + 1} ({in_a_row} in a row)"
+        bad = first_non_finite(self.model)
+        if bad is not None:
+            detected += f", and the weights are no longer finite (first: {bad[0]})"
+        fix = "lower the learning rate or lengthen the warmup"
         if cfg.divergence_action == "stop":
             raise BertkitError(
-                f"training diverged {where}; stopping (divergence_action=stop). "
-                f"Lower lr, raise warmup_steps or use fp32/bf16"
+                f"training diverged: {detected}; stopping (divergence_action=stop). {fix.capitalize()}"
+                + (", or use fp32/bf16" if cfg.precision == "fp16" else "")
             )
         if newest is None:
             raise BertkitError(
-                f"training diverged {where} and there is no checkpoint to roll back to; "
-                f"lower lr or raise warmup_steps (or set save_every)"
+                f"training diverged: {detected}, and there is no checkpoint to roll back to; {fix}"
+                + (" (or set save_every, so the guard has a checkpoint to roll back to)" if self.out_dir else "")
             )
         if self.state.rollbacks >= cfg.max_rollbacks:
             raise BertkitError(
-                f"training diverged {where} after {self.state.rollbacks} rollbacks "
-                f"(max_rollbacks={cfg.max_rollbacks}); lower lr or raise warmup_steps"
+                f"training diverged: {detected}, after {self.state.rollbacks} rollbacks "
+                f"(max_rollbacks={cfg.max_rollbacks}); {fix}"
             )
         scale = self.state.lr_scale * cfg.lr_backoff
         kept = self.state  # the run's own counts survive the rollback
@@ -473,7 +491,7 @@ class Trainer:
             "kind": "train",
             "step": self.state.step,
             "loss": window.mean_loss(),
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": self._step_lr,  # the one this step used (the optimizer's is already the next step's)
             "grad_norm": window.mean_grad_norm(),
             **metrics,
             "tokens_per_s": window.tokens / seconds,
