@@ -45,7 +45,9 @@ def test_pretraining_shapes_with_and_without_positions():
     # gathering first gives exactly the full logits at those positions
     expect = torch.stack([full.mlm_logits[b, pos[b]] for b in range(2)])
     assert torch.allclose(part.mlm_logits, expect, atol=1e-6)
-    assert torch.equal(part.nsp_logits, full.nsp_logits)
+    # NSP reads [CLS] through the last layer run for all rows vs. for the [CLS] rows only: two GEMM
+    # shapes, which round differently on some CPUs (Intel AMX: ~1e-7), so equal within tolerance.
+    assert torch.allclose(part.nsp_logits, full.nsp_logits, rtol=1e-5, atol=1e-6)
 
 
 def test_decoder_is_tied_to_word_embeddings():
