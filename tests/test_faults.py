@@ -351,3 +351,46 @@ def test_divergence_message_says_what_was_detected_and_no_save_every_without_out
     msg = str(e.value)
     assert msg.startswith("training diverged: non-finite loss at step 3 (2 in a row)")
     assert "save_every" not in msg and "lower the learning rate" in msg
+
+
+def test_resume_with_another_model_size_is_one_line(tmp_path):
+    """``pretrain --resume model=mini`` on a tiny run raised torch's size-mismatch RuntimeError."""
+
+    class Ids:
+        def __iter__(self):
+            g = torch.Generator().manual_seed(0)
+            while True:
+                yield {"input_ids": torch.randint(5, len(VOCAB), (2, 6), generator=g)}
+
+    def loss_fn(model, batch):
+        return model(batch["input_ids"]).pow(2).mean(), {}
+
+    from bertkit.training.config import TrainConfig
+    from bertkit.training.loop import Trainer
+
+    def trainer(**size):
+        config = TrainConfig(max_steps=2, lr=1e-3, warmup_steps=0, progress=False, device="cpu", save_every=1)
+        model = BertForSequenceClassification(tiny_config(**size))
+        return Trainer(model, config, loss_fn, Ids(), out_dir=tmp_path / "run", tokenizer=Tokenizer(VOCAB))
+
+    trainer().fit()
+    with pytest.raises(BertkitError) as e:
+        trainer(hidden_size=64, intermediate_size=128).fit(resume=True)
+    msg = str(e.value)
+    assert msg.startswith(f"{tmp_path / 'run' / 'checkpoint-2'}: the checkpoint was saved by a different model")
+    assert "hidden_size 32 in the checkpoint vs 64 now" in msg and "\n" not in msg
+
+
+def test_prepare_says_when_long_lines_were_skipped(tmp_path, capsys):
+    """Item 11: with only over-long lines the error said "no instances could be made" and not why."""
+    tok = tmp_path / "tok"
+    Tokenizer(VOCAB).save(tok)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(" ".join(["the film was very good ."] * 40) + "\n", "utf-8")  # ~1 kB, one line
+    rc, out, err = cli(
+        capsys, "prepare", "--input", str(corpus), "--tokenizer", str(tok), "--out", str(tmp_path / "data"),
+        "--max-line-bytes", "200", "--workers", "1", "--max-seq-length", "16",
+    )  # fmt: skip
+    line = one_error_line(err, "prepare")
+    assert rc == 2 and "no instances could be made" in line
+    assert f"1 line(s) longer than --max-line-bytes 200 were skipped ({corpus}:1 (" in line

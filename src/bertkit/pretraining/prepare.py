@@ -355,8 +355,15 @@ def prepare(
         if opts.whole_word_mask and opts.masking == "dynamic":
             np.save(tmp / CONTINUATION_FILE, vocab.continuation)
         if sum(counts.values()) == 0 and not sharded:  # a part may be empty; the merge checks the whole
+            skipped = ""
+            if corpus_stats.long_lines:
+                skipped = (
+                    f"; {corpus_stats.long_lines} line(s) longer than --max-line-bytes {opts.max_line_bytes} "
+                    f"were skipped ({', '.join(corpus_stats.long_line_examples)}): raise --max-line-bytes"
+                )
             raise BertkitError(
-                f"{', '.join(map(str, paths))}: no instances could be made (no non-empty documents with tokens)"
+                f"{', '.join(map(str, paths))}: no instances could be made "
+                f"(no non-empty documents with tokens){skipped}"
             )
         manifest = {
             "format": FORMAT_NAME,

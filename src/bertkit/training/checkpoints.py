@@ -140,9 +140,45 @@ def _save_model(model: nn.Module, directory: Path, tokenizer: Any) -> None:
 
 
 def load_model_weights(model: nn.Module, directory: Path) -> None:
-    """Load the weights of a checkpoint written by :func:`write_checkpoint` into ``model`` in place."""
+    """Load the weights of a checkpoint written by :func:`write_checkpoint` into ``model`` in place.
+
+    A checkpoint of another architecture (e.g. ``--resume`` with a different model preset) is a
+    :class:`BertkitError` naming the differing config keys or tensor shapes."""
     if hasattr(type(model), "from_pretrained"):
         loaded = type(model).from_pretrained(directory)
+        _check_fits(model, loaded.state_dict(), directory, getattr(loaded, "config", None))
         model.load_state_dict(loaded.state_dict())
         return
-    load_model(model, str(directory / "model.safetensors"), device=str(next(model.parameters()).device))
+    try:
+        load_model(model, str(directory / "model.safetensors"), device=str(next(model.parameters()).device))
+    except RuntimeError as e:  # missing / unexpected / mis-shaped tensors
+        first = str(e).strip().splitlines()[-1].strip()
+        raise BertkitError(
+            f"{directory}: the checkpoint was saved by a different model than this run's ({first}); "
+            f"resume with the model settings the run was started with"
+        ) from None
+
+
+def _check_fits(model: nn.Module, saved: dict, directory: Path, saved_config: Any) -> None:
+    """Refuse ``saved`` weights that do not fit ``model``, naming the config keys that differ (or
+    else the tensors)."""
+    own = model.state_dict()
+    problems = [f"{k} missing" for k in own if k not in saved] + [f"{k} unexpected" for k in saved if k not in own]
+    problems += [
+        f"{k} {list(saved[k].shape)} in the checkpoint vs {list(v.shape)} in the model"
+        for k, v in own.items()
+        if k in saved and saved[k].shape != v.shape
+    ]
+    if not problems:
+        return
+    own_config = getattr(model, "config", None)
+    if saved_config is not None and own_config is not None:
+        a, b = saved_config.to_dict(), own_config.to_dict()
+        keys = [k for k in a if k in b and a[k] != b[k] and k not in ("id2label", "label2id", "architectures")]
+        if keys:
+            problems = [f"{k} {a[k]!r} in the checkpoint vs {b[k]!r} now" for k in keys]
+    more = f", ... ({len(problems) - 4} more)" if len(problems) > 4 else ""
+    raise BertkitError(
+        f"{directory}: the checkpoint was saved by a different model than this run's "
+        f"({'; '.join(problems[:4])}{more}); resume with the model settings the run was started with"
+    )
