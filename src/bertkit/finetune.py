@@ -77,7 +77,7 @@ class FinetuneConfig:
     warmup_ratio: float = 0.1  # fraction of the steps with linear warmup
     dropout: float = 0.1  # hidden and attention dropout
     weight_decay: float = 0.01  # AdamW decay (none on biases and LayerNorm)
-    max_seq_length: int | None = None  # tokens per example (default: the task's)
+    max_seq_length: int | None = None  # tokens per example (default: the task's, at most the model's positions)
     seeds: int = 1  # seeds per setting (median ± std reported)
     seed: int = 0  # first seed; the others are seed+1, seed+2, ...
     search: bool = False  # grid search over search_lrs x search_batch_sizes x search_epochs
