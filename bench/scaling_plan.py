@@ -10,6 +10,7 @@ GPU, data preparation time and disk. Every input is a named constant below, mark
     python bench/scaling_plan.py --mfu 0.3 --gpu-mem-gb 80   # other assumptions
     python bench/scaling_plan.py --measure-prepare ../shared/data/corpus/news.jsonl \\
         --tokenizer ../shared/data/checkpoints/minilm-l6-uncased     # re-measure the prepare inputs
+    python bench/scaling_plan.py --measure-loader DATA_DIR...          # loader sequences/CPU-s
 
 The model FLOPs are bertkit's own MFU count (``bertkit.pretrain.bert_flops_fn``) and the
 parameter counts come from building the models on the meta device, so the plan follows the code.
@@ -327,13 +328,38 @@ def measure_prepare(inputs: list[str], tokenizer: str) -> dict:
     return result
 
 
+def measure_loader(data_dirs: list[str], seconds: float = 3.0) -> list[dict]:
+    """Sequences per CPU-second ``PretrainingLoader`` delivers (in the training loop's thread,
+    as the Trainer uses it) at batch 32 and 256."""
+    from bertkit.pretraining.loader import PretrainingLoader
+
+    out = []
+    for d in data_dirs:
+        for batch_size in (32, 256):
+            it = iter(PretrainingLoader(d, batch_size=batch_size, seed=0))
+            next(it)
+            c0, n = time.process_time(), 0
+            while time.process_time() - c0 < seconds:
+                next(it)
+                n += 1
+            row = {"data": d, "batch_size": batch_size, "seq_per_cpu_s": n * batch_size / (time.process_time() - c0)}
+            print(json.dumps(row), file=sys.stderr)
+            out.append(row)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mfu", type=float, default=ASSUMED_MFU, help="fraction of peak a full-size step reaches")
     ap.add_argument("--gpu-mem-gb", type=float, default=GPU_MEM_GB)
     ap.add_argument("--measure-prepare", nargs="+", metavar="INPUT", help="measure prepare on these inputs instead")
     ap.add_argument("--tokenizer", help="vocabulary directory for --measure-prepare")
+    ap.add_argument("--measure-loader", nargs="+", metavar="DATA_DIR", help="measure the loader on prepared data")
     args = ap.parse_args(argv)
+    if args.measure_loader:
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        print(json.dumps(measure_loader(args.measure_loader), indent=2))
+        return 0
     if args.measure_prepare:
         if not args.tokenizer:
             ap.error("--measure-prepare needs --tokenizer")
