@@ -211,15 +211,15 @@ def test_stage_runner_resumes_an_unfinished_attempt_with_the_same_key(tmp_path):
 
 
 def test_a_second_quickstart_in_the_same_out_is_refused(tmp_path):
+    from bertkit import outputs
+
     out = tmp_path / "out"
-    out.mkdir()
-    with Q._exclusive(out):
-        with pytest.raises(BertkitError, match="another quickstart"):
-            with Q._exclusive(out):
-                pass
-    (out / ".lock").write_text("999999999")  # a dead pid: stale lock is taken over
-    with Q._exclusive(out):
-        assert (out / ".lock").read_text() == str(os.getpid())
+    with outputs.exclusive(out):  # as a running quickstart holds it
+        with pytest.raises(BertkitError, match=f"{out} is in use by pid {os.getpid()}"):
+            Q.run(Q.QuickstartOptions(out=str(out)), log=lambda m: None)
+    (out / "notes.txt").write_text("mine")  # a folder bertkit did not write is never used
+    with pytest.raises(BertkitError, match="not written by bertkit quickstart"):
+        Q.run(Q.QuickstartOptions(out=str(out)), log=lambda m: None)
 
 
 def test_report_writer_with_fake_results(tmp_path):
@@ -287,7 +287,7 @@ def test_quickstart_pipeline_resumes_with_fake_stages(tmp_path, fake_stages):
     assert [(c["budget_s"], c["gap_points"]) for c in rep["budget_curve"]] == [(60, 20.0), (120, 20.0)]
     assert (tmp_path / "out" / "budget_gap.png").is_file()
     assert "## Pre-training budget vs gain" in (tmp_path / "out" / "report.md").read_text()
-    assert not (tmp_path / "out" / ".lock").exists()
+    assert json.loads((tmp_path / "out" / ".bertkit.json").read_text())["kind"] == "quickstart"
     # Editing the corpus redoes the vocab.
     fake_stages.clear()
     corpus.write_text("Changed text entirely, and longer.\n")

@@ -164,9 +164,10 @@ def test_cli_vocab(tmp_path, capsys):
     assert (out / "vocab.txt").read_text().splitlines()[5:7] == ["[unused0]", "[unused1]"]
     assert json.loads((out / "vocab_report.json").read_text())["vocab_size"] <= 250
     assert Tokenizer.from_pretrained(out).tokenize("the fox") == ["the", "fox"]
-    # A non-empty --out is refused; the cased / no-preserve flags reach the config.
+    # An earlier vocabulary in --out is replaced only with --overwrite; the cased /
+    # no-preserve flags reach the config.
     assert main(["vocab", "--input", str(files[0]), "--out", str(out)]) == 2
-    assert "not an empty directory" in capsys.readouterr().err
+    assert "already holds bertkit vocab output; pass --overwrite" in capsys.readouterr().err
     out2 = tmp_path / "cased"
     assert (
         main(

@@ -7,3 +7,10 @@ class BertkitError(Exception):
     The CLI prints ``bertkit: error: <message>`` and exits with status 2. The message should
     name the file (and line or byte offset) and the problem.
     """
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (what SLURM and Kubernetes send before killing a job). Raised from the
+    signal handler the CLI installs, so ``finally`` blocks and atomic writes clean up; the CLI
+    exits with status 143. A BaseException, like KeyboardInterrupt: ``except Exception``
+    does not swallow it."""

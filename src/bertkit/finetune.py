@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertkit import runtime
+from bertkit import outputs, runtime
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, atomic_write_json, atomic_write_text, iter_jsonl, read_json
 from bertkit.settings import Precision, TaskName
@@ -93,6 +93,7 @@ class FinetuneConfig:
     device: str = TrainConfig.device  # auto | cpu | cuda | cuda:N
     precision: Precision = TrainConfig.precision  # bf16: autocast (CPU+CUDA); fp16: autocast + loss scaling (for CUDA)
     progress: bool = True  # progress bars
+    overwrite: bool = False  # replace a fine-tuned model bertkit wrote in --out before (never an input)
 
     def validate(self) -> None:
         if self.task not in TASKS:
@@ -343,8 +344,30 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     and per-setting medians when searching.
     """
     cfg.validate()
+    given_init = cfg.init
     if cfg.init is not None:
         cfg = dataclasses.replace(cfg, init=resolve_init(cfg.init))
+    if cfg.out is None:
+        return _finetune(cfg)
+    inputs = [cfg.train, cfg.dev, cfg.test, given_init, cfg.init, cfg.tokenizer]
+    outputs.check_output_dir(cfg.out, "finetune", inputs=inputs, overwrite=cfg.overwrite, need_bytes=_output_bytes(cfg))
+    with outputs.exclusive(cfg.out):
+        outputs.check_not_input(cfg.out, inputs)
+        outputs.remove_stale_temps(cfg.out)  # of fine-tunes killed while writing this --out
+        return _finetune(cfg)
+
+
+def _output_bytes(cfg: FinetuneConfig) -> int:
+    """Room the task checkpoint needs: the initial weights (a task model is no larger) + 4 MiB
+    of configuration, vocabulary and predictions."""
+    init = Path(cfg.init) if cfg.init else None
+    weights = sum(p.stat().st_size for p in init.glob("*.safetensors")) if init else 0
+    if init and not weights and (init / "pytorch_model.bin").is_file():
+        weights = (init / "pytorch_model.bin").stat().st_size
+    return weights + (4 << 20)
+
+
+def _finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     settings = dict(cfg.task_settings)
     if cfg.max_seq_length is not None:
@@ -373,10 +396,13 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     )
 
     work = Path(tempfile.mkdtemp(prefix="bertkit-finetune-")) if cfg.out is None else None
-    with atomic_dir(cfg.out) if cfg.out is not None else contextlib.nullcontext(work) as out_dir:
+    publish = atomic_dir(cfg.out) if cfg.out is not None else contextlib.nullcontext(work)
+    with publish as out_dir, outputs.disk_errors(cfg.out or work, "the fine-tuned model"):
         result = _search_and_select(cfg, task, tok, labels, train, dev, test, out_dir)
         result["elapsed_s"] = time.perf_counter() - t0
         atomic_write_json(out_dir / METRICS_FILE, result)
+        if cfg.out is not None:
+            outputs.write_marker(out_dir, "finetune")
     if work is not None:
         shutil.rmtree(work, ignore_errors=True)
     result["out"] = cfg.out
@@ -543,12 +569,15 @@ def predict(
     progress: bool = True,
     columns: dict | None = None,
     precision: str = "fp32",
+    overwrite: bool = False,
 ) -> int:
     """Write one JSON line per example of ``data`` (labels optional) to ``out``, or for an ``out``
     ending in ``.json`` the task's official format (SQuAD ``{id: answer}``); returns the count.
-    Runs on :mod:`bertkit.inference` (token-budget batches, inference mode)."""
+    Runs on :mod:`bertkit.inference` (token-budget batches, inference mode). An existing ``out``
+    is replaced only with ``overwrite``, an input never."""
     from bertkit.inference import load
 
+    outputs.check_output_file(out, inputs=[data, model_dir], overwrite=overwrite)
     predictor = load(
         model_dir, task=task, max_length=max_seq_length, batch_size=batch_size, columns=columns, precision=precision
     )
@@ -565,7 +594,8 @@ def write_predictions(path: Path, task: Task, examples: Sequence, predictions: S
     """Atomically write one JSON object per line: the input, ``prediction`` fields and ``gold``;
     a ``.json`` path gets the task's official format instead."""
     if path.suffix == ".json":
-        atomic_write_json(path, task.official_predictions(examples, predictions))
+        with outputs.disk_errors(path, "predictions"):
+            atomic_write_json(path, task.official_predictions(examples, predictions))
         return
     lines = []
     for i, (e, p) in enumerate(zip(examples, predictions), start=1):
@@ -576,7 +606,8 @@ def write_predictions(path: Path, task: Task, examples: Sequence, predictions: S
                 f"{path}: the model's output for example {i} is not finite (NaN or infinity); "
                 f"nothing written (the model's activations overflow on this input)"
             ) from None
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    with outputs.disk_errors(path, "predictions"):
+        atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
 def read_predictions(path: str) -> list[dict]:

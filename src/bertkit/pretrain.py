@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bertkit import runtime, settings
+from bertkit import outputs, runtime, settings
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_write_json, iter_jsonl, read_json
 from bertkit.training.config import TrainConfig
@@ -255,15 +255,67 @@ def make_eval_fn(data_dir: Path, batch_size: int, max_batches: int, device, seed
 # the run
 
 
-def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
-    """Pre-train as ``cfg`` says; returns the Trainer's summary (also written to ``out/summary.json``)."""
+def pretrain(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
+    """Pre-train as ``cfg`` says; returns the Trainer's summary (also written to ``out/summary.json``).
+
+    ``out`` must be new, empty, or an earlier pre-training run: continued with ``resume``,
+    started again (its checkpoints and logs deleted) with ``overwrite``; a run that never
+    reached a checkpoint is started again either way. The process holds ``out``'s lock
+    (:func:`bertkit.outputs.exclusive`) while it runs.
+    """
+    from bertkit.training.checkpoints import list_checkpoints
+
+    if not cfg.out:
+        raise BertkitError("out: no run directory given (--out DIR or out=DIR)")
+    if resume and overwrite:
+        raise BertkitError("--resume continues the run in --out, --overwrite starts it again: give one of them")
+    out_dir = Path(cfg.out)
+    model_file = cfg.model if cfg.model and Path(cfg.model).exists() else None
+    inputs = [cfg.data, cfg.init, cfg.tokenizer, model_file]
+    if not runtime.dist_info().is_main:  # rank 0 checks, locks and cleans for every process
+        return _pretrain(cfg, resume)
+    outputs.check_output_dir(
+        out_dir,
+        "pretrain",
+        inputs=inputs,
+        overwrite=overwrite,
+        resume=resume or not list_checkpoints(out_dir),  # nothing to lose without a checkpoint
+        hint="pass --resume to continue that run, --overwrite to start it again, or choose another --out"
+        + (
+            " (a torchrun restart: put --resume in the launch line so restarted workers continue "
+            "from the newest checkpoint; on an empty directory it starts fresh)"
+            if runtime.elastic_restart()
+            else ""
+        ),
+    )
+    with outputs.exclusive(out_dir):
+        outputs.check_not_input(out_dir, inputs)  # again, now that out exists (symlinks)
+        if overwrite or not list_checkpoints(out_dir):  # a new run: no old records in its log
+            clear_run(out_dir)
+        outputs.write_marker(out_dir, "pretrain")
+        return _pretrain(cfg, resume)
+
+
+def clear_run(out_dir: Path) -> None:
+    """Delete a pre-training run's checkpoints, logs and summary (``--overwrite``); keeps the
+    lock and marker. Only what a run writes is touched."""
+    import shutil
+
+    from bertkit.training.checkpoints import CHECKPOINT_RE
+
+    for p in out_dir.iterdir():
+        if CHECKPOINT_RE.match(p.name) or p.name == "tensorboard":
+            shutil.rmtree(p)
+        elif p.name in ("metrics.jsonl", "summary.json"):
+            p.unlink()
+
+
+def _pretrain(cfg: PretrainConfig, resume: bool) -> dict:
     from bertkit.heads import BertForPreTraining
     from bertkit.pretraining.loader import PretrainingLoader
     from bertkit.training.checkpoints import list_checkpoints, read_meta
     from bertkit.training.loop import Trainer
 
-    if not cfg.out:
-        raise BertkitError("out: no run directory given (--out DIR or out=DIR)")
     if cfg.batch_size < 1:
         raise BertkitError(f"batch_size must be >= 1, got {cfg.batch_size}")
     data_dir = Path(cfg.data)
@@ -271,16 +323,6 @@ def pretrain(cfg: PretrainConfig, resume: bool = False) -> dict:
     out_dir = Path(cfg.out)
     if resume:
         _warn_config_changes(cfg, list_checkpoints(out_dir), read_meta)
-    elif list_checkpoints(out_dir):
-        hint = (
-            " (a torchrun restart: put --resume in the launch line so restarted workers continue "
-            "from the newest checkpoint; on an empty directory it starts fresh)"
-            if runtime.elastic_restart()
-            else ""
-        )
-        raise BertkitError(
-            f"{out_dir}: already holds checkpoints; pass --resume to continue that run, or choose another --out{hint}"
-        )
     tcfg = cfg.train_config(nsp=bool(manifest["nsp"]))
     tcfg.validate()
 

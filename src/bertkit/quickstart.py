@@ -17,7 +17,6 @@ other modules go through one small function per stage (``_run_*``).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -29,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bertkit import downloads
+from bertkit import downloads, outputs
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_write_json, iter_jsonl, read_json
 from bertkit.settings import QuickstartPrecision, choices
@@ -545,6 +544,7 @@ def _run_finetune(opts: QuickstartOptions, data: dict, init: dict, seed: int, pr
         seeds=1,
         seed=seed,
         precision=precision,
+        overwrite=True,  # the stage's own directory: a run killed after writing it is redone
         **init,
     )
     return _finetune_run_record(finetune(cfg), seed)
@@ -665,46 +665,18 @@ def machine_info() -> dict:
 
 
 def run(opts: QuickstartOptions, log: Callable[[str], None] = print) -> dict:
-    """Run (or resume) the whole quickstart; returns the report's results dictionary."""
+    """Run (or resume) the whole quickstart; returns the report's results dictionary.
+
+    ``opts.out`` must be new, empty or an earlier quickstart's (which is resumed); one
+    quickstart at a time holds its lock (:func:`bertkit.outputs.exclusive`)."""
     opts.validate()
     out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out):
+    inputs = [*opts.corpus, opts.task]
+    outputs.check_output_dir(out, "quickstart", inputs=inputs, resume=True)
+    with outputs.exclusive(out):
+        outputs.check_not_input(out, inputs)
+        outputs.write_marker(out, "quickstart")
         return _run_locked(opts, out, log)
-
-
-@contextlib.contextmanager
-def _exclusive(out: Path):
-    """Refuse to run two quickstarts in one output directory at once (stages would clash)."""
-    lock = out / ".lock"
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        pid = lock.read_text().strip() or "?"
-        if pid.isdigit() and not _alive(int(pid)):
-            lock.unlink(missing_ok=True)  # left by a killed run
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        else:
-            raise BertkitError(
-                f"{out}: another quickstart (pid {pid}) is running in this "
-                f"directory; wait for it or choose another --out"
-            ) from None
-    os.write(fd, str(os.getpid()).encode())
-    os.close(fd)
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _run_locked(opts: QuickstartOptions, out: Path, log: Callable[[str], None]) -> dict:

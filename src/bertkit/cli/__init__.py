@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from bertkit import __version__
-from bertkit.errors import BertkitError
+from bertkit.errors import BertkitError, Terminated
 
 # Subcommand name -> (module relative to this package, one-line summary). Order is the order in
 # --help. Only the module of the command being run is imported (most import torch, ~1.5 s), so
@@ -78,6 +80,10 @@ def build_parser(argv: list[str] | None = None) -> tuple[argparse.ArgumentParser
     return parser, mods
 
 
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser, mods = build_parser(argv)
@@ -85,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 0
+    # SIGTERM unwinds like Ctrl-C (temp outputs removed); pre-training saves a checkpoint first
+    main_thread = threading.current_thread() is threading.main_thread()  # (signals: main thread only)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
         return int(mods[args.command].run(args) or 0)  # type: ignore[attr-defined]
     except BertkitError as e:
@@ -93,3 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"bertkit {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"bertkit {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="FILE",
         help="predictions file: JSON lines (.jsonl); for qa a .json name writes the official SQuAD {id: answer} file",
     )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file (never an input)")
     p.add_argument(
         "--task", default=None, choices=TASK_NAMES, help="task family (default: from the checkpoint's task.json)"
     )
@@ -31,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bertkit import outputs
+
+    outputs.check_output_file(args.out, inputs=[args.data, args.model], overwrite=args.overwrite)
     model = load_model(args, task=args.task, max_length=args.max_seq_length, columns=columns_of(args))
     n = model.predict_file(args.data, args.out, progress=args.progress)
     print(f"wrote {n} predictions to {args.out}")

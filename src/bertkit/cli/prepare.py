@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="join the parts in --out into one data set (a manifest listing their shards; nothing is "
         "copied): the same instances, order and data key as one machine's run",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace data already in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace data bertkit prepared in --out before")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 

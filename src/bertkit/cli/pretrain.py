@@ -34,6 +34,9 @@ def _add_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--config", metavar="FILE", help="JSON file of keys (e.g. configs/mini-cpu.json)")
     p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint in --out")
+    p.add_argument(
+        "--overwrite", action="store_true", help="start the run in --out again, deleting its checkpoints and logs"
+    )
     settings.add_flags(
         p.add_argument_group("settings (also keys of --config files and key=value)"), PretrainConfig(), suppress=True
     )
@@ -45,8 +48,8 @@ def _split_trailing_options(args: argparse.Namespace) -> list[str]:
     _add_options(late)
     ns, rest = late.parse_known_args(args.overrides)
     for name, value in vars(ns).items():
-        if name == "resume":
-            args.resume = args.resume or value
+        if name in ("resume", "overwrite"):
+            setattr(args, name, getattr(args, name) or value)
         elif value is not None:
             setattr(args, name, value)
     for item in rest:
@@ -65,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
     cfg = PretrainConfig.from_file(args.config) if args.config else PretrainConfig()
     cfg = cfg.with_overrides(overrides)
     cfg = cfg.updated(settings.given(args, PretrainConfig), source="command line")
-    pretrain(cfg, resume=args.resume)
+    pretrain(cfg, resume=args.resume, overwrite=args.overwrite)
     return 0

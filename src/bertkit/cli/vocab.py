@@ -19,7 +19,12 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "[UNK] rate on held-out text.",
     )
     p.add_argument("--input", nargs="+", required=True, metavar="FILE", help="text files")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory (new or empty)")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output directory (new, empty, or an earlier vocab with --overwrite)",
+    )
     p.add_argument("--vocab-size", type=int, default=30000, help="total tokens (default 30000)")
     p.add_argument("--cased", action="store_true", help="keep case and accents (default: lowercase and strip accents)")
     p.add_argument(
@@ -45,18 +50,18 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default="strict",
         help="invalid UTF-8: stop with an error (strict, default) or use U+FFFD",
     )
+    p.add_argument("--overwrite", action="store_true", help="replace a vocabulary bertkit wrote in --out before")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertkit.errors import BertkitError
+    from bertkit import outputs
     from bertkit.fileio import atomic_dir, atomic_write_json
     from bertkit.tokenization import train_vocab
 
     out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise BertkitError(f"{out}: exists and is not an empty directory; choose a new --out")
+    outputs.check_output_dir(out, "vocab", inputs=args.input, overwrite=args.overwrite, need_bytes=4 << 20)
     tok = train_vocab(
         args.input,
         vocab_size=args.vocab_size,
@@ -69,9 +74,10 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     report = tok.training_report
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out) as tmp, outputs.disk_errors(out, "the vocabulary"):
         tok.save(tmp)
         atomic_write_json(tmp / "vocab_report.json", report.to_dict())
+        outputs.write_marker(tmp, "vocab")
     print(report.summary())
     print(f"wrote {out}/vocab.txt, tokenizer_config.json, vocab_report.json")
     return 0

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bertkit import outputs
 from bertkit.corpus import CorpusStats, Document, expand_inputs, iter_chunks, iter_documents
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, atomic_open, atomic_write_json, read_json
@@ -246,7 +247,9 @@ def prepare(
     ``num_shards`` > 1 this run prepares part ``shard_index`` only, into
     ``out_dir/part-IIIII-of-NNNNN`` (see the module docstring; :func:`merge_parts` joins them).
     Raises :class:`BertkitError` for unreadable inputs, a vocabulary that does not match the
-    manifest already in ``out_dir``, or an ``out_dir`` holding other data (unless ``overwrite``).
+    manifest already in ``out_dir``, or an ``out_dir`` holding other prepared data (unless
+    ``overwrite``); an ``out_dir`` bertkit did not write, or one holding an input, is refused
+    whatever ``overwrite`` says (:func:`bertkit.outputs.check_output_dir`).
     """
     from tqdm import tqdm
 
@@ -293,10 +296,11 @@ def prepare(
             f"{out_dir}: already holds data prepared from other inputs or options "
             f"(key {str(old.get('key'))[:12]}… vs {key[:12]}…); use another --out or pass --overwrite"
         )
-    if old is None and out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise BertkitError(
-            f"{out_dir}: exists, is not empty and holds no {MANIFEST}; use another --out or pass --overwrite"
-        )
+    # at least the input_ids of every copy of the text (~4 bytes of text per token)
+    at_least = sum(p.stat().st_size for p in paths) // 4 * opts.dupe_factor * vocab.dtype.itemsize
+    outputs.check_output_dir(
+        out_dir, "prepare", inputs=[*inputs, *paths, tokenizer_dir], overwrite=overwrite, need_bytes=at_least
+    )
 
     workers = max(1, workers if workers is not None else (os.cpu_count() or 1))
     gz = any(p.name.endswith(".gz") for p in paths)
@@ -325,7 +329,7 @@ def prepare(
     totals = {f.name: 0 for f in fields(_ChunkStats)}
     counts = {s: 0 for s in SPLITS}
     start = time.perf_counter()
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir) as tmp, outputs.disk_errors(out_dir, "prepared data"):
         writers = {s: ShardWriter(tmp, s, opts.shard_instances) for s in SPLITS}
         bar = tqdm(
             total=total_bytes,
@@ -405,6 +409,7 @@ def prepare(
                 "corpus_counts": whole_corpus_counts,
                 "chunk_totals": totals,
             }
+        outputs.write_marker(tmp, "prepare")
         atomic_write_json(tmp / MANIFEST, manifest)  # last: its presence marks complete data
     return manifest
 
@@ -487,5 +492,6 @@ def merge_parts(out_dir: str | os.PathLike, num_shards: int | None = None, overw
         if (src / name).is_file():
             with atomic_open(out_dir / name) as f:
                 f.write((src / name).read_bytes())
+    outputs.write_marker(out_dir, "prepare")
     atomic_write_json(out_dir / MANIFEST, manifest)  # last: its presence marks complete data
     return manifest
