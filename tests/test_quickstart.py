@@ -214,6 +214,7 @@ def test_a_second_quickstart_in_the_same_out_is_refused(tmp_path):
     from bertkit import outputs
 
     out = tmp_path / "out"
+    out.mkdir()
     with outputs.exclusive(out):  # as a running quickstart holds it
         with pytest.raises(BertkitError, match=f"{out} is in use by pid {os.getpid()}"):
             Q.run(Q.QuickstartOptions(out=str(out)), log=lambda m: None)
