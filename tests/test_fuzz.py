@@ -26,7 +26,7 @@ from bertkit.tokenization import Tokenizer  # noqa: E402
 from bertkit.tokenization.tokenizer import read_vocab  # noqa: E402
 from bertkit.tokenization.vocab_training import iter_texts  # noqa: E402
 
-FUZZ_EXAMPLES = int(os.environ.get("BERTKIT_FUZZ_EXAMPLES", "60"))
+FUZZ_EXAMPLES = int(os.environ.get("BERTKIT_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(
     max_examples=FUZZ_EXAMPLES,
     deadline=None,
