@@ -394,3 +394,10 @@ def test_prepare_says_when_long_lines_were_skipped(tmp_path, capsys):
     line = one_error_line(err, "prepare")
     assert rc == 2 and "no instances could be made" in line
     assert f"1 line(s) longer than --max-line-bytes 200 were skipped ({corpus}:1 (" in line
+
+
+def test_vocab_alphabet_limit_below_one(tmp_path, capsys):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the film was very good .\n" * 10, "utf-8")
+    rc, _, err = cli(capsys, "vocab", "--input", str(corpus), "--out", str(tmp_path / "v"), "--limit-alphabet", "0")
+    assert rc == 2 and "the alphabet limit must be >= 1, got 0" in one_error_line(err, "vocab")

@@ -185,6 +185,8 @@ def train_vocab(
         raise BertkitError(f"encoding_errors must be 'strict' or 'replace', not {encoding_errors!r}")
     if unused < 0:
         raise BertkitError(f"the [unused] reserve must be >= 0, got {unused}")
+    if limit_alphabet is not None and limit_alphabet < 1:
+        raise BertkitError(f"the alphabet limit must be >= 1, got {limit_alphabet}")
     n_fixed = len(SPECIAL_TOKENS) + unused
     if vocab_size <= n_fixed:
         raise BertkitError(
