@@ -308,14 +308,27 @@ def test_bad_input_is_one_clear_line(case, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_convert_refuses_to_overwrite(tmp_path, capsys):
+def test_convert_output_guard(tmp_path, capsys):
     write_google_checkpoint(tmp_path / "ckpt")
+    args = ["convert", "--from-tf", str(tmp_path / "ckpt"), "--uncased", "--out"]
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine")
+    for flags in ([], ["--overwrite"]):  # never replaces what bertkit did not write
+        assert main([*args, str(foreign), *flags]) == 2
+        assert "was not written by bertkit convert" in capsys.readouterr().err
+        assert [p.name for p in foreign.iterdir()] == ["keep.txt"]
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
-    assert main(["convert", "--from-tf", str(tmp_path / "ckpt"), "--out", str(out), "--uncased"]) == 2
-    assert "already exists" in capsys.readouterr().err
-    assert (out / "keep.txt").read_text() == "mine"
+    assert main([*args, str(out)]) == 0
+    first = (out / "model.safetensors").read_bytes()
+    assert main([*args, str(out)]) == 2  # an earlier conversion: only with --overwrite
+    assert "already holds bertkit convert output; pass --overwrite" in capsys.readouterr().err
+    assert main([*args, str(out), "--gelu", "tanh", "--overwrite"]) == 0
+    assert json.loads((out / "config.json").read_text())["hidden_act"] == "gelu_new"
+    assert (out / "model.safetensors").read_bytes() == first
+    assert main([*args, str(tmp_path / "ckpt"), "--overwrite"]) == 2  # never onto its own input
+    assert "--out" in capsys.readouterr().err
+    assert not (tmp_path / "ckpt" / "config.json").exists()
 
 
 # --------------------------------------------------------------------------- the real fixture
@@ -371,7 +384,13 @@ def test_fixture_converted_loads_in_transformers_with_identical_outputs(tmp_path
     out = tmp_path / "converted"
     assert main(["convert", "--from-tf", str(d), "--out", str(out)]) == 0
     assert "treating the vocabulary as uncased (vocabulary has 0 upper-case" in caplog.text
-    assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"}
+    assert {p.name for p in out.iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "vocab.txt",
+        "tokenizer_config.json",
+        ".bertkit.json",  # the output guard's marker: bertkit wrote this directory
+    }
     hf = transformers.BertForPreTraining.from_pretrained(out).eval()
     ours = BertForPreTraining.from_pretrained(out)
     direct = BertForPreTraining.from_pretrained(d)

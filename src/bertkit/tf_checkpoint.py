@@ -448,6 +448,20 @@ def bert_tensor_names(directory: str | os.PathLike) -> set[str]:
     return {targets[n].name for n in TFCheckpoint(find_prefix(d)).entries if n in targets}
 
 
+def converted_size(directory: str | os.PathLike) -> tuple[int, bool]:
+    """``(bytes, has_heads)``: what the checkpoint's BERT weights take as float32 safetensors
+    (with the tied decoder's copy when the MLM head is there), from the index alone."""
+    d = Path(directory)
+    cfg = read_bert_config(d)
+    targets = expected_variables(cfg)
+    bundle = TFCheckpoint(find_prefix(d))
+    n = sum(int(np.prod(t.shape)) for g, t in targets.items() if g in bundle)
+    has_heads = "cls/predictions/output_bias" in bundle
+    if has_heads:
+        n += cfg["vocab_size"] * cfg["hidden_size"]
+    return 4 * n + (1 << 20), has_heads
+
+
 def load_bert_state_dict(
     directory: str | os.PathLike, cfg: dict | None = None
 ) -> tuple[dict[str, np.ndarray], ImportReport]:

@@ -3,7 +3,8 @@ a normal checkpoint directory (config.json, model.safetensors, vocab.txt, tokeni
 
 The Python equivalent is ``BertForPreTraining.from_pretrained(tf_dir).save_pretrained(out,
 tokenizer=Tokenizer.from_pretrained(tf_dir))``; this command adds the casing and GELU choices
-and refuses to overwrite.
+and the output guard (bertkit.outputs: an existing --out is replaced only when it is an earlier
+conversion and --overwrite is given).
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="DIR",
         help="directory with bert_config.json, vocab.txt and one TF checkpoint (bert_model.ckpt.* or any single *.index)",
     )
-    p.add_argument("--out", required=True, metavar="DIR", help="new output directory (never overwritten)")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output directory: new, empty, or an earlier conversion with --overwrite",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace a conversion bertkit wrote in --out before")
     case = p.add_mutually_exclusive_group()
     case.add_argument("--cased", dest="lower", action="store_false", default=None, help="keep case when tokenizing")
     case.add_argument("--uncased", dest="lower", action="store_true", help="lower-case and strip accents")
@@ -48,25 +55,28 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from bertkit import outputs
     from bertkit.checkpoint import resolve_pretrained
     from bertkit.errors import BertkitError
+    from bertkit.fileio import atomic_dir
     from bertkit.heads import BertForPreTraining
     from bertkit.model import BertModel
-    from bertkit.tf_checkpoint import TFCheckpoint, find_prefix, is_tf_checkpoint_dir, tokenizer_casing
+    from bertkit.tf_checkpoint import converted_size, find_prefix, is_tf_checkpoint_dir, tokenizer_casing
     from bertkit.tokenization import Tokenizer, read_vocab
 
     src, out = resolve_pretrained(Path(args.from_tf)), Path(args.out)
     if not is_tf_checkpoint_dir(src):
         find_prefix(src)  # names what is missing
         raise BertkitError(f"{src}: has a config.json: already a converted checkpoint, not a TensorFlow one")
-    if out.exists():
-        raise BertkitError(f"{out}: already exists; bertkit convert writes a new directory (choose another --out)")
-    has_heads = "cls/predictions/output_bias" in TFCheckpoint(find_prefix(src))
+    need_bytes, has_heads = converted_size(src)
+    outputs.check_output_dir(out, "convert", inputs=[src], overwrite=args.overwrite, need_bytes=need_bytes)
     cls = BertForPreTraining if has_heads else BertModel
     model = cls.from_pretrained(src, hidden_act=GELU_ACT[args.gelu])
     vocab = src / "vocab.txt"
     tok = Tokenizer(read_vocab(vocab), do_lower_case=tokenizer_casing(src, args.lower), source=str(vocab))
-    model.save_pretrained(out, tokenizer=tok)
+    with atomic_dir(out) as tmp, outputs.disk_errors(out, "the converted checkpoint"):
+        model.save_pretrained(tmp, tokenizer=tok)
+        outputs.write_marker(tmp, "convert")
     what = "with the MLM + NSP heads" if has_heads else "encoder + pooler (the checkpoint has no cls/ heads)"
     n = sum(p.numel() for p in model.parameters())
     print(
