@@ -186,22 +186,39 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def token_budget_batches(lengths: Sequence[int], max_tokens: int | None, max_batch: int) -> list[np.ndarray]:
+def token_budget_batches(
+    lengths: Sequence[int],
+    max_tokens: int | None,
+    max_batch: int,
+    max_padding: float = 0.1,
+    min_tokens: int = 256,
+) -> list[np.ndarray]:
     """Item indices grouped into batches, longest items first.
 
     A batch is padded to its longest item, so it holds at most ``max_tokens`` tokens counted with
     padding (an item longer than that gets a batch of its own) and at most ``max_batch`` items;
-    ``max_tokens=None`` caps only the count. Sorting by length keeps padding to the few tokens
-    between neighbours; longest first means a batch that does not fit in memory fails at once.
+    ``max_tokens=None`` caps only the count. A batch also stops growing once padding would exceed
+    ``max_padding`` of its tokens (unless it is still under ``min_tokens``, where per-batch
+    overhead matters more than padding): a few long texts never drag many shorter ones up to
+    their length, and most batches have no padding at all (no attention mask: the fastest
+    attention kernel). Longest first means a batch that does not fit in memory fails at once.
     """
-    lengths = np.asarray(lengths, dtype=np.int64)
+    lengths = np.maximum(np.asarray(lengths, dtype=np.int64), 1)
     order = np.argsort(-lengths, kind="stable")
-    batches, start = [], 0
-    while start < len(order):
-        longest = max(int(lengths[order[start]]), 1)
-        size = max_batch if max_tokens is None else max(1, min(max_batch, max_tokens // longest))
-        batches.append(order[start : start + size])
-        start += size
+    sorted_lengths = lengths[order].tolist()
+    batches, start, n = [], 0, len(order)
+    while start < n:
+        longest = sorted_lengths[start]
+        cap = max_batch if max_tokens is None else max(1, min(max_batch, max_tokens // longest))
+        end, real = start + 1, longest
+        while end < n and end - start < cap:
+            padded = (end - start + 1) * longest
+            real_next = real + sorted_lengths[end]
+            if padded > min_tokens and padded - real_next > max_padding * padded:
+                break
+            real, end = real_next, end + 1
+        batches.append(order[start:end])
+        start = end
     return batches
 
 
