@@ -222,3 +222,23 @@ def test_cli_embed_and_fill_mask(dirs, tmp_path, capsys):
     assert lines == m.fill_mask(["the [MASK] .", "[MASK] runs"], top_k=2)
     assert main(["fill-mask", "--model", dirs["encoder"], "the [MASK] ."]) == 2
     assert "fill-mask needs a masked-LM head" in capsys.readouterr().err
+
+
+def test_streaming_reads_lazily(dirs, tmp_path):
+    """Inputs larger than memory: texts are read as they are embedded, a chunk at a time."""
+    m = bertkit.load(dirs["encoder"], device="cpu")
+    pulled = []
+
+    def texts():
+        for i in range(10):
+            pulled.append(i)
+            yield TEXTS[i % len(TEXTS)]
+
+    stream = m.iter_embed(texts(), chunk_size=4)
+    chunk, vectors = next(stream)
+    assert len(chunk) == 4 and vectors.shape == (4, 32) and len(pulled) == 4  # nothing read ahead
+    assert [len(c) for c, _ in stream] == [4, 2] and len(pulled) == 10
+    big = tmp_path / "big.txt"
+    big.write_text("a film\n" * 5, "utf-8")
+    lines = iter_input_texts([str(big)])
+    assert next(lines) == "a film"  # a generator over the file, not a list of it
