@@ -203,7 +203,11 @@ def test_cli_embed_and_fill_mask(dirs, tmp_path, capsys):
     # an existing output is refused (before the model loads), and left as it was
     before = out.read_bytes()
     assert main(argv) == 2
-    assert "e.npy: already exists" in capsys.readouterr().err and out.read_bytes() == before
+    assert "e.npy: exists; pass --overwrite" in capsys.readouterr().err and out.read_bytes() == before
+    assert main(argv + ["--overwrite", "--pooling", "max"]) == 0  # asked for: replaced
+    np.testing.assert_allclose(np.load(out), m.embed(TEXTS, pooling="max"), atol=1e-5, rtol=0)
+    assert main(argv[:-3] + ["--out", str(src), "--overwrite"]) == 2  # never an input, --overwrite or not
+    assert "is also an input" in capsys.readouterr().err and src.read_text("utf-8").startswith(TEXTS[0])
     # .jsonl output: text + embedding per line
     assert main(argv[:-3] + ["--out", str(tmp_path / "e.jsonl"), "--pooling", "cls", "--no-progress"]) == 0
     recs = [json.loads(x) for x in (tmp_path / "e.jsonl").read_text().splitlines()]

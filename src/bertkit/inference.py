@@ -90,10 +90,11 @@ import torch.nn.functional as F
 from bertkit import runtime
 from bertkit.checkpoint import tensor_names
 from bertkit.errors import BertkitError
+from bertkit.settings import InferencePrecision, Pooling, choices
 from bertkit.tasks.base import build_pair, collate, token_budget_batches
 
-POOLINGS = ("mean", "cls", "max")
-PRECISIONS = ("fp32", "bf16", "auto")
+POOLINGS = choices(Pooling)
+PRECISIONS = choices(InferencePrecision)
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_MAX_TOKENS = 16384
 # A head model class in config.json "architectures" -> the task family that reads it.
@@ -617,27 +618,23 @@ def count_input_texts(paths: Sequence[str]) -> int:
     return total
 
 
-def refuse_existing(path: str | Path) -> None:
-    """New outputs never replace a file: an existing ``path`` is an error."""
-    if Path(path).exists():
-        raise BertkitError(f"{path}: already exists; remove it or choose another --out")
-
-
 class EmbeddingWriter:
     """Rows of embeddings streamed into ``.npy`` (float32 (N, H), header written at the end) or
     ``.jsonl`` (``{"text", "embedding"}`` per line), atomically: the file appears under its name
-    only when :meth:`close` succeeds. An existing file is refused, never overwritten."""
+    only when :meth:`close` succeeds. An existing file is refused unless ``overwrite``
+    (:func:`bertkit.outputs.check_output_file`)."""
 
     NPY_HEADER = 128  # bytes reserved for the .npy header (magic + version + length + dict)
 
-    def __init__(self, path: str | Path, dim: int) -> None:
+    def __init__(self, path: str | Path, dim: int, overwrite: bool = False) -> None:
+        from bertkit import outputs
         from bertkit.fileio import atomic_open
 
         self.path = Path(path)
         self.format = self.path.suffix.lower().lstrip(".")
         if self.format not in ("npy", "jsonl"):
             raise BertkitError(f"{self.path}: output must end in .npy or .jsonl")
-        refuse_existing(self.path)
+        outputs.check_output_file(self.path, overwrite=overwrite)
         self.dim = dim
         self.rows = 0
         self._ctx = atomic_open(self.path)
@@ -858,7 +855,6 @@ __all__ = [
     "iter_input_texts",
     "count_input_texts",
     "EmbeddingWriter",
-    "refuse_existing",
     "POOLINGS",
     "PRECISIONS",
 ]

@@ -32,6 +32,8 @@ Masking = Literal["static", "dynamic"]
 EncodingErrors = Literal["strict", "replace"]
 Split = Literal["train", "validation"]
 TaskName = Literal["classification", "pair", "regression", "tagging", "qa", "choice"]
+Pooling = Literal["mean", "cls", "max"]  # sentence embeddings (bertkit.inference)
+InferencePrecision = Literal["fp32", "bf16", "auto"]  # auto: bf16 only where the hardware has bf16 matmul units
 
 # Task defaults quoted in several places: the sequence length of every task but QA (and of
 # ``bertkit prepare``), QA's, and the similarity task's.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bertkit.cli import summary
+from bertkit.settings import InferencePrecision, Pooling, choices
 
 
 def add_inference_options(p: argparse.ArgumentParser, batch_and_length: bool = True) -> None:
@@ -19,7 +20,7 @@ def add_inference_options(p: argparse.ArgumentParser, batch_and_length: bool = T
     p.add_argument(
         "--precision",
         default="fp32",
-        choices=("fp32", "bf16", "auto"),
+        choices=choices(InferencePrecision),
         help="bf16 autocast (fast only where the CPU/GPU has bf16 matrix units); auto = bf16 only there",
     )
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
@@ -46,12 +47,13 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Embed every text of the input files (in order) with a model directory. Inputs: .txt (one "
         "text per line, empty lines included), .jsonl (a text field), .tsv (a column; header line); .gz too. "
         "Output: .npy (float32 rows in input order) or .jsonl ({\"text\", \"embedding\"} per line), written "
-        "atomically; an existing output file is refused. Inputs are streamed (memory bounded by --chunk-size).",
+        "atomically; an existing output file is refused unless --overwrite. Inputs are streamed (memory bounded by --chunk-size).",
     )
     p.add_argument("--model", required=True, metavar="DIR", help="any model directory (encoder, pre-training, task)")
     p.add_argument("--input", required=True, nargs="+", metavar="FILE", help="text files, read in the order given")
     p.add_argument("--out", required=True, metavar="OUT", help="OUT.npy or OUT.jsonl (must not exist)")
-    p.add_argument("--pooling", default="mean", choices=("mean", "cls", "max"))
+    p.add_argument("--pooling", default="mean", choices=choices(Pooling))
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file (never an input)")
     p.add_argument("--normalize", action="store_true", help="L2-normalise each embedding")
     p.add_argument("--column", default=None, help=".tsv: the text column, by name or 0-based position")
     p.add_argument("--text-field", default="text", help=".jsonl: the text field (default: text)")
@@ -64,14 +66,15 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertkit.inference import EmbeddingWriter, count_input_texts, iter_input_texts, refuse_existing
+    from bertkit import outputs
+    from bertkit.inference import EmbeddingWriter, count_input_texts, iter_input_texts
 
-    refuse_existing(args.out)  # before the model loads
+    outputs.check_output_file(args.out, inputs=[*args.input, args.model], overwrite=args.overwrite)  # before loading
     model = load_model(args)
     total = count_input_texts(args.input) if args.progress else None
     texts = iter_input_texts(args.input, column=args.column, text_field=args.text_field)
     dim = model.config.hidden_size
-    with EmbeddingWriter(args.out, dim) as writer:
+    with EmbeddingWriter(args.out, dim, overwrite=args.overwrite) as writer:
         for chunk, vectors in model.iter_embed(
             texts,
             pooling=args.pooling,

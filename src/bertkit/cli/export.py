@@ -6,6 +6,7 @@ import argparse
 import json
 
 from bertkit.cli import summary
+from bertkit.settings import Pooling, choices
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="for a checkpoint without a task: auto = fill-mask when it has an MLM head, else embedding",
     )
     p.add_argument(
-        "--pooling", choices=["mean", "cls", "max"], default="mean", help="embedding pooling inside the graph"
+        "--pooling", choices=list(choices(Pooling)), default="mean", help="embedding pooling inside the graph"
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing bertkit export at --out")
     return p

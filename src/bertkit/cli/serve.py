@@ -7,6 +7,7 @@ import dataclasses
 
 from bertkit.cli import summary
 from bertkit.serve.config import BACKENDS, ServeConfig
+from bertkit.settings import Pooling, choices
 
 # flag -> (ServeConfig field, help); defaults come from the dataclass.
 _OPTIONS = {
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default = fields[name].default
         kind = {"int": int, "float": float, "str": str}.get(str(fields[name].type).split(" ")[0], str)
         extra = {"choices": list(BACKENDS)} if name == "backend" else {}
-        extra = {"choices": ["mean", "cls", "max"]} if name == "pooling" else extra
+        extra = {"choices": list(choices(Pooling))} if name == "pooling" else extra
         p.add_argument(flag, dest=name, type=kind, default=default, help=f"{text} (default {default})", **extra)
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return p
