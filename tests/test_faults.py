@@ -98,6 +98,22 @@ def test_non_finite_model_refused_by_evaluate_and_predict(tmp_path, capsys, comm
     assert not (tmp_path / "p.jsonl").exists()
 
 
+def test_inference_load_refuses_non_finite_models(tmp_path):
+    """bertkit.load (embed, fill-mask, export, serve) goes through the same check."""
+    from bertkit.inference import load
+    from bertkit.model import BertModel
+
+    torch.manual_seed(0)
+    encoder = BertModel(tiny_config(id2label={}))
+    with torch.no_grad():
+        encoder.pooler.dense.bias[0] = math.inf
+    encoder.save_pretrained(tmp_path / "enc", tokenizer=Tokenizer(VOCAB))
+    save_classifier(tmp_path / "cls", poison=BAD_TENSOR)
+    for d, name in ((tmp_path / "enc", "pooler.dense.bias"), (tmp_path / "cls", BAD_TENSOR)):
+        with pytest.raises(BertkitError, match=f"tensor {name} is not finite"):
+            load(d, device="cpu", task="classification" if d.name == "cls" else None)
+
+
 def test_from_pretrained_refuses_non_finite_unless_asked(tmp_path):
     model = save_classifier(tmp_path / "m", poison="classifier.weight")
     with pytest.raises(BertkitError, match="tensor classifier.weight is not finite"):
@@ -394,6 +410,16 @@ def test_prepare_says_when_long_lines_were_skipped(tmp_path, capsys):
     line = one_error_line(err, "prepare")
     assert rc == 2 and "no instances could be made" in line
     assert f"1 line(s) longer than --max-line-bytes 200 were skipped ({corpus}:1 (" in line
+    # prepared in two parts on two "machines": the merge says the same
+    args = [
+        "--input", str(corpus), "--tokenizer", str(tok), "--out", str(tmp_path / "sharded"),
+        "--max-line-bytes", "200", "--workers", "1", "--max-seq-length", "16", "--num-shards", "2",
+    ]  # fmt: skip
+    for i in ("0", "1"):
+        assert cli(capsys, "prepare", *args, "--shard-index", i)[0] == 0
+    rc, out, err = cli(capsys, "prepare", "--merge", "--out", str(tmp_path / "sharded"), "--num-shards", "2")
+    line = one_error_line(err, "prepare")
+    assert rc == 2 and "no instances in any part" in line and "1 line(s) longer than --max-line-bytes 200" in line
 
 
 def test_vocab_alphabet_limit_below_one(tmp_path, capsys):

@@ -214,6 +214,18 @@ def _documents(paths: list[Path], opts: PrepareOptions, stats: CorpusStats) -> I
     )
 
 
+def _skipped_lines_note(corpus_counts: dict, max_line_bytes: int) -> str:
+    """``; N line(s) longer than --max-line-bytes M were skipped (FILE:LINE (B bytes), ...): ...``
+    for a "no instances" error, or "" when no line was skipped."""
+    skipped = corpus_counts["skipped"]
+    if not skipped["long_lines"]:
+        return ""
+    return (
+        f"; {skipped['long_lines']} line(s) longer than --max-line-bytes {max_line_bytes} were skipped "
+        f"({', '.join(skipped['long_line_examples'])}): raise --max-line-bytes"
+    )
+
+
 def _counts(corpus_counts: dict, totals: dict, instances: dict) -> dict:
     """The manifest's ``counts``: the corpus reader's (documents, lines, skipped) + the chunks'."""
     c = json.loads(json.dumps(corpus_counts))  # a deep copy: "skipped" is updated below
@@ -359,15 +371,9 @@ def prepare(
         if opts.whole_word_mask and opts.masking == "dynamic":
             np.save(tmp / CONTINUATION_FILE, vocab.continuation)
         if sum(counts.values()) == 0 and not sharded:  # a part may be empty; the merge checks the whole
-            skipped = ""
-            if corpus_stats.long_lines:
-                skipped = (
-                    f"; {corpus_stats.long_lines} line(s) longer than --max-line-bytes {opts.max_line_bytes} "
-                    f"were skipped ({', '.join(corpus_stats.long_line_examples)}): raise --max-line-bytes"
-                )
             raise BertkitError(
                 f"{', '.join(map(str, paths))}: no instances could be made "
-                f"(no non-empty documents with tokens){skipped}"
+                f"(no non-empty documents with tokens){_skipped_lines_note(corpus_stats.to_dict(), opts.max_line_bytes)}"
             )
         manifest = {
             "format": FORMAT_NAME,
@@ -471,7 +477,8 @@ def merge_parts(out_dir: str | os.PathLike, num_shards: int | None = None, overw
     totals = {k: sum(m["part"]["chunk_totals"][k] for _, m in ordered) for k in first["part"]["chunk_totals"]}
     counts = {s: sum(m["splits"][s]["num_instances"] for _, m in ordered) for s in SPLITS}
     if sum(counts.values()) == 0:
-        raise BertkitError(f"{out_dir}: no instances in any part (no non-empty documents with tokens)")
+        note = _skipped_lines_note(first["part"]["corpus_counts"], first["options"]["max_line_bytes"])
+        raise BertkitError(f"{out_dir}: no instances in any part (no non-empty documents with tokens){note}")
     splits = {}
     for s in SPLITS:
         shards = []
