@@ -336,6 +336,22 @@ class PretrainedMixin:
         model.eval()
         return model
 
+    def writes_tied_decoder(self) -> bool:
+        """Whether :meth:`save_pretrained` stores the tied MLM decoder (a second copy of the
+        word embeddings)."""
+        keys = self.state_dict().keys()
+        return MLM_BIAS in keys and "bert." + WORD_EMBEDDINGS in keys
+
+    def saved_bytes(self) -> int:
+        """Bytes of the ``model.safetensors`` that :meth:`save_pretrained` writes (tensors only),
+        the tied decoder's second copy of the word embeddings included."""
+        sd = self.state_dict()
+        total = sum(t.numel() * t.element_size() for t in sd.values())
+        if self.writes_tied_decoder():
+            emb = sd["bert." + WORD_EMBEDDINGS]
+            total += emb.numel() * emb.element_size()
+        return total
+
     def save_pretrained(self, directory: str | os.PathLike, tokenizer: Any = None) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (+ the tokenizer's files) atomically.
 
@@ -348,7 +364,7 @@ class PretrainedMixin:
 
         directory = Path(directory)
         sd = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        if MLM_BIAS in sd and "bert." + WORD_EMBEDDINGS in sd:
+        if self.writes_tied_decoder():
             sd[TIED_DECODER] = sd["bert." + WORD_EMBEDDINGS].clone()
         with atomic_dir(directory) as tmp:
             self.config.save(tmp, architectures=[type(self).__name__])

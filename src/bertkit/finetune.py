@@ -353,7 +353,8 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     outputs.check_output_dir(cfg.out, "finetune", inputs=inputs, overwrite=cfg.overwrite, need_bytes=_output_bytes(cfg))
     with outputs.exclusive(cfg.out):
         outputs.check_not_input(cfg.out, inputs)
-        outputs.remove_stale_temps(cfg.out)  # of fine-tunes killed while writing this --out
+        out = Path(cfg.out).absolute()
+        outputs.remove_stale_temps(out.parent, out.name)  # of fine-tunes killed while writing --out
         return _finetune(cfg)
 
 

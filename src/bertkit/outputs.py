@@ -39,6 +39,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -203,21 +204,28 @@ def check_output_file(
     _check_writable_and_space(path, need_bytes)
 
 
-def remove_stale_temps(target: str | os.PathLike) -> list[Path]:
-    """Delete what crashed atomic writes of ``target`` left beside it (``.NAME.tmp-*``,
-    ``.NAME.old-*``, from :func:`bertkit.fileio.atomic_dir`). Call it only while holding
-    :func:`exclusive` on the directory being written, so no live writer's temp is touched."""
-    target = Path(target)
-    if not target.parent.is_dir():
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-[^/]+$")
+
+
+def remove_stale_temps(directory: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Delete what killed atomic writes left in ``directory``: the ``.NAME.tmp-*`` and
+    ``.NAME.old-*`` files and directories of :mod:`bertkit.fileio` (a crashed checkpoint save
+    leaves a whole checkpoint there), only those of target ``name`` when given. Call it only
+    while holding :func:`exclusive` on the directory being written, so that no live writer's
+    temp is touched. Returns what was removed."""
+    d = Path(directory)
+    if not d.is_dir():
         return []
     removed = []
-    for p in target.parent.glob(f".{target.name}.*"):
-        if p.name.startswith((f".{target.name}.tmp-", f".{target.name}.old-")):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-            removed.append(p)
+    for p in sorted(d.iterdir()):
+        m = _TEMP.match(p.name)
+        if not m or (name is not None and m.group("name") != name):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
     return removed
 
 

@@ -290,6 +290,8 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False)
     )
     with outputs.exclusive(out_dir):
         outputs.check_not_input(out_dir, inputs)  # again, now that out exists (symlinks)
+        for p in outputs.remove_stale_temps(out_dir):  # e.g. the checkpoint a kill interrupted
+            runtime.log(f"removed {p.name}, left by an interrupted save")
         if overwrite or not list_checkpoints(out_dir):  # a new run: no old records in its log
             clear_run(out_dir)
         outputs.write_marker(out_dir, "pretrain")
@@ -313,7 +315,7 @@ def clear_run(out_dir: Path) -> None:
 def _pretrain(cfg: PretrainConfig, resume: bool) -> dict:
     from bertkit.heads import BertForPreTraining
     from bertkit.pretraining.loader import PretrainingLoader
-    from bertkit.training.checkpoints import list_checkpoints, read_meta
+    from bertkit.training.checkpoints import checkpoint_bytes, list_checkpoints, read_meta
     from bertkit.training.loop import Trainer
 
     if cfg.batch_size < 1:
@@ -335,6 +337,8 @@ def _pretrain(cfg: PretrainConfig, resume: bool) -> dict:
     else:
         model = BertForPreTraining(mcfg)
     dist = runtime.dist_info()
+    if dist.is_main:  # room for a checkpoint: found out now, not after hours of training
+        outputs.check_free_space(out_dir, checkpoint_bytes(model), f"{out_dir} (a checkpoint)")
     loader = PretrainingLoader(
         data_dir, split="train", batch_size=cfg.batch_size, rank=dist.rank, world_size=dist.world_size, seed=cfg.seed
     )

@@ -51,8 +51,7 @@ class EventWriter:
         self._write(_event(time.time(), 0, file_version="brain.Event:2"))
 
     def _write(self, data: bytes) -> None:
-        header = struct.pack("<Q", len(data))
-        self._f.write(header + struct.pack("<I", masked_crc32c(header)) + data + struct.pack("<I", masked_crc32c(data)))
+        self._f.write(_frame(data))
 
     def add_scalars(self, step: int, scalars: dict[str, float]) -> None:
         """Write one event holding every ``tag -> value`` in ``scalars`` at ``step``."""
@@ -74,23 +73,63 @@ def _parse(buf: bytes) -> dict[int, list]:
     return fields
 
 
-def read_scalars(path: str | os.PathLike) -> list[tuple[int, str, float]]:
-    """All ``(step, tag, value)`` scalars of an event file, checking every record's CRCs."""
-    data = Path(path).read_bytes()
+def _records(data: bytes, path: str | os.PathLike) -> list[bytes]:
+    """The TFRecords of an event file, CRCs checked; a record cut short at the end (a writer
+    killed mid-write) is dropped, any other damage is an error."""
     out, i = [], 0
     while i < len(data):
+        if i + 16 > len(data):
+            break
         header = data[i : i + 8]
         (n,) = struct.unpack("<Q", header)
+        if i + 16 + n > len(data):
+            break
         (hcrc,) = struct.unpack("<I", data[i + 8 : i + 12])
         rec = data[i + 12 : i + 12 + n]
         (dcrc,) = struct.unpack("<I", data[i + 12 + n : i + 16 + n])
         if hcrc != masked_crc32c(header) or dcrc != masked_crc32c(rec):
             raise ValueError(f"{path}: corrupt record at byte {i}")
+        out.append(rec)
         i += 16 + n
+    return out
+
+
+def _step(event: dict[int, list]) -> int:
+    return event.get(2, [0])[0]
+
+
+def read_scalars(path: str | os.PathLike) -> list[tuple[int, str, float]]:
+    """All ``(step, tag, value)`` scalars of an event file, checking every record's CRCs."""
+    out = []
+    for rec in _records(Path(path).read_bytes(), path):
         ev = _parse(rec)
-        step = ev.get(2, [0])[0]
         for summary in ev.get(5, []):
             for value in _parse(summary).get(1, []):
                 v = _parse(value)
-                out.append((step, v[1][0].decode(), struct.unpack("<f", v[2][0])[0]))
+                out.append((_step(ev), v[1][0].decode(), struct.unpack("<f", v[2][0])[0]))
     return out
+
+
+def truncate_events(path: str | os.PathLike, max_step: int) -> int:
+    """Drop the scalar events after ``max_step`` from an event file (atomically rewritten; a
+    record cut short by a kill goes too); returns how many events were dropped. Used on resume,
+    so that no step appears twice once the resumed run logs it again."""
+    from bertkit.fileio import atomic_write_bytes
+
+    data = Path(path).read_bytes()
+    kept, dropped, size = [], 0, 0
+    for rec in _records(data, path):
+        ev = _parse(rec)
+        if 5 in ev and _step(ev) > max_step:
+            dropped += 1
+            continue
+        kept.append(rec)
+        size += 16 + len(rec)
+    if dropped or size != len(data):
+        atomic_write_bytes(path, b"".join(_frame(rec) for rec in kept))
+    return dropped
+
+
+def _frame(data: bytes) -> bytes:
+    header = struct.pack("<Q", len(data))
+    return header + struct.pack("<I", masked_crc32c(header)) + data + struct.pack("<I", masked_crc32c(data))

@@ -12,7 +12,6 @@ the directory complete.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import platform
 import re
 import shutil
@@ -25,7 +24,7 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from bertkit.errors import BertkitError
+from bertkit import outputs
 from bertkit.fileio import atomic_dir, atomic_write_json, read_json
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -81,36 +80,44 @@ def prune_checkpoints(out_dir: Path, keep_last: int) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def checkpoint_bytes(model: nn.Module) -> int:
-    """Rough size of a checkpoint: weights + optimizer moments (+ 1 MiB of small files)."""
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    return 3 * weights + 2**20
+def checkpoint_bytes(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> int:
+    """What a checkpoint will take on disk: the model file as written (for BERT pre-training
+    the tied decoder is stored a second time), the optimizer state (its tensors once they
+    exist, else two fp32 moments per trainable parameter as AdamW and LAMB keep) + 1 MiB of
+    configuration, vocabulary and counters."""
+    if hasattr(model, "saved_bytes"):
+        weights = model.saved_bytes()
+    else:
+        weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    moments = 2 * sum(4 * p.numel() for p in model.parameters() if p.requires_grad)
+    if optimizer is not None:
+        held = sum(
+            t.numel() * t.element_size()
+            for state in optimizer.state.values()
+            for t in state.values()
+            if isinstance(t, torch.Tensor)
+        )
+        moments = max(moments, held)
+    return weights + moments + 2**20
 
 
-def write_checkpoint(target: Path, model: nn.Module, tokenizer: Any, trainer_state: dict, meta: dict) -> None:
+def write_checkpoint(
+    target: Path,
+    model: nn.Module,
+    tokenizer: Any,
+    trainer_state: dict,
+    meta: dict,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> None:
     """Write ``target`` atomically: the model, ``trainer_state.pt`` (``trainer_state``), and
     ``meta.json`` (``meta`` + versions + time) last. Raises :class:`BertkitError` when the disk
-    is (or runs) out of space."""
-    need = checkpoint_bytes(model)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(target.parent).free
-    if free < need:
-        raise BertkitError(
-            f"{target.parent}: out of disk space for {target.name}: "
-            f"needs about {need / 2**20:.0f} MiB, {free / 2**20:.0f} MiB free"
-        )
+    has too little space for it, or runs out while writing (the partial copy is removed)."""
+    outputs.check_free_space(target.parent, checkpoint_bytes(model, optimizer), str(target))
     meta = {**meta, "versions": _versions(), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    try:
-        with atomic_dir(target) as tmp:
-            _save_model(model, tmp, tokenizer)
-            torch.save(trainer_state, tmp / TRAINER_STATE)
-            atomic_write_json(tmp / META, meta)  # written last: marks the directory complete
-    except OSError as e:
-        if e.errno == errno.ENOSPC:
-            raise BertkitError(
-                f"{target}: out of disk space while writing the checkpoint (needs about {need / 2**20:.0f} MiB)"
-            ) from None
-        raise
+    with atomic_dir(target) as tmp, outputs.disk_errors(target, "the checkpoint"):
+        _save_model(model, tmp, tokenizer)
+        torch.save(trainer_state, tmp / TRAINER_STATE)
+        atomic_write_json(tmp / META, meta)  # written last: marks the directory complete
 
 
 def read_trainer_state(path: Path) -> dict:

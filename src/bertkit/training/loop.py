@@ -16,7 +16,9 @@ step. Around it: a tqdm bar, ``metrics.jsonl`` and TensorBoard event files in ``
 atomic checkpoints every N steps and/or minutes (keep the last K), exact O(1) resume from the
 newest complete checkpoint, and a divergence guard (non-finite loss -> step skipped and counted;
 ``divergence_patience`` in a row -> roll back to the last checkpoint with a lower learning rate,
-or stop with a clear message).
+or stop with a clear message). With an ``out_dir``, SIGTERM / SIGINT save a checkpoint at the
+next step boundary and then raise :class:`~bertkit.errors.Terminated` / ``KeyboardInterrupt``
+(the CLI exits 143 / 130).
 
 The settings are :class:`~bertkit.training.config.TrainConfig`; the run's progress is one
 :class:`~bertkit.training.checkpoints.TrainerState`, saved and restored with the checkpoints
@@ -28,6 +30,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -39,7 +43,7 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from bertkit import runtime
 from bertkit.checkpoint import first_non_finite
-from bertkit.errors import BertkitError
+from bertkit.errors import BertkitError, Terminated
 from bertkit.optim import build_optimizer, build_scheduler
 from bertkit.training.checkpoints import (
     TRAINER_STATE,
@@ -258,6 +262,7 @@ class Trainer:
         window = _Window()
         bar = self._progress_bar()
         last_text_log = -math.inf
+        signals = _StopSignals(enabled=self.out_dir is not None)
         try:
             while self.state.step < cfg.max_steps:
                 loss, metrics, tokens, flops, grad_norm, overflow = self._train_step()
@@ -299,6 +304,8 @@ class Trainer:
                 if self._should_save(last_save_time):
                     self.save_checkpoint()
                     last_save_time = time.monotonic()
+                if self._stop_requested(signals):
+                    self._stop(signals.received)
             if self.eval_fn is not None and not (cfg.eval_every and self.state.step % cfg.eval_every == 0):
                 self._evaluate()
             if self.out_dir is not None and (
@@ -306,6 +313,7 @@ class Trainer:
             ):
                 self.save_checkpoint()
         finally:
+            signals.restore()
             bar.close()
             self._log.close()
         elapsed = time.perf_counter() - start_time
@@ -344,6 +352,34 @@ class Trainer:
             raise BertkitError(error)
         self.last_checkpoint = target
         return target
+
+    # ------------------------------------------------------------------------------ preemption
+
+    def _stop_requested(self, signals: _StopSignals) -> bool:
+        """Whether any rank got SIGTERM / SIGINT (all ranks must agree: the save is collective)."""
+        if not signals.enabled:
+            return False
+        if not self.dist.enabled:
+            return signals.received is not None
+        flag = torch.tensor([signals.received or 0], device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        if signals.received is None and int(flag.item()):
+            signals.received = int(flag.item())
+        return bool(int(flag.item()))
+
+    def _stop(self, signum: int) -> None:
+        """Save a checkpoint at this step boundary (unless one was just saved), then leave as the
+        signal asks: :class:`Terminated` for SIGTERM (exit 143), KeyboardInterrupt for SIGINT (130)."""
+        if self.last_checkpoint is None or self.last_checkpoint.name != f"checkpoint-{self.state.step}":
+            self.save_checkpoint()
+        name = signal.Signals(signum).name
+        runtime.log(
+            f"{name}: stopped at step {self.state.step}, {self.last_checkpoint} saved; "
+            f"run again with --resume to continue"
+        )
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated()
 
     # ------------------------------------------------------------------------------ one step
 
@@ -601,7 +637,7 @@ class Trainer:
             "world_size": self.dist.world_size,
             "metrics": {"train": state.last_train, "eval": state.last_eval},
         }
-        write_checkpoint(target, self.model, self.tokenizer, trainer_state, meta)
+        write_checkpoint(target, self.model, self.tokenizer, trainer_state, meta, self.optimizer)
 
     def _resume(self, resume: bool | str | Path) -> None:
         if isinstance(resume, (str, Path)):
@@ -645,6 +681,32 @@ class Trainer:
         self.state = TrainerState.from_dict(saved)
         self.last_checkpoint = path
         runtime.restore_rng_state(saved["rng"][self.dist.rank])  # last: loading may draw numbers
+
+
+class _StopSignals:
+    """While training with an output directory: SIGTERM (what SLURM and Kubernetes send before
+    killing a job) and SIGINT only set ``received``; the loop saves a checkpoint at the next
+    step boundary and stops. The first signal puts the previous handlers back, so a second one
+    acts at once (the checkpoint being written is then removed, the previous one kept)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.received: int | None = None
+        self._previous: dict = {}
+        if enabled and threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._previous[s] = signal.signal(s, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signum
+        self.restore()
+
+    def restore(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, signal.SIG_DFL if handler is None else handler)
+        self._previous = {}
 
 
 class _Window:

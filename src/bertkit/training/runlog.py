@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from bertkit.fileio import atomic_write_text
-from bertkit.tb_events import EventWriter
+from bertkit.tb_events import EventWriter, truncate_events
 
 METRICS = "metrics.jsonl"
 TENSORBOARD = "tensorboard"
@@ -34,16 +34,24 @@ class RunLog:
         self._tb = None
 
     def truncate_after(self, step: int) -> None:
-        """On resume: drop records the killed run wrote after its last checkpoint."""
-        path = self.out_dir / METRICS if self.out_dir else None
-        if path is None or not path.is_file():
+        """On resume: drop the records (metrics.jsonl and TensorBoard) that the interrupted run
+        wrote after its last checkpoint, so that no step appears twice. A line cut short by a
+        kill goes too."""
+        if self.out_dir is None:
             return
-        kept = [
-            line
-            for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step
-        ]
-        path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        path = self.out_dir / METRICS
+        if path.is_file():
+            kept = []
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # the partial last line of a killed writer
+                if isinstance(record, dict) and record.get("step", 0) <= step:
+                    kept.append(line)
+            atomic_write_text(path, "".join(line + "\n" for line in kept))
+        for events in sorted((self.out_dir / TENSORBOARD).glob("events.out.tfevents.*")):
+            truncate_events(events, step)
 
     def write(self, record: dict) -> None:
         """Append ``record`` to ``metrics.jsonl`` and its scalars to TensorBoard."""
