@@ -333,7 +333,7 @@ def test_out_of_disk_is_a_clear_error(tmp_path, monkeypatch):
 
     Usage = namedtuple("Usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(10**9, 10**9 - 1000, 1000))
-    with pytest.raises(BertkitError, match="out of disk space for checkpoint-5"):
+    with pytest.raises(BertkitError, match="checkpoint-5: not enough disk space: needs about"):
         Trainer(make_model(), cfg(save_every=5), mse_loss, ListLoader(make_batches()), out_dir=tmp_path).fit()
     assert list_checkpoints(tmp_path) == []
 
