@@ -25,6 +25,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from bertkit import outputs
+from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, atomic_write_json, read_json
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
