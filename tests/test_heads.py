@@ -48,6 +48,27 @@ def test_pretraining_shapes_with_and_without_positions():
     # NSP reads [CLS] through the last layer run for all rows vs. for the [CLS] rows only: two GEMM
     # shapes, which round differently on some CPUs (Intel AMX: ~1e-7), so equal within tolerance.
     assert torch.allclose(part.nsp_logits, full.nsp_logits, rtol=1e-5, atol=1e-6)
+    # the default positions are every position: one shape rule, (B, P, V) with P = T
+    every = m(ids, mask, types, masked_positions=torch.arange(11).expand(2, 11))
+    assert every.mlm_logits.shape == full.mlm_logits.shape
+    assert torch.allclose(every.mlm_logits, full.mlm_logits, atol=1e-5)
+
+
+def test_task_models_share_one_base_and_keep_hf_names():
+    from bertkit.heads import TASK_CLASSES, BertTaskModel
+
+    cfg = tiny()
+    names = {
+        "sequence_classification": {"classifier.weight", "bert.pooler.dense.weight"},
+        "token_classification": {"classifier.weight"},
+        "question_answering": {"qa_outputs.weight"},
+        "multiple_choice": {"classifier.weight", "bert.pooler.dense.weight"},
+    }
+    for kind, cls in TASK_CLASSES.items():
+        assert issubclass(cls, BertTaskModel)
+        params = set(cls(cfg).state_dict())
+        assert names[kind] <= params, kind
+        assert not any(n.startswith("bert.pooler") for n in params) or cls.pooled, kind
 
 
 def test_decoder_is_tied_to_word_embeddings():

@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from bertkit.config import CONFIG_NAME, GOOGLE_CONFIG_NAME, BertConfig
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, read_json
-from bertkit.tf_checkpoint import is_tf_checkpoint_dir
+from bertkit.hub import resolve
+from bertkit.tf_checkpoint import is_tf_checkpoint_dir, load_bert_state_dict
 
 log = logging.getLogger("bertkit")
 
@@ -79,8 +81,6 @@ def _short(items: list[str], limit: int = 8) -> str:
 
 # --------------------------------------------------------------------------- reading files
 def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
     try:
         return load_file(str(path), device="cpu")
     except Exception as e:  # safetensors raises SafetensorError / OSError / ValueError
@@ -150,8 +150,6 @@ def tensor_names(directory: str | os.PathLike) -> set[str]:
 
 def _load_tf(d: Path) -> dict[str, torch.Tensor]:
     """A Google TensorFlow checkpoint directory's weights under HF names (see tf_checkpoint)."""
-    from bertkit.tf_checkpoint import load_bert_state_dict
-
     arrays, report = load_bert_state_dict(d)
     if report.skipped_training_state:
         log.info("%s: skipped %d optimizer / step variables", d, report.skipped_training_state)
@@ -163,8 +161,6 @@ def _load_tf(d: Path) -> dict[str, torch.Tensor]:
 def resolve_pretrained(path: str | os.PathLike) -> Path:
     """The local checkpoint directory for ``path``: a directory (HF layout or Google TF), or
     a Hub name's cached snapshot. The one entry every loader goes through."""
-    from bertkit.hub import resolve
-
     d = resolve(path)
     if not d.is_dir() and Path(f"{d}.index").is_file():
         raise BertkitError(
@@ -360,8 +356,6 @@ class PretrainedMixin:
         into the directory first. ``cls.predictions.decoder.weight`` is written as well (a
         copy of the tied word embeddings), as original BERT checkpoints have it.
         """
-        from safetensors.torch import save_file
-
         directory = Path(directory)
         sd = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         if self.writes_tied_decoder():

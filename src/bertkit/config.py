@@ -16,6 +16,7 @@ from typing import Any
 
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_write_json, read_json
+from bertkit.hub import resolve
 
 CONFIG_NAME = "config.json"
 GOOGLE_CONFIG_NAME = "bert_config.json"  # Google's TensorFlow checkpoints (same keys)
@@ -173,8 +174,6 @@ class BertConfig:
     def from_pretrained(cls, path: str | os.PathLike) -> BertConfig:
         """Read ``config.json`` from a checkpoint directory (or the file itself); a Google
         TensorFlow checkpoint directory's ``bert_config.json``; a Hub name's cached copy."""
-        from bertkit.hub import resolve
-
         p = resolve(path)
         if p.is_dir():
             if (p / CONFIG_NAME).is_file():

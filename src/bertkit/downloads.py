@@ -20,6 +20,7 @@ from __future__ import annotations
 import bz2
 import csv
 import hashlib
+import html as _html
 import html.parser
 import io
 import json
@@ -36,6 +37,8 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tqdm import tqdm
 
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, atomic_write_text, iter_jsonl
@@ -213,8 +216,6 @@ def verify_archive(path: Path, archive: Archive) -> None:
 
 def download_archive(archive: Archive, root: Path, purpose: str, index: str | None = None) -> Path:
     """Return the local path of ``archive`` under ``root/downloads``, downloading it if needed."""
-    from tqdm import tqdm
-
     dest = root / "downloads" / archive.filename
     if dest.exists():
         verify_archive(dest, archive)
@@ -454,8 +455,6 @@ _TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
 def clean_wikitext(text: str) -> list[str]:
     """Wikitext -> prose paragraphs: templates, tables, refs, files, categories, lists,
     headings and HTML removed; sections like References / See also dropped."""
-    import html as _html
-
     while True:  # innermost templates first, until none are left
         new = _TEMPLATE.sub("", text)
         if new == text:

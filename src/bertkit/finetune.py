@@ -29,7 +29,6 @@ import json
 import math
 import random
 import shutil
-import statistics
 import tempfile
 import time
 from collections.abc import Sequence
@@ -37,13 +36,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertkit import outputs, runtime
+from bertkit import heads, outputs, runtime
+from bertkit.checkpoint import resolve_pretrained
+from bertkit.config import BertConfig
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, atomic_write_json, atomic_write_text, iter_jsonl, read_json
+from bertkit.metrics import median_std
 from bertkit.settings import Precision, TaskName
 from bertkit.tasks import TASKS, get_task
 from bertkit.tasks.base import EpochLoader, Task
+from bertkit.tf_checkpoint import is_tf_checkpoint_dir
+from bertkit.tokenization import Tokenizer
+from bertkit.training.checkpoints import list_checkpoints
 from bertkit.training.config import TrainConfig
+from bertkit.training.loop import Trainer
+from bertkit.training.runlog import write_run_log
 
 TASK_FILE = "task.json"
 METRICS_FILE = "metrics.json"
@@ -158,10 +165,6 @@ def resolve_init(path: str) -> str:
     """A checkpoint directory as given (also a Google TensorFlow checkpoint), a Hugging Face Hub
     name's cached copy, or for a pre-training run directory (no ``config.json``,
     ``checkpoint-STEP/`` inside) its newest complete checkpoint."""
-    from bertkit.checkpoint import resolve_pretrained
-    from bertkit.tf_checkpoint import is_tf_checkpoint_dir
-    from bertkit.training.checkpoints import list_checkpoints
-
     p = resolve_pretrained(path)
     if (p / "config.json").is_file() or is_tf_checkpoint_dir(p):
         return str(p)
@@ -187,8 +190,6 @@ def check_seq_length(task: Task, max_position_embeddings: int, source: str, give
 
 def _model_positions(cfg: FinetuneConfig) -> tuple[int, str]:
     """``(max_position_embeddings, where it comes from)`` of the model ``cfg`` will fine-tune."""
-    from bertkit.config import BertConfig
-
     if cfg.init is not None:
         return BertConfig.from_pretrained(cfg.init).max_position_embeddings, str(Path(cfg.init) / "config.json")
     mc = dict(cfg.model_config or {})
@@ -197,20 +198,11 @@ def _model_positions(cfg: FinetuneConfig) -> tuple[int, str]:
     return int(mc.get("max_position_embeddings", base.max_position_embeddings)), "the model config"
 
 
-def load_tokenizer(directory: str) -> Any:
-    from bertkit.tokenization import Tokenizer
-
-    return Tokenizer.from_pretrained(directory)
-
-
 # ------------------------------------------------------------------------------------------ model
 
 
 def build_model(task: Task, cfg: FinetuneConfig, labels: list[str] | None, vocab_size: int, seed: int):
     """The task's head model from ``cfg.init`` (or random weights), its head seeded by ``seed``."""
-    from bertkit import heads
-    from bertkit.config import BertConfig
-
     runtime.seed_everything(seed)
     cls = getattr(heads, task.head)
     overrides: dict[str, Any] = {"hidden_dropout_prob": cfg.dropout, "attention_probs_dropout_prob": cfg.dropout}
@@ -232,17 +224,13 @@ def build_model(task: Task, cfg: FinetuneConfig, labels: list[str] | None, vocab
 # ------------------------------------------------------------------------------------------ runs
 
 
-def _median_std(values: list[float]) -> tuple[float, float]:
-    return statistics.median(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
 def _aggregate(per_seed: list[dict]) -> dict[str, Any]:
     """Median of every numeric metric over seeds, their std, and the per-seed values."""
     keys = [k for k, v in per_seed[0]["metrics"].items() if isinstance(v, (int, float))]
     out: dict[str, Any] = {}
     std: dict[str, float] = {}
     for k in keys:
-        out[k], std[k] = _median_std([float(r["metrics"][k]) for r in per_seed])
+        out[k], std[k] = median_std([float(r["metrics"][k]) for r in per_seed])
     out["std"] = std
     out["per_seed"] = [{"seed": r["seed"], **r["metrics"]} for r in per_seed]
     return out
@@ -266,9 +254,6 @@ class _Runner:
         return self.task.score(self.dev.examples, preds, tune=True), preds
 
     def run(self, lr: float, batch_size: int, epochs: int, seed: int) -> dict:
-        from bertkit.training.loop import Trainer
-        from bertkit.training.runlog import write_run_log
-
         cfg, task = self.cfg, self.task
         model = build_model(task, cfg, self.labels, len(self.tok), seed)
         loader = EpochLoader(
@@ -375,7 +360,7 @@ def _finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         settings["max_seq_length"] = cfg.max_seq_length
     task = get_task(cfg.task, **settings)
     check_seq_length(task, *_model_positions(cfg), given=cfg.max_seq_length is not None)
-    tok = load_tokenizer(cfg.init or cfg.tokenizer)
+    tok = Tokenizer.from_pretrained(cfg.init or cfg.tokenizer)
 
     all_train = task.read(cfg.train)
     labels = task.label_list(all_train)  # from the whole file: a --max-train-examples subset may lack some
@@ -426,7 +411,7 @@ def _search_and_select(cfg, task, tok, labels, train, dev, test, out_dir: Path) 
             if best_run is None or r["metrics"].get(main, -math.inf) > best_run["metrics"].get(main, -math.inf):
                 best_run, best_preds = r, preds
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        median, std = _median_std([r["metrics"].get(main, math.nan) for r in runs])
+        median, std = median_std([r["metrics"].get(main, math.nan) for r in runs])
         settings_summary.append(
             {"lr": lr, "batch_size": bs, "epochs": ep, f"dev_{main}_median": median, f"dev_{main}_std": std}
         )
@@ -507,9 +492,6 @@ def load_task_model(model_dir: str, task_name: str | None = None, columns: dict 
     """``(task, model, tokenizer)`` from a task checkpoint (``task.json``) or, with ``task_name``,
     from any head checkpoint (labels from its ``config.json``). ``columns`` = ``{"text", "text_pair",
     "label"}`` overrides of the saved column names; ``settings`` other task settings."""
-    from bertkit import heads
-    from bertkit.config import BertConfig
-
     path = Path(model_dir)
     if not path.is_dir():
         raise BertkitError(f"{path}: no such model directory")
@@ -539,7 +521,7 @@ def load_task_model(model_dir: str, task_name: str | None = None, columns: dict 
             f"(missing {', '.join(model.loading_info.missing[:4])})"
         )
     model.to(runtime.choose_device("auto"))
-    return task, model, load_tokenizer(str(path))
+    return task, model, Tokenizer.from_pretrained(str(path))
 
 
 def evaluate(

@@ -7,7 +7,7 @@ checkpoints map one-to-one onto transformers' ``BertFor*`` classes.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +20,7 @@ from bertkit.ops import Dropout
 
 
 class PreTrainingOutput(NamedTuple):
-    mlm_logits: torch.Tensor  # (B, P, V) at masked_positions, or (B, T, V) without them
+    mlm_logits: torch.Tensor  # (B, P, V) at the P positions asked for (default: all T)
     nsp_logits: torch.Tensor  # (B, 2)
 
 
@@ -69,10 +69,12 @@ class BertPreTrainingHeads(nn.Module):
 class BertForPreTraining(PretrainedMixin, nn.Module):
     """BERT with the masked-LM and next-sentence-prediction heads.
 
-    With ``masked_positions`` (B, P) the vocabulary projection is computed ONLY at those
-    positions (as the original ``get_masked_lm_output``), and the encoder's last layer only
-    at those positions and [CLS] (see :meth:`BertModel.hidden_states_at`); without them, at
-    every position (fill-mask, inspection).
+    ``mlm_logits`` is always (B, P, V): the logits at ``masked_positions`` (B, P), which
+    default to every position (P = T; fill-mask, inspection, the HF layout). Given positions,
+    the vocabulary projection is computed ONLY there (as the original ``get_masked_lm_output``),
+    and the encoder's last layer only there and at [CLS] (see :meth:`BertModel.hidden_states_at`);
+    by default the full sequence runs without a gather, with the same result as passing
+    ``arange(T)`` for every row.
     """
 
     def __init__(self, cfg: BertConfig):
@@ -98,7 +100,7 @@ class BertForPreTraining(PretrainedMixin, nn.Module):
             pooled = self.bert.pooler(h)  # reads h[:, 0], the [CLS] row -> (B, H)
             hidden = h[:, 1:]  # (B, P, H)
         decoder_weight = self.bert.embeddings.word_embeddings.weight  # (V, H), tied
-        mlm_logits = self.cls.predictions(hidden, decoder_weight)  # (B, P or T, V)
+        mlm_logits = self.cls.predictions(hidden, decoder_weight)  # (B, P, V); P = T by default
         nsp_logits = self.cls.seq_relationship(pooled)  # (B, 2)
         return PreTrainingOutput(mlm_logits, nsp_logits)
 
@@ -141,105 +143,100 @@ def _classifier_dropout(cfg: BertConfig) -> float:
     return cfg.hidden_dropout_prob if cfg.classifier_dropout is None else cfg.classifier_dropout
 
 
-def _pooled(bert: BertModel, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
-    """Pooler output, with the last layer computed for the [CLS] row only -> (B, H)."""
-    cls_pos = input_ids.new_zeros(input_ids.shape[0], 1)  # (B, 1)
-    h = bert.hidden_states_at(input_ids, attention_mask, token_type_ids, cls_pos)  # (B, 1, H)
-    return bert.pooler(h)  # (B, H)
+class BertTaskModel(PretrainedMixin, nn.Module):
+    """A fine-tuning model: the encoder ``bert`` + dropout + one linear head under HF's name.
+
+    A subclass says what the head reads (:meth:`features`: pooled [CLS] or every token), how
+    many outputs it has (:meth:`num_outputs`) and how they are shaped (:meth:`outputs`); the
+    constructor and ``forward(input_ids, attention_mask, token_type_ids)`` are shared.
+    """
+
+    head_name = "classifier"  # the head's parameter names in HF checkpoints
+    pooled = True  # the head reads the pooled [CLS] (the encoder keeps its pooler)
+    head_dropout = True  # dropout before the head (HF's QA head has none)
+
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.config = cfg
+        self.num_labels = cfg.num_labels
+        self.bert = BertModel(cfg, add_pooling_layer=self.pooled)
+        self.dropout = Dropout(_classifier_dropout(cfg)) if self.head_dropout else nn.Identity()
+        head = nn.Linear(cfg.hidden_size, self.num_outputs(cfg))
+        init_bert_weights(head, cfg.initializer_range)
+        self.add_module(self.head_name, head)
+
+    @staticmethod
+    def num_outputs(cfg: BertConfig) -> int:
+        return cfg.num_labels
+
+    def features(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
+        """What the head reads: pooled [CLS] (B, H) (the last layer for that row only), or
+        every token's hidden state (B, T, H)."""
+        if not self.pooled:
+            return self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state  # (B, T, H)
+        cls_pos = input_ids.new_zeros(input_ids.shape[0], 1)  # (B, 1)
+        h = self.bert.hidden_states_at(input_ids, attention_mask, token_type_ids, cls_pos)  # (B, 1, H)
+        return self.bert.pooler(h)  # (B, H)
+
+    def outputs(self, logits: torch.Tensor, input_ids: torch.Tensor) -> Any:
+        return logits
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> Any:
+        head = getattr(self, self.head_name)
+        logits = head(self.dropout(self.features(input_ids, attention_mask, token_type_ids)))
+        return self.outputs(logits, input_ids)
 
 
-class BertForSequenceClassification(PretrainedMixin, nn.Module):
+class BertForSequenceClassification(BertTaskModel):
     """Pooled [CLS] -> dropout -> linear: logits (B, num_labels); num_labels 1 = regression.
 
     Only [CLS] is read, so the encoder's last layer runs for that row alone."""
 
-    def __init__(self, cfg: BertConfig):
-        super().__init__()
-        self.config = cfg
-        self.num_labels = cfg.num_labels
-        self.bert = BertModel(cfg)
-        self.dropout = Dropout(_classifier_dropout(cfg))
-        self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
-        init_bert_weights(self.classifier, cfg.initializer_range)
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        pooled = _pooled(self.bert, input_ids, attention_mask, token_type_ids)  # (B, H)
-        return self.classifier(self.dropout(pooled))  # (B, num_labels)
-
-
-class BertForTokenClassification(PretrainedMixin, nn.Module):
+class BertForTokenClassification(BertTaskModel):
     """Every token's hidden state -> dropout -> linear: logits (B, T, num_labels)."""
 
-    def __init__(self, cfg: BertConfig):
-        super().__init__()
-        self.config = cfg
-        self.num_labels = cfg.num_labels
-        self.bert = BertModel(cfg, add_pooling_layer=False)
-        self.dropout = Dropout(_classifier_dropout(cfg))
-        self.classifier = nn.Linear(cfg.hidden_size, cfg.num_labels)
-        init_bert_weights(self.classifier, cfg.initializer_range)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        hidden = self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state
-        return self.classifier(self.dropout(hidden))  # (B, T, num_labels)
+    pooled = False
 
 
-class BertForQuestionAnswering(PretrainedMixin, nn.Module):
+class BertForQuestionAnswering(BertTaskModel):
     """Span QA: a linear map of every token to (start, end) logits, each (B, T)."""
 
-    def __init__(self, cfg: BertConfig):
-        super().__init__()
-        self.config = cfg
-        self.bert = BertModel(cfg, add_pooling_layer=False)
-        self.qa_outputs = nn.Linear(cfg.hidden_size, 2)
-        init_bert_weights(self.qa_outputs, cfg.initializer_range)
+    head_name = "qa_outputs"
+    pooled = False
+    head_dropout = False
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> QAOutput:
-        hidden = self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state
-        logits = self.qa_outputs(hidden)  # (B, T, 2)
-        start, end = logits.unbind(-1)  # (B, T) each
+    @staticmethod
+    def num_outputs(cfg: BertConfig) -> int:
+        return 2  # start, end (transformers sizes qa_outputs by num_labels, 2 by default)
+
+    def outputs(self, logits: torch.Tensor, input_ids: torch.Tensor) -> QAOutput:
+        start, end = logits.unbind(-1)  # (B, T, 2) -> (B, T) each
         return QAOutput(start.contiguous(), end.contiguous())
 
 
-class BertForMultipleChoice(PretrainedMixin, nn.Module):
+class BertForMultipleChoice(BertTaskModel):
     """Each (context, choice) pair -> pooled [CLS] -> linear -> one score: logits (B, C)."""
 
-    def __init__(self, cfg: BertConfig):
-        super().__init__()
-        self.config = cfg
-        self.bert = BertModel(cfg)
-        self.dropout = Dropout(_classifier_dropout(cfg))
-        self.classifier = nn.Linear(cfg.hidden_size, 1)
-        init_bert_weights(self.classifier, cfg.initializer_range)
+    @staticmethod
+    def num_outputs(cfg: BertConfig) -> int:
+        return 1
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def features(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
         B, C, T = input_ids.shape
 
         def flat(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t.reshape(B * C, T)  # (B*C, T)
 
-        pooled = _pooled(self.bert, flat(input_ids), flat(attention_mask), flat(token_type_ids))
-        return self.classifier(self.dropout(pooled)).view(B, C)  # (B*C, 1) -> (B, C)
+        return super().features(flat(input_ids), flat(attention_mask), flat(token_type_ids))  # (B*C, H)
+
+    def outputs(self, logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        return logits.view(input_ids.shape[:2])  # (B*C, 1) -> (B, C)
 
 
 TASK_CLASSES = {

@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import collections
 import re
+import statistics
 import string
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
 # ----------------------------------------------------------------------------- classification
+
+
+def median_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Median and sample standard deviation (0 for one value) of ``values``; ``(None, None)`` when empty."""
+    if not values:
+        return None, None
+    return statistics.median(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def accuracy(preds: Sequence, labels: Sequence) -> float:

@@ -121,30 +121,32 @@ class BertSelfAttention(nn.Module):
         self.value = nn.Linear(H, H)
         self.dropout_p = cfg.attention_probs_dropout_prob
 
+    def _heads(self, x: torch.Tensor, *parts: nn.Linear) -> tuple[torch.Tensor, ...]:
+        """``x`` (B, T, H) through each projection of ``parts``, split into heads: each (B, nh, T, hs).
+        Several parts run as ONE matmul on their concatenated weights."""
+        B, T, _ = x.shape
+        nh, hs = self.num_heads, self.head_size
+        if len(parts) == 1:
+            return (parts[0](x).view(B, T, nh, hs).transpose(1, 2),)  # (B, nh, T, hs)
+        w = torch.cat([p.weight for p in parts])  # (nP*H, H)
+        b = torch.cat([p.bias for p in parts])  # (nP*H,)
+        y = F.linear(x, w, b).view(B, T, len(parts), nh, hs).permute(2, 0, 3, 1, 4)  # (nP, B, nh, T, hs)
+        return tuple(y.unbind(0))
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, rows: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, T, H) -> (B, T, H); with ``rows`` (B, R), only those query rows: (B, R, H)."""
         B, T, H = x.shape
-        nh, hs = self.num_heads, self.head_size
-        if rows is None and not self.training:
-            # Inference: three projections; measured ~5% faster than one fused matmul here
-            # (SDPA's CPU kernel reads q, k, v with a shorter row stride).
-            q = self.query(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-            k = self.key(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-            v = self.value(x).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        elif rows is None:
+        if rows is not None:
+            (q,) = self._heads(gather_positions(x, rows), self.query)  # (B, nh, R, hs)
+            k, v = self._heads(x, self.key, self.value)  # each (B, nh, T, hs)
+        elif self.training:
             # Training: one matmul on the concatenated weights (one larger GEMM forward and
             # backward; ~8% faster on the base pre-training step).
-            w = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3H, H)
-            b = torch.cat([self.query.bias, self.key.bias, self.value.bias])  # (3H,)
-            qkv = F.linear(x, w, b).view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4)  # (3,B,nh,T,hs)
-            q, k, v = qkv.unbind(0)  # each (B, nh, T, hs)
+            q, k, v = self._heads(x, self.query, self.key, self.value)
         else:
-            R = rows.shape[1]
-            q = self.query(gather_positions(x, rows)).view(B, R, nh, hs).transpose(1, 2)
-            w = torch.cat([self.key.weight, self.value.weight])  # (2H, H)
-            b = torch.cat([self.key.bias, self.value.bias])  # (2H,)
-            kv = F.linear(x, w, b).view(B, T, 2, nh, hs).permute(2, 0, 3, 1, 4)  # (2,B,nh,T,hs)
-            k, v = kv.unbind(0)  # each (B, nh, T, hs); q: (B, nh, R, hs)
+            # Inference: three projections; measured ~5% faster than one fused matmul here
+            # (SDPA's CPU kernel reads q, k, v with a shorter row stride).
+            q, k, v = (self._heads(x, p)[0] for p in (self.query, self.key, self.value))
         y = attention(q, k, v, mask, self.dropout_p if self.training else 0.0)  # (B,nh,T|R,hs)
         return y.transpose(1, 2).reshape(B, -1, H)  # (B, T or R, H)
 

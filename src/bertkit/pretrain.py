@@ -24,16 +24,23 @@ accuracy, NSP loss and accuracy.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bertkit import outputs, runtime, settings
+from bertkit.checkpoint import with_overrides
+from bertkit.config import PRESETS, BertConfig
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_write_json, iter_jsonl, read_json
+from bertkit.heads import BertForPreTraining, pretraining_loss
+from bertkit.pretraining.format import MANIFEST, check_vocab
+from bertkit.pretraining.loader import PretrainingLoader
+from bertkit.tokenization import Tokenizer
+from bertkit.training.checkpoints import CHECKPOINT_RE, checkpoint_bytes, list_checkpoints, read_meta
 from bertkit.training.config import TrainConfig
-
-MANIFEST = "manifest.json"
+from bertkit.training.loop import Trainer, move_to
 
 
 @dataclass
@@ -108,8 +115,6 @@ def read_manifest(data_dir: str | Path) -> dict:
 
 def build_model_config(cfg: PretrainConfig, manifest: dict, data_dir: Path):
     """The BertConfig for this run, checked against the data (vocabulary size, sequence length)."""
-    from bertkit.config import PRESETS, BertConfig
-
     overrides = {}
     if cfg.dropout is not None:
         overrides = {"hidden_dropout_prob": cfg.dropout, "attention_probs_dropout_prob": cfg.dropout}
@@ -130,8 +135,6 @@ def build_model_config(cfg: PretrainConfig, manifest: dict, data_dir: Path):
         source = p / "config.json" if p.is_dir() else p
         mcfg = BertConfig.from_pretrained(p) if p.is_dir() else BertConfig.from_dict(read_json(p), str(p))
     if overrides:
-        from bertkit.checkpoint import with_overrides
-
         mcfg = with_overrides(mcfg, overrides, source=str(source or f"preset {cfg.model}"))
     if mcfg.vocab_size != vocab_size:
         raise BertkitError(
@@ -146,13 +149,10 @@ def build_model_config(cfg: PretrainConfig, manifest: dict, data_dir: Path):
     return mcfg
 
 
-def load_tokenizer(cfg: PretrainConfig, data_dir: Path):
+def run_tokenizer(cfg: PretrainConfig, data_dir: Path):
     """The tokenizer saved into checkpoints (``tokenizer`` key, else ``init``'s, else the copy
     `bertkit prepare` keeps in the data directory), checked against the data's vocabulary hash;
     None when none of them has a vocab.txt."""
-    from bertkit.pretraining.format import check_vocab
-    from bertkit.tokenization import Tokenizer
-
     if cfg.tokenizer:
         tdir = Path(cfg.tokenizer)
         if not (tdir / "vocab.txt").is_file():
@@ -199,8 +199,6 @@ def bert_flops_fn(mcfg) -> Any:
 
 def pretraining_loss_fn(model, batch):
     """loss_fn for the Trainer: MLM at the masked positions (+ NSP when the batch has labels)."""
-    from bertkit.heads import pretraining_loss
-
     out = model(
         batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], masked_positions=batch["masked_positions"]
     )
@@ -210,9 +208,6 @@ def pretraining_loss_fn(model, batch):
 def make_eval_fn(data_dir: Path, batch_size: int, max_batches: int, device, seed: int):
     """eval_fn scoring the validation split (the same batches every time): token-weighted MLM
     loss / accuracy over masked positions, NSP loss / accuracy over sequences."""
-    from bertkit.pretraining.loader import PretrainingLoader
-    from bertkit.training.loop import move_to
-
     manifest = read_manifest(data_dir)
     n_val = manifest["splits"]["validation"]["num_instances"]
     if n_val == 0:
@@ -263,8 +258,6 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False)
     reached a checkpoint is started again either way. The process holds ``out``'s lock
     (:func:`bertkit.outputs.exclusive`) while it runs.
     """
-    from bertkit.training.checkpoints import list_checkpoints
-
     if not cfg.out:
         raise BertkitError("out: no run directory given (--out DIR or out=DIR)")
     if resume and overwrite:
@@ -301,10 +294,6 @@ def pretrain(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False)
 def clear_run(out_dir: Path) -> None:
     """Delete a pre-training run's checkpoints, logs and summary (``--overwrite``); keeps the
     lock and marker. Only what a run writes is touched."""
-    import shutil
-
-    from bertkit.training.checkpoints import CHECKPOINT_RE
-
     for p in out_dir.iterdir():
         if CHECKPOINT_RE.match(p.name) or p.name == "tensorboard":
             shutil.rmtree(p)
@@ -313,11 +302,6 @@ def clear_run(out_dir: Path) -> None:
 
 
 def _pretrain(cfg: PretrainConfig, resume: bool) -> dict:
-    from bertkit.heads import BertForPreTraining
-    from bertkit.pretraining.loader import PretrainingLoader
-    from bertkit.training.checkpoints import checkpoint_bytes, list_checkpoints, read_meta
-    from bertkit.training.loop import Trainer
-
     if cfg.batch_size < 1:
         raise BertkitError(f"batch_size must be >= 1, got {cfg.batch_size}")
     data_dir = Path(cfg.data)
@@ -329,7 +313,7 @@ def _pretrain(cfg: PretrainConfig, resume: bool) -> dict:
     tcfg.validate()
 
     mcfg = build_model_config(cfg, manifest, data_dir)
-    tokenizer = load_tokenizer(cfg, data_dir)
+    tokenizer = run_tokenizer(cfg, data_dir)
     runtime.seed_everything(cfg.seed)  # the same initial weights on every rank
     if cfg.init:
         model = BertForPreTraining.from_pretrained(cfg.init, **_dropout_overrides(cfg))

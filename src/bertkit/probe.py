@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from bertkit.tasks.similarity import mean_pooled_embeddings
+
 PENALTIES = (1e-4, 1e-3, 1e-2, 1e-1)
 
 
@@ -61,7 +63,5 @@ def probe_encoder(
 ) -> float:
     """Dev accuracy of a linear probe on ``model``'s mean-pooled features; ``train`` / ``dev``
     are ``(texts, label ids)``."""
-    from bertkit.tasks.similarity import mean_pooled_embeddings
-
     feats = [mean_pooled_embeddings(model, tokenizer, texts, max_seq_length, 64)[0] for texts, _ in (train, dev)]
     return fit_probe(feats[0], train[1], feats[1], dev[1])

@@ -19,19 +19,13 @@ import statistics
 from pathlib import Path
 
 from bertkit.fileio import atomic_write_json, atomic_write_text
+from bertkit.metrics import median_std
 
 INIT_LABELS = {
     "pretrained": "(a) pre-trained here",
     "scratch": "(b) random init (from scratch)",
     "minilm": "(c) MiniLM-L6 checkpoint",
 }
-
-
-def _median_std(values: list[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return statistics.median(values), std
 
 
 def summarize(results: dict) -> dict:
@@ -41,7 +35,7 @@ def summarize(results: dict) -> dict:
         entry.setdefault("label", INIT_LABELS.get(init, init))
         for split in ("dev", "test"):
             vals = [r[f"{split}_accuracy"] for r in entry.get("runs", []) if r.get(f"{split}_accuracy") is not None]
-            entry[f"{split}_median"], entry[f"{split}_std"] = _median_std(vals)
+            entry[f"{split}_median"], entry[f"{split}_std"] = median_std(vals)
     a = ft.get("pretrained", {}).get("dev_median")
     b = ft.get("scratch", {}).get("dev_median")
     results["gap_points"] = None if a is None or b is None else round(100.0 * (a - b), 2)

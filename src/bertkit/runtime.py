@@ -28,6 +28,7 @@ from datetime import timedelta
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from bertkit.errors import BertkitError
 from bertkit.settings import Precision, choices
@@ -222,8 +223,6 @@ def log(msg: str) -> None:
     """Print ``msg`` on rank 0 only, to stderr (stdout is for a command's results, e.g. evaluate's
     JSON), without breaking an active tqdm bar."""
     if dist_info().is_main:
-        from tqdm import tqdm
-
         tqdm.write(msg, file=sys.stderr)
 
 

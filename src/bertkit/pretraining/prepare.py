@@ -36,8 +36,9 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from bertkit import outputs
+from bertkit import __version__, outputs
 from bertkit.corpus import CorpusStats, Document, expand_inputs, iter_chunks, iter_documents
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, atomic_open, atomic_write_json, read_json
@@ -61,6 +62,7 @@ from bertkit.pretraining.instances import (
     create_packed_instances,
 )
 from bertkit.pretraining.masking import _uniforms, hash64, instance_keys, mask_tokens
+from bertkit.tokenization import Tokenizer
 
 PART_PREFIX = "part-"
 
@@ -73,8 +75,6 @@ _WORKER: dict = {}
 def _init_worker(tokenizer_dir: str, vocab: VocabInfo, opts: PrepareOptions, threads: bool) -> None:
     if not threads:
         os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    from bertkit.tokenization import Tokenizer
-
     _WORKER["tok"] = Tokenizer.from_pretrained(tokenizer_dir)
     _WORKER["vocab"] = vocab
     _WORKER["opts"] = opts
@@ -263,11 +263,6 @@ def prepare(
     ``overwrite``); an ``out_dir`` bertkit did not write, or one holding an input, is refused
     whatever ``overwrite`` says (:func:`bertkit.outputs.check_output_dir`).
     """
-    from tqdm import tqdm
-
-    from bertkit import __version__
-    from bertkit.tokenization import Tokenizer
-
     if num_shards < 1:
         raise BertkitError(f"--num-shards must be >= 1, got {num_shards}")
     if not 0 <= shard_index < num_shards:

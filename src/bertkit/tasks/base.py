@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from bertkit.errors import BertkitError
 from bertkit.settings import DEFAULT_MAX_SEQ_LENGTH
@@ -240,8 +241,6 @@ def run_model(
     every output has a token axis and is trimmed to its item's length. An output is a numpy
     array, or a tuple of them when the model returns several tensors (QA start and end logits).
     """
-    from tqdm.auto import tqdm
-
     was_training = model.training
     model.eval()
     device = model_device(model)

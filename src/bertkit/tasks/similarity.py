@@ -11,12 +11,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from bertkit import metrics, runtime
+from bertkit.model import BertModel
 from bertkit.settings import SIMILARITY_MAX_SEQ_LENGTH
 from bertkit.tasks.base import build_pair, collate
 from bertkit.tasks.classification import read_text_examples
 from bertkit.tasks.regression import SCORE_COLUMNS
+from bertkit.tokenization import Tokenizer
 
 
 @torch.no_grad()
@@ -30,8 +33,6 @@ def mean_pooled_embeddings(
 ) -> tuple[np.ndarray, int]:
     """``(embeddings (N, H), n_truncated)``: mean of the last hidden states over real tokens.
     Texts are batched in order of length (less padding); rows come back in input order."""
-    from tqdm.auto import tqdm
-
     ids = tokenizer.tokenize_ids_batch(texts)
     items, truncated = [], 0
     for a in ids:
@@ -64,9 +65,6 @@ def embedding_similarity(
     progress: bool = False,
 ) -> dict[str, float]:
     """Pearson / Spearman of cosine(mean-pooled embeddings) against the file's scores."""
-    from bertkit.model import BertModel
-    from bertkit.tokenization import Tokenizer
-
     examples = read_text_examples(
         data,
         True,

@@ -25,8 +25,13 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from tokenizers import AddedToken, Regex, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers import Tokenizer as RustTokenizer
+
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_write_json, atomic_write_text, read_json
+from bertkit.hub import resolve
+from bertkit.tf_checkpoint import is_tf_checkpoint_dir, tokenizer_casing
 from bertkit.tokenization import unicode_tables as ut
 
 VOCAB_FILE = "vocab.txt"
@@ -186,8 +191,6 @@ def _resolve_strip(do_lower_case: bool, strip_accents: bool | None) -> bool:
 
 def build_normalizer(*, do_lower_case: bool, strip: bool, preserve_hangul_kana: bool):
     """The ``tokenizers`` normalizer of the original basic tokenizer (clean, NFC, lower, strip)."""
-    from tokenizers import Regex, normalizers
-
     removed = ut.onig_class(ut._without_surrogates(ut.removed_ranges()))
     steps = [normalizers.Replace(Regex(removed), "")]
     if not strip:
@@ -221,8 +224,6 @@ def build_normalizer(*, do_lower_case: bool, strip: bool, preserve_hangul_kana: 
 
 def build_pre_tokenizer(*, tokenize_chinese_chars: bool):
     """Split on whitespace, then isolate each punctuation character (and CJK ideograph)."""
-    from tokenizers import Regex, pre_tokenizers
-
     split_ranges = list(ut.punct_ranges()) + (list(ut.CJK_RANGES) if tokenize_chinese_chars else [])
     return pre_tokenizers.Sequence(
         [
@@ -248,9 +249,7 @@ def _build_engine(
     ``clean_ascii_only``: an engine for texts of printable ASCII (+ tab, newline, CR) only, for
     which cleaning, NFC and accent stripping are no-ops, so that only lowercasing remains.
     """
-    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, processors
-
-    tok = Tokenizer(models.WordPiece(vocab, unk_token=unk_token, max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
+    tok = RustTokenizer(models.WordPiece(vocab, unk_token=unk_token, max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
     if not clean_ascii_only:
         tok.normalizer = build_normalizer(
             do_lower_case=do_lower_case, strip=strip, preserve_hangul_kana=preserve_hangul_kana
@@ -351,8 +350,6 @@ class Tokenizer:
         """Load ``vocab.txt`` and (if present) ``tokenizer_config.json`` from ``directory``
         (or a Hugging Face Hub name's cached copy). A Google TensorFlow checkpoint directory has
         no ``tokenizer_config.json``: its casing comes from the directory name or vocabulary."""
-        from bertkit.hub import resolve
-
         d = resolve(directory)
         vocab_path = d / VOCAB_FILE
         if not vocab_path.is_file():
@@ -360,8 +357,6 @@ class Tokenizer:
         tokens = read_vocab(vocab_path)
         cfg = read_json(d / CONFIG_FILE) if (d / CONFIG_FILE).is_file() else {}
         if not cfg:
-            from bertkit.tf_checkpoint import is_tf_checkpoint_dir, tokenizer_casing
-
             if is_tf_checkpoint_dir(d):
                 cfg = {"do_lower_case": tokenizer_casing(d)}
         strip = cfg.get("strip_accents")

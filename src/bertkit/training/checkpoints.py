@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from bertkit import outputs
+from bertkit import __version__, outputs
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, atomic_write_json, read_json
 
@@ -132,9 +132,7 @@ def read_meta(checkpoint_dir: str | Path) -> dict:
 
 
 def _versions() -> dict:
-    import bertkit
-
-    return {"bertkit": bertkit.__version__, "torch": torch.__version__, "python": platform.python_version()}
+    return {"bertkit": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
 def _save_model(model: nn.Module, directory: Path, tokenizer: Any) -> None:

@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint as _checkpoint
+from tqdm import tqdm
 
 from bertkit import runtime
 from bertkit.checkpoint import first_non_finite
@@ -557,8 +558,6 @@ class Trainer:
         return result
 
     def _progress_bar(self):
-        from tqdm import tqdm
-
         return tqdm(
             total=self.cfg.max_steps,
             initial=self.state.step,
