@@ -246,3 +246,35 @@ def test_streaming_reads_lazily(dirs, tmp_path):
     big.write_text("a film\n" * 5, "utf-8")
     lines = iter_input_texts([str(big)])
     assert next(lines) == "a film"  # a generator over the file, not a list of it
+
+
+def test_predict_regression_and_choice(tmp_path):
+    from bertkit.heads import BertForMultipleChoice
+    from bertkit.tasks.base import build_pair
+
+    tok = Tokenizer(VOCAB)
+    torch.manual_seed(1)
+    BertForSequenceClassification(tiny_config(num_labels=1)).save_pretrained(tmp_path / "reg", tokenizer=tok)
+    BertForMultipleChoice(tiny_config()).save_pretrained(tmp_path / "choice", tokenizer=tok)
+    reg = bertkit.load(tmp_path / "reg", device="cpu")
+    assert reg.task_name == "regression"
+    out = reg.predict(["the film was good .", ("john lives", "in paris")])
+    model = BertForSequenceClassification.from_pretrained(tmp_path / "reg")
+    with torch.no_grad():
+        want = model(torch.tensor([tok.encode("the film was good .").input_ids]))[0, 0]
+    assert set(out[0]) == {"score"} and out[0]["score"] == pytest.approx(float(want), abs=1e-5)
+    ch = bertkit.load(tmp_path / "choice", device="cpu")
+    endings = ["eats .", "sleeps .", "runs ."]
+    got = ch.predict([("the man is very good .", endings), {"context": "a dog", "start": "he", "endings": endings}])
+    model = BertForMultipleChoice.from_pretrained(tmp_path / "choice")
+    a = tok.tokenize_ids_batch(["the man is very good ."])[0]
+    seqs = [build_pair(a, b, 64, tok.cls_id, tok.sep_id) for b in tok.tokenize_ids_batch(endings)]
+    T = max(len(s) for s, _, _ in seqs)
+    ids = torch.tensor([[s + [0] * (T - len(s)) for s, _, _ in seqs]])
+    types = torch.tensor([[t + [0] * (T - len(t)) for _, t, _ in seqs]])
+    with torch.no_grad():
+        p = model(ids, (ids != 0).long(), types)[0].softmax(-1)
+    assert got[0]["choice"] == int(p.argmax()) and got[0]["probabilities"] == pytest.approx(p.tolist(), abs=1e-5)
+    assert sum(got[1]["probabilities"]) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(BertkitError, match="needs at least two endings"):
+        ch.predict([("ctx", ["only one"])])
