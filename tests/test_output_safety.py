@@ -51,12 +51,21 @@ def test_directory_rules(tmp_path):
 def test_outputs_of_earlier_versions_count_as_bertkits(tmp_path):
     (tmp_path / "v").mkdir()
     (tmp_path / "v" / "vocab.txt").write_text("[PAD]\n")
-    (tmp_path / "v" / "vocab_report.json").write_text("{}")
+    (tmp_path / "v" / "vocab_report.json").write_text('{"vocab_size": 1}')
     assert outputs.output_kind(tmp_path / "v") == "vocab"
     (tmp_path / "r" / "checkpoint-5").mkdir(parents=True)
-    (tmp_path / "r" / "checkpoint-5" / "meta.json").write_text("{}")
+    (tmp_path / "r" / "checkpoint-5" / "meta.json").write_text('{"step": 5, "train_config": {}}')
     assert outputs.output_kind(tmp_path / "r") == "pretrain"
     assert outputs.output_kind(tmp_path) is None
+    # files of the same names written by other tools are not bertkit's (so never replaced)
+    other = tmp_path / "web"
+    (other / "checkpoint-500").mkdir(parents=True)
+    (other / "checkpoint-500" / "meta.json").write_text('{"author": "someone"}')
+    (other / "manifest.json").write_text('{"name": "my app", "icons": []}')
+    (other / "metrics.jsonl").write_text('{"epoch": 1, "acc": 0.5}\n')
+    assert outputs.output_kind(other) is None
+    with pytest.raises(BertkitError, match="not written by bertkit pretrain"):
+        outputs.check_output_dir(other, "pretrain", overwrite=True)
 
 
 def test_file_and_path_rules(tmp_path):

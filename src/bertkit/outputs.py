@@ -52,13 +52,36 @@ MARKER = ".bertkit.json"  # {"kind": ..., "bertkit": version, "time": ...}: bert
 LOCK = ".bertkit.lock"  # flock'ed by the process writing the directory; holds its pid
 _BOOKKEEPING = {MARKER, LOCK}
 
-# What earlier bertkit versions (before the marker) left in a complete output of each kind.
+
+def _json_keys(path: Path) -> set[str]:
+    """The top-level keys of a JSON object file (of the first line for JSON Lines); empty when
+    the file is absent or not such JSON."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.readline() if path.suffix == ".jsonl" else f.read()
+        obj = json.loads(text)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return set()
+    return set(obj) if isinstance(obj, dict) else set()
+
+
+def _first(paths: Iterable[Path]) -> Path:
+    return next(iter(sorted(paths)), Path("/nonexistent"))
+
+
+# What earlier bertkit versions (before the marker) left in a complete output of each kind,
+# checked by content: a user's manifest.json or metrics.jsonl is not bertkit's.
 _LEGACY = {
-    "vocab": lambda d: (d / "vocab.txt").is_file() and (d / "vocab_report.json").is_file(),
-    "prepare": lambda d: (d / "manifest.json").is_file(),
-    "pretrain": lambda d: (d / "metrics.jsonl").is_file() or any(d.glob("checkpoint-*/meta.json")),
-    "finetune": lambda d: (d / "task.json").is_file() and (d / "metrics.json").is_file(),
-    "quickstart": lambda d: any(d.glob("*/stage.json")) or any(d.glob("*/.pending.json")) or (d / ".lock").is_file(),
+    "vocab": lambda d: (d / "vocab.txt").is_file() and {"vocab_size"} <= _json_keys(d / "vocab_report.json"),
+    "prepare": lambda d: {"format", "key", "vocab_sha256", "splits"} <= _json_keys(d / "manifest.json"),
+    "pretrain": lambda d: (
+        {"train_config", "step"} <= _json_keys(_first(d.glob("checkpoint-*/meta.json")))
+        or {"kind", "step"} <= _json_keys(d / "metrics.jsonl")
+    ),
+    "finetune": lambda d: {"task", "settings"} <= _json_keys(d / "task.json") and (d / "metrics.json").is_file(),
+    "quickstart": lambda d: (
+        {"stage", "key", "result"} <= _json_keys(_first(d.glob("*/stage.json"))) or any(d.glob("*/.pending.json"))
+    ),
 }
 
 
