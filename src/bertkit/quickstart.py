@@ -673,7 +673,7 @@ def run(opts: QuickstartOptions, log: Callable[[str], None] = print) -> dict:
     out = Path(opts.out)
     inputs = [*opts.corpus, opts.task]
     outputs.check_output_dir(out, "quickstart", inputs=inputs, resume=True)
-    with outputs.exclusive(out):
+    with outputs.exclusive(out), outputs.disk_errors(out, "the quickstart's outputs"):
         outputs.check_not_input(out, inputs)
         outputs.write_marker(out, "quickstart")
         return _run_locked(opts, out, log)
