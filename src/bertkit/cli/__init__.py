@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     # SIGTERM unwinds like Ctrl-C (temp outputs removed); pre-training saves a checkpoint first
-    main_thread = threading.current_thread() is threading.main_thread()  # (signals: main thread only)
+    # (signals: main thread only; a command with OWN_SIGNAL_HANDLING, serve, keeps the default)
+    main_thread = threading.current_thread() is threading.main_thread()
+    main_thread = main_thread and not getattr(mods[args.command], "OWN_SIGNAL_HANDLING", False)
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if main_thread else None
     try:
         return int(mods[args.command].run(args) or 0)  # type: ignore[attr-defined]

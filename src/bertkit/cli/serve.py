@@ -9,6 +9,10 @@ from bertkit.cli import summary
 from bertkit.serve.config import BACKENDS, ServeConfig
 from bertkit.settings import Pooling, choices
 
+# uvicorn stops gracefully on SIGTERM and then re-raises it under the default handler (the
+# process ends by the signal, as process managers expect): the CLI's SIGTERM handler stays out
+OWN_SIGNAL_HANDLING = True
+
 # flag -> (ServeConfig field, help); defaults come from the dataclass.
 _OPTIONS = {
     "--host": ("host", "address to bind (default 127.0.0.1: this machine only)"),
