@@ -114,6 +114,9 @@ def test_fill_mask_route(predictors):
         assert len(both) == 2 and len(both[1]["masks"][0]) == 2
         r = requests.post(f"{url}/fill-mask", json={"inputs": "no mask here"})
         assert r.status_code == 422 and "inputs[0]" in r.json()["error"]
+        late = "the dog sat on the mat " * 12 + "[MASK]"  # > 64 tokens, the mask at the end
+        r = requests.post(f"{url}/fill-mask", json={"inputs": ["a [MASK]", late], "truncate": True})
+        assert r.status_code == 422 and "inputs[1]" in r.json()["error"] and "beyond" in r.json()["error"]
         r = requests.post(f"{url}/embed", json={"inputs": "a dog"})
         assert r.status_code == 200  # a pre-training checkpoint embeds too
 

@@ -146,12 +146,15 @@ class Service:
                 413, f"{field}: {n} inputs, over the limit of {self.cfg.max_inputs} per request", "Validation"
             )
 
-    def lengths(self, texts: list[str], field: str) -> list[int]:
-        """WordPiece tokens of each text (no special tokens); an empty text is a 422."""
+    def token_ids(self, texts: list[str], field: str) -> list[list[int]]:
+        """WordPiece ids of each text (no special tokens); an empty text is a 422."""
         for i, t in enumerate(texts):
             if not t.strip():
                 raise HTTPError(422, f"{field}[{i}]: empty text", "Validation")
-        return [len(ids) for ids in self.tok.tokenize_ids_batch(texts)]
+        return self.tok.tokenize_ids_batch(texts)
+
+    def lengths(self, texts: list[str], field: str) -> list[int]:
+        return [len(ids) for ids in self.token_ids(texts, field)]
 
     def fit(self, totals: list[int], field: str, truncate: bool) -> list[int]:
         """Each input's token count (special tokens included) capped at the model's length; an
@@ -376,12 +379,17 @@ def create_app(predictor: Any, cfg: ServeConfig | None = None) -> Any:
         service.require("fill_mask", "/fill-mask")
         texts = _texts(req.inputs)
         service.check_count(len(texts), "inputs")
-        lengths = await asyncio.to_thread(service.lengths, texts, "inputs")
-        counts = service.fit([n + 2 for n in lengths], "inputs", req.truncate)
-        mask = service.tok.convert_ids_to_tokens([service.tok.mask_id])[0]
-        for i, t in enumerate(texts):
-            if mask not in t:
+        ids = await asyncio.to_thread(service.token_ids, texts, "inputs")
+        counts = service.fit([len(x) + 2 for x in ids], "inputs", req.truncate)
+        mask_id, keep = service.tok.mask_id, service.max_length - 2
+        mask = service.tok.convert_ids_to_tokens([mask_id])[0]
+        for i, x in enumerate(ids):  # checked here, so one bad text cannot fail a merged batch
+            if mask_id not in x:
                 raise HTTPError(422, f"inputs[{i}]: no {mask} token in the text", "Validation")
+            if mask_id not in x[:keep]:
+                raise HTTPError(
+                    422, f"inputs[{i}]: its {mask} lies beyond the {service.max_length} tokens kept", "Validation"
+                )
         res = await service.run("fill_mask", [(t, req.top_k) for t in texts], sum(counts))
         return res[0] if isinstance(req.inputs, str) else res
 
@@ -389,6 +397,12 @@ def create_app(predictor: Any, cfg: ServeConfig | None = None) -> Any:
     async def predict(req: PredictRequest):
         service.require("predict", "/predict")
         task = predictor.task_name
+        if task == "choice":
+            raise HTTPError(
+                400, "/predict: multiple-choice models are not served over HTTP (use bertkit predict)", "Unsupported"
+            )
+        if req.raw_scores:
+            raise HTTPError(422, "raw_scores: not supported (scores are probabilities)", "Validation")
         pair_task = task in ("pair", "qa")
         raw = req.inputs
         single = isinstance(raw, str) or (pair_task and len(raw) == 2 and all(isinstance(x, str) for x in raw))
@@ -416,8 +430,6 @@ def create_app(predictor: Any, cfg: ServeConfig | None = None) -> Any:
         it = iter(len_b)
         totals = [n + 2 + (next(it) + 1 if t is not None else 0) for n, t in zip(len_a, texts_b)]
         counts = service.fit(totals, "inputs", req.truncate or task == "qa")  # qa reads long contexts in windows
-        if req.raw_scores:
-            raise HTTPError(422, "raw_scores: not supported (scores are probabilities)", "Validation")
         preds = await service.run("predict", inputs, sum(counts))
         out = [_tei_prediction(p) for p in preds]
         return out[0] if single else out

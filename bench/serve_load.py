@@ -1,0 +1,297 @@
+"""Bounded load test of ``bertkit serve`` on 127.0.0.1: dynamic batching on vs off, a 10x overload,
+and onnxruntime fp32 / int8 vs torch fp32 latency, all in one run.
+
+    python bench/serve_load.py                        # MiniLM from ../shared/data, 32 clients, 15 s
+    python bench/serve_load.py --clients 32 --seconds 20 --model DIR
+
+Every server is a real ``bertkit serve`` child process bound to 127.0.0.1; the clients are httpx
+async clients in this process, each sending one-text ``POST /embed`` requests back to back (texts
+from the polarity dev file) for a fixed time, then stopping. Reported per scenario: requests/s,
+p50 / p99 latency, status counts, the server's peak RSS (from /proc), model calls and mean
+requests per call (from /metrics). Answers are checked: every 200 must equal the reference
+embedding of its text (unbatched torch serving, one request at a time) within 1e-4.
+
+Scenarios:
+* ``unbatched``: ``--max-batch-tokens 1`` (below one request: each request runs alone);
+* ``batched``: the default token budget, ``--max-wait-ms 5``;
+* ``overload``: 10x the clients against a queue of ``--overload-queue`` requests: the server
+  must stay up with bounded RSS, refuse the excess with 503, and answer every accepted request
+  correctly;
+* ``latency``: one client, sequential requests, for torch fp32, onnx fp32 and onnx int8 (the
+  model exported with ``bertkit export --quantize int8`` in a temp dir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("BERTKIT_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class Server:
+    """``bertkit serve`` in a child process on 127.0.0.1; samples its RSS every 50 ms."""
+
+    def __init__(self, model: str, threads: int, *flags: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": str(threads)}
+        cmd = [sys.executable, "-m", "bertkit", "serve", "--model", model, "--port", str(self.port)]
+        cmd += ["--threads", str(threads), "--log-level", "warning", *flags]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.peak_rss = 0.0
+        self._stop = threading.Event()
+        threading.Thread(target=self._sample, daemon=True).start()
+        import httpx
+
+        deadline = time.time() + 300
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"server exited: {self.proc.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                if time.time() > deadline:
+                    raise SystemExit("server did not start in 300 s") from None
+                time.sleep(0.2)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_rss = max(self.peak_rss, rss_mb(self.proc.pid))
+            time.sleep(0.05)
+
+    def metrics(self) -> dict[str, float]:
+        import httpx
+
+        out = {}
+        for line in httpx.get(f"{self.url}/metrics", timeout=10).text.splitlines():
+            if line.startswith(("bertkit_batch_requests_count", "bertkit_batch_requests_sum")):
+                name, value = line.split()
+                out[name] = float(value)
+        return out
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        code = self.proc.wait(timeout=60)
+        self._stop.set()
+        return code
+
+
+async def load(url: str, texts: list[str], clients: int, seconds: float, timeout: float = 60.0) -> dict:
+    """``clients`` concurrent loops of one-text /embed requests for ``seconds``; returns
+    latencies of 200s, status counts and (text index, embedding) of every 200."""
+    import httpx
+
+    stop_at = time.perf_counter() + seconds
+    lat: list[float] = []
+    status: dict[str, int] = {}
+    answers: list[tuple[int, list[float]]] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
+
+        async def worker(k: int) -> None:
+            i = k
+            while time.perf_counter() < stop_at:
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post(f"{url}/embed", json={"inputs": texts[i % len(texts)]})
+                    code = str(r.status_code)
+                except httpx.HTTPError as e:
+                    code = type(e).__name__
+                    r = None
+                status[code] = status.get(code, 0) + 1
+                if r is not None and r.status_code == 200:
+                    lat.append(time.perf_counter() - t0)
+                    answers.append((i % len(texts), r.json()[0]))
+                elif r is not None and r.status_code == 503:
+                    await asyncio.sleep(float(r.headers.get("retry-after", "1")) / 10)  # a polite client backs off
+                i += clients
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(clients)))
+        wall = time.perf_counter() - t0
+    ok = len(lat)
+    return {
+        "clients": clients,
+        "seconds": round(wall, 2),
+        "requests_ok": ok,
+        "req_per_s": round(ok / wall, 2),
+        "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1) if lat else None,
+        "p99_ms": round(1000 * float(np.percentile(lat, 99)), 1) if lat else None,
+        "status": status,
+        "_answers": answers,
+    }
+
+
+def check(answers: list[tuple[int, list[float]]], reference: dict[int, np.ndarray]) -> float:
+    """Largest |answer - reference| over every answered request."""
+    worst = 0.0
+    for i, emb in answers:
+        worst = max(worst, float(np.abs(np.asarray(emb) - reference[i]).max()))
+    return worst
+
+
+def one_by_one(url: str, texts: list[str]) -> dict[int, np.ndarray]:
+    import httpx
+
+    return {
+        i: np.asarray(httpx.post(f"{url}/embed", json={"inputs": t}, timeout=60).json()[0]) for i, t in enumerate(texts)
+    }
+
+
+def scenario(name, model, threads, texts, clients, seconds, reference, *flags, collect=None) -> dict:
+    server = Server(model, threads, *flags)
+    try:
+        asyncio.run(load(server.url, texts, min(clients, 4), 2.0))  # warm-up
+        res = asyncio.run(load(server.url, texts, clients, seconds))
+        m = server.metrics()
+        alive = server.proc.poll() is None
+        if collect is not None:
+            collect.update(one_by_one(server.url, texts))
+    finally:
+        code = server.stop()
+    answers = res.pop("_answers")
+    if reference is not None:
+        res["max_abs_diff_vs_reference"] = check(answers, reference)
+    res.update(
+        scenario=name,
+        flags=" ".join(flags),
+        server_alive_after=alive,
+        exit_code=code,
+        peak_rss_mb=round(server.peak_rss, 1),
+        model_calls=int(m.get("bertkit_batch_requests_count", 0)),
+        requests_per_call=round(
+            m.get("bertkit_batch_requests_sum", 0) / max(m.get("bertkit_batch_requests_count", 1), 1), 2
+        ),
+    )
+    print(json.dumps(res), flush=True)
+    return {**res, "_answers": answers}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default=str(SHARED / "checkpoints" / "minilm-l6-uncased"))
+    ap.add_argument("--texts", default=str(SHARED / "tasks" / "polarity" / "dev.tsv"))
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--threads", type=int, default=2, help="torch / onnxruntime threads of the server")
+    ap.add_argument("--overload-queue", type=int, default=64)
+    ap.add_argument("--latency-seconds", type=float, default=10.0)
+    ap.add_argument("--n-texts", type=int, default=64, help="distinct texts the clients cycle through")
+    ap.add_argument("--out", default=None, help="write the results as JSON here")
+    args = ap.parse_args()
+
+    lines = Path(args.texts).read_text(encoding="utf-8").splitlines()[1:]
+    texts = [line.split("\t")[0] for line in lines if line.strip()][: args.n_texts]
+    info = {
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f} at start",
+        "model": args.model,
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "threads": args.threads,
+    }
+    print(json.dumps(info), flush=True)
+
+    # Reference answers: unbatched torch serving, one request at a time (after the unbatched load).
+    results = {}
+    reference: dict[int, np.ndarray] = {}
+    unb = scenario(
+        "unbatched",
+        args.model,
+        args.threads,
+        texts,
+        args.clients,
+        args.seconds,
+        None,
+        "--max-batch-tokens",
+        "1",
+        collect=reference,
+    )
+    unb["max_abs_diff_vs_reference"] = check(unb.pop("_answers"), reference)
+    results["unbatched"] = unb
+    bat = scenario(
+        "batched", args.model, args.threads, texts, args.clients, args.seconds, reference, "--max-wait-ms", "5"
+    )
+    bat.pop("_answers")
+    results["batched"] = bat
+    results["speedup_batched_vs_unbatched"] = round(bat["req_per_s"] / max(unb["req_per_s"], 1e-9), 2)
+    ov = scenario(
+        "overload",
+        args.model,
+        args.threads,
+        texts,
+        10 * args.clients,
+        args.seconds,
+        reference,
+        "--max-wait-ms",
+        "5",
+        "--max-queue",
+        str(args.overload_queue),
+    )
+    ov.pop("_answers")
+    results["overload"] = ov
+
+    with tempfile.TemporaryDirectory() as tmp:
+        exp = Path(tmp) / "export"
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+        cmd = [
+            sys.executable,
+            "-m",
+            "bertkit",
+            "export",
+            "--model",
+            args.model,
+            "--out",
+            str(exp),
+            "--quantize",
+            "int8",
+        ]
+        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+        results["export_parity"] = json.loads((exp / "export.json").read_text())["parity"]
+        for name, model, flags in (
+            ("latency_torch_fp32", args.model, ()),
+            ("latency_onnx_fp32", str(exp), ("--backend", "onnx")),
+            ("latency_onnx_int8", str(exp), ("--backend", "onnx-int8")),
+        ):
+            r = scenario(name, model, args.threads, texts, 1, args.latency_seconds, None, *flags)
+            answers = r.pop("_answers")
+            r["max_abs_diff_vs_reference"] = check(answers, reference)
+            results[name] = r
+    print(json.dumps({k: v for k, v in results.items() if not isinstance(v, dict)}))
+    if args.out:
+        Path(args.out).write_text(json.dumps({"info": info, **results}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
