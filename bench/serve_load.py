@@ -1,8 +1,8 @@
 """Bounded load test of ``bertkit serve`` on 127.0.0.1: dynamic batching on vs off, a 10x overload,
 and onnxruntime fp32 / int8 vs torch fp32 latency, all in one run.
 
-    python bench/serve_load.py                        # MiniLM from ../shared/data, 32 clients, 15 s
-    python bench/serve_load.py --clients 32 --seconds 20 --model DIR
+    python bench/serve_load.py                        # MiniLM from ../shared/data, 32 clients
+    python bench/serve_load.py --clients 32 --seconds 10 --rounds 3 --model DIR
 
 Every server is a real ``bertkit serve`` child process bound to 127.0.0.1; the clients are httpx
 async clients in this process, each sending one-text ``POST /embed`` requests back to back (texts
@@ -13,7 +13,8 @@ embedding of its text (unbatched torch serving, one request at a time) within 1e
 
 Scenarios:
 * ``unbatched``: ``--max-batch-tokens 1`` (below one request: each request runs alone);
-* ``batched``: the default token budget, ``--max-wait-ms 5``;
+* ``batched``: the default token budget, ``--max-wait-ms 5``; both servers run side by side and
+  are measured in alternating rounds (the load of a shared machine drifts);
 * ``overload``: 10x the clients against a queue of ``--overload-queue`` requests: the server
   must stay up with bounded RSS, refuse the excess with 503, and answer every accepted request
   correctly;
@@ -150,6 +151,7 @@ async def load(url: str, texts: list[str], clients: int, seconds: float, timeout
         "p99_ms": round(1000 * float(np.percentile(lat, 99)), 1) if lat else None,
         "status": status,
         "_answers": answers,
+        "_lat": lat,
     }
 
 
@@ -169,18 +171,17 @@ def one_by_one(url: str, texts: list[str]) -> dict[int, np.ndarray]:
     }
 
 
-def scenario(name, model, threads, texts, clients, seconds, reference, *flags, collect=None) -> dict:
+def scenario(name, model, threads, texts, clients, seconds, reference, *flags) -> dict:
     server = Server(model, threads, *flags)
     try:
         asyncio.run(load(server.url, texts, min(clients, 4), 2.0))  # warm-up
         res = asyncio.run(load(server.url, texts, clients, seconds))
         m = server.metrics()
         alive = server.proc.poll() is None
-        if collect is not None:
-            collect.update(one_by_one(server.url, texts))
     finally:
         code = server.stop()
     answers = res.pop("_answers")
+    res.pop("_lat")
     if reference is not None:
         res["max_abs_diff_vs_reference"] = check(answers, reference)
     res.update(
@@ -198,12 +199,65 @@ def scenario(name, model, threads, texts, clients, seconds, reference, *flags, c
     return {**res, "_answers": answers}
 
 
+def side_by_side(specs: dict, args, texts: list[str], clients: int, seconds: float, reference=None) -> dict:
+    """Several servers (``{name: (model, flags)}``) up at once, each idle while another is
+    measured, in ``args.rounds`` alternating rounds: a shared machine's drifting load then
+    weighs on all of them alike. Without ``reference``, the first server's one-request-at-a-time
+    answers become the reference (returned as ``_reference``)."""
+    servers = {name: Server(model, args.threads, *flags) for name, (model, flags) in specs.items()}
+    rounds: dict[str, list[dict]] = {name: [] for name in servers}
+    out: dict = {}
+    try:
+        if reference is None:
+            reference = one_by_one(next(iter(servers.values())).url, texts)
+            out["_reference"] = reference
+        for s in servers.values():
+            asyncio.run(load(s.url, texts, min(clients, 4), 2.0))  # warm-up
+        for _ in range(args.rounds):
+            for name, s in servers.items():
+                rounds[name].append(asyncio.run(load(s.url, texts, clients, seconds)))
+        metrics = {name: s.metrics() for name, s in servers.items()}
+        alive = {name: s.proc.poll() is None for name, s in servers.items()}
+    finally:
+        codes = {name: s.stop() for name, s in servers.items()}
+    for name, rs in rounds.items():
+        lat = [x for r in rs for x in r["_lat"]]
+        ok, secs = sum(r["requests_ok"] for r in rs), sum(r["seconds"] for r in rs)
+        status: dict[str, int] = {}
+        for r in rs:
+            for k, v in r["status"].items():
+                status[k] = status.get(k, 0) + v
+        m = metrics[name]
+        out[name] = {
+            "flags": " ".join(specs[name][1]),
+            "clients": clients,
+            "rounds": args.rounds,
+            "seconds": round(secs, 1),
+            "requests_ok": ok,
+            "req_per_s": round(ok / secs, 2),
+            "req_per_s_by_round": [r["req_per_s"] for r in rs],
+            "p50_ms": round(1000 * float(np.percentile(lat, 50)), 1),
+            "p99_ms": round(1000 * float(np.percentile(lat, 99)), 1),
+            "status": status,
+            "max_abs_diff_vs_reference": check([a for r in rs for a in r["_answers"]], reference),
+            "server_alive_after": alive[name],
+            "exit_code": codes[name],
+            "peak_rss_mb": round(servers[name].peak_rss, 1),
+            "requests_per_call": round(
+                m.get("bertkit_batch_requests_sum", 0) / max(m.get("bertkit_batch_requests_count", 1), 1), 2
+            ),
+        }
+        print(json.dumps({"scenario": name, **out[name]}), flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=str(SHARED / "checkpoints" / "minilm-l6-uncased"))
     ap.add_argument("--texts", default=str(SHARED / "tasks" / "polarity" / "dev.tsv"))
     ap.add_argument("--clients", type=int, default=32)
-    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of one measured round")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of batching off / on")
     ap.add_argument("--threads", type=int, default=2, help="torch / onnxruntime threads of the server")
     ap.add_argument("--overload-queue", type=int, default=64)
     ap.add_argument("--latency-seconds", type=float, default=10.0)
@@ -223,29 +277,16 @@ def main() -> None:
     }
     print(json.dumps(info), flush=True)
 
-    # Reference answers: unbatched torch serving, one request at a time (after the unbatched load).
-    results = {}
-    reference: dict[int, np.ndarray] = {}
-    unb = scenario(
-        "unbatched",
-        args.model,
-        args.threads,
-        texts,
-        args.clients,
-        args.seconds,
-        None,
-        "--max-batch-tokens",
-        "1",
-        collect=reference,
+    specs = {"unbatched": (args.model, ("--max-batch-tokens", "1")), "batched": (args.model, ("--max-wait-ms", "5"))}
+    results = side_by_side(specs, args, texts, args.clients, args.seconds)
+    reference = results.pop("_reference")
+    results["speedup_batched_vs_unbatched"] = round(
+        results["batched"]["req_per_s"] / max(results["unbatched"]["req_per_s"], 1e-9), 2
     )
-    unb["max_abs_diff_vs_reference"] = check(unb.pop("_answers"), reference)
-    results["unbatched"] = unb
-    bat = scenario(
-        "batched", args.model, args.threads, texts, args.clients, args.seconds, reference, "--max-wait-ms", "5"
-    )
-    bat.pop("_answers")
-    results["batched"] = bat
-    results["speedup_batched_vs_unbatched"] = round(bat["req_per_s"] / max(unb["req_per_s"], 1e-9), 2)
+    results["speedup_by_round"] = [
+        round(b / max(u, 1e-9), 2)
+        for u, b in zip(results["unbatched"]["req_per_s_by_round"], results["batched"]["req_per_s_by_round"])
+    ]
     ov = scenario(
         "overload",
         args.model,
@@ -279,15 +320,12 @@ def main() -> None:
         ]
         subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
         results["export_parity"] = json.loads((exp / "export.json").read_text())["parity"]
-        for name, model, flags in (
-            ("latency_torch_fp32", args.model, ()),
-            ("latency_onnx_fp32", str(exp), ("--backend", "onnx")),
-            ("latency_onnx_int8", str(exp), ("--backend", "onnx-int8")),
-        ):
-            r = scenario(name, model, args.threads, texts, 1, args.latency_seconds, None, *flags)
-            answers = r.pop("_answers")
-            r["max_abs_diff_vs_reference"] = check(answers, reference)
-            results[name] = r
+        specs = {
+            "latency_torch_fp32": (args.model, ()),
+            "latency_onnx_fp32": (str(exp), ("--backend", "onnx")),
+            "latency_onnx_int8": (str(exp), ("--backend", "onnx-int8")),
+        }
+        results.update(side_by_side(specs, args, texts, 1, args.latency_seconds, reference))
     print(json.dumps({k: v for k, v in results.items() if not isinstance(v, dict)}))
     if args.out:
         Path(args.out).write_text(json.dumps({"info": info, **results}, indent=2) + "\n")
