@@ -111,10 +111,12 @@ def test_refuses_existing_output(models, tmp_path, capsys):
     (out / "keep.txt").write_text("mine")
     assert main(["export", "--model", str(models["encoder"]), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "already exists" in err
+    assert len(err.splitlines()) == 1 and "was not written by bertkit export" in err
     assert main(["export", "--model", str(models["encoder"]), "--out", str(out), "--overwrite"]) == 2
-    assert "not a bertkit export" in capsys.readouterr().err
+    assert "was not written by bertkit export" in capsys.readouterr().err
     assert (out / "keep.txt").read_text() == "mine"
+    assert main(["export", "--model", str(models["encoder"]), "--out", str(models["encoder"]), "--overwrite"]) == 2
+    assert "input" in capsys.readouterr().err  # never the model directory itself
 
 
 def test_cli_export_and_overwrite_of_an_export(models, tmp_path, capsys):
@@ -123,6 +125,8 @@ def test_cli_export_and_overwrite_of_an_export(models, tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["parity"]["fp32"]["max_abs_diff"] <= 1e-4
     assert json.loads((out / "export.json").read_text())["kind"] == "embedding"
+    assert main(["export", "--model", str(models["pretraining"]), "--out", str(out)]) == 2
+    assert "already holds bertkit export output" in capsys.readouterr().err
     assert main(["export", "--model", str(models["pretraining"]), "--out", str(out), "--overwrite"]) == 0
     assert json.loads((out / "export.json").read_text())["kind"] == "fill-mask"
 

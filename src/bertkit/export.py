@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bertkit import __version__
+from bertkit import __version__, outputs
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, atomic_write_json, read_json
 from bertkit.inference import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, POOLINGS, Predictor, load, pool_tokens
@@ -372,7 +372,8 @@ def export_onnx(
 ) -> dict[str, Any]:
     """Export ``model_dir`` to ``out_dir`` (see the module docstring); returns ``export.json``.
 
-    Refuses an existing ``out_dir`` unless ``overwrite``; raises :class:`BertkitError` (and
+    ``out_dir`` passes the output guard (:mod:`bertkit.outputs`: absent, empty, or an earlier
+    export replaced only with ``overwrite``; never an input); raises :class:`BertkitError` (and
     writes nothing) when onnxruntime's fp32 outputs differ from torch's by more than
     ``TOLERANCE`` on the parity texts."""
     onnx, ort = require_onnx()
@@ -380,10 +381,7 @@ def export_onnx(
     if quantize not in (None, "int8"):
         raise BertkitError(f"quantize: unknown value {quantize!r} (choose int8)")
     out = Path(out_dir)
-    if out.exists() and not overwrite:
-        raise BertkitError(f"{out}: already exists; choose a new --out (or pass --overwrite to replace it)")
-    if out.exists() and overwrite and not (out / EXPORT_FILE).is_file():
-        raise BertkitError(f"{out}: exists and is not a bertkit export (no {EXPORT_FILE}); refusing to replace it")
+    outputs.check_output_dir(out, "export", inputs=[model_dir, eval_file], overwrite=overwrite)
     if eval_file is not None and not Path(eval_file).is_file():
         raise BertkitError(f"{eval_file}: no such file")
     ex = load_exportable(model_dir, kind, pooling)
@@ -442,6 +440,7 @@ def export_onnx(
             task = {"task": ex.task.name, "settings": ex.task.settings, "labels": ex.task.labels}
             atomic_write_json(tmp / TASK_FILE, task)
         atomic_write_json(tmp / EXPORT_FILE, info)
+        outputs.write_marker(tmp, "export")
     return info
 
 

@@ -82,6 +82,7 @@ _LEGACY = {
     "quickstart": lambda d: (
         {"stage", "key", "result"} <= _json_keys(_first(d.glob("*/stage.json"))) or any(d.glob("*/.pending.json"))
     ),
+    "export": lambda d: {"format", "kind", "opset", "parity"} <= _json_keys(d / "export.json"),
 }
 
 
