@@ -261,6 +261,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch / onnxruntime threads of the server")
     ap.add_argument("--overload-queue", type=int, default=64)
     ap.add_argument("--latency-seconds", type=float, default=10.0)
+    ap.add_argument(
+        "--scenarios",
+        default="batching,overload,latency",
+        type=lambda v: set(v.split(",")),
+        help="which to run, comma-separated (overload needs batching's reference answers)",
+    )
     ap.add_argument("--n-texts", type=int, default=64, help="distinct texts the clients cycle through")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args()
@@ -277,55 +283,65 @@ def main() -> None:
     }
     print(json.dumps(info), flush=True)
 
-    specs = {"unbatched": (args.model, ("--max-batch-tokens", "1")), "batched": (args.model, ("--max-wait-ms", "5"))}
-    results = side_by_side(specs, args, texts, args.clients, args.seconds)
-    reference = results.pop("_reference")
-    results["speedup_batched_vs_unbatched"] = round(
-        results["batched"]["req_per_s"] / max(results["unbatched"]["req_per_s"], 1e-9), 2
-    )
-    results["speedup_by_round"] = [
-        round(b / max(u, 1e-9), 2)
-        for u, b in zip(results["unbatched"]["req_per_s_by_round"], results["batched"]["req_per_s_by_round"])
-    ]
-    ov = scenario(
-        "overload",
-        args.model,
-        args.threads,
-        texts,
-        10 * args.clients,
-        args.seconds,
-        reference,
-        "--max-wait-ms",
-        "5",
-        "--max-queue",
-        str(args.overload_queue),
-    )
-    ov.pop("_answers")
-    results["overload"] = ov
-
-    with tempfile.TemporaryDirectory() as tmp:
-        exp = Path(tmp) / "export"
-        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-        cmd = [
-            sys.executable,
-            "-m",
-            "bertkit",
-            "export",
-            "--model",
-            args.model,
-            "--out",
-            str(exp),
-            "--quantize",
-            "int8",
-        ]
-        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
-        results["export_parity"] = json.loads((exp / "export.json").read_text())["parity"]
+    results: dict = {}
+    reference = None
+    if "batching" in args.scenarios:
         specs = {
-            "latency_torch_fp32": (args.model, ()),
-            "latency_onnx_fp32": (str(exp), ("--backend", "onnx")),
-            "latency_onnx_int8": (str(exp), ("--backend", "onnx-int8")),
+            "unbatched": (args.model, ("--max-batch-tokens", "1")),
+            "batched": (args.model, ("--max-wait-ms", "5")),
         }
-        results.update(side_by_side(specs, args, texts, 1, args.latency_seconds, reference))
+        results = side_by_side(specs, args, texts, args.clients, args.seconds)
+        reference = results.pop("_reference")
+        results["speedup_batched_vs_unbatched"] = round(
+            results["batched"]["req_per_s"] / max(results["unbatched"]["req_per_s"], 1e-9), 2
+        )
+        results["speedup_by_round"] = [
+            round(b / max(u, 1e-9), 2)
+            for u, b in zip(results["unbatched"]["req_per_s_by_round"], results["batched"]["req_per_s_by_round"])
+        ]
+    if "overload" in args.scenarios:
+        ov = scenario(
+            "overload",
+            args.model,
+            args.threads,
+            texts,
+            10 * args.clients,
+            args.seconds,
+            reference,
+            "--max-wait-ms",
+            "5",
+            "--max-queue",
+            str(args.overload_queue),
+        )
+        ov.pop("_answers")
+        results["overload"] = ov
+
+    if "latency" in args.scenarios:
+        with tempfile.TemporaryDirectory() as tmp:
+            exp = Path(tmp) / "export"
+            env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+            cmd = [
+                sys.executable,
+                "-m",
+                "bertkit",
+                "export",
+                "--model",
+                args.model,
+                "--out",
+                str(exp),
+                "--quantize",
+                "int8",
+            ]
+            subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+            results["export_parity"] = json.loads((exp / "export.json").read_text())["parity"]
+            specs = {
+                "latency_torch_fp32": (args.model, ()),
+                "latency_onnx_fp32": (str(exp), ("--backend", "onnx")),
+                "latency_onnx_int8": (str(exp), ("--backend", "onnx-int8")),
+            }
+            lat = side_by_side(specs, args, texts, 1, args.latency_seconds, reference)
+            lat.pop("_reference", None)
+            results.update(lat)
     print(json.dumps({k: v for k, v in results.items() if not isinstance(v, dict)}))
     if args.out:
         Path(args.out).write_text(json.dumps({"info": info, **results}, indent=2) + "\n")
