@@ -8,6 +8,10 @@ from bertkit import settings
 from bertkit.cli import summary
 from bertkit.serve.config import ServeConfig
 
+# uvicorn stops gracefully on SIGTERM and then re-raises it under the default handler (the
+# process ends by the signal, as process managers expect): the CLI's SIGTERM handler stays out
+OWN_SIGNAL_HANDLING = True
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
