@@ -6,6 +6,9 @@
   or ``"lamb"`` (:class:`Lamb`, NVIDIA's large-batch recipe).
 * :func:`build_scheduler` -- ``"linear"`` (linear warmup then linear decay to 0), ``"cosine"``
   (linear warmup then half-cosine to 0), ``"constant"`` (linear warmup then flat).
+* :func:`build_budget_scheduler` -- the same schedules read on the fraction of a wall-clock
+  budget spent instead of the step count (cramming's budget schedules), so they complete when
+  the budget does, however many steps fit.
 
 The schedules are exactly ``transformers``' ``get_linear_schedule_with_warmup``,
 ``get_cosine_schedule_with_warmup`` and ``get_constant_schedule_with_warmup`` (checked value for
@@ -200,3 +203,27 @@ def build_scheduler(
     if warmup_steps < 0 or total_steps < 1:
         raise BertkitError(f"schedule: need warmup_steps >= 0 and max_steps >= 1 (got {warmup_steps}, {total_steps})")
     return torch.optim.lr_scheduler.LambdaLR(optimizer, _SCHEDULE_FNS[name](warmup_steps, total_steps))
+
+
+def build_budget_scheduler(
+    optimizer: torch.optim.Optimizer,
+    name: str,
+    warmup_steps: int,
+    total_steps: int,
+    progress: Callable[[], float],
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Schedule ``name`` driven by time: after each optimizer step the multiplier is the
+    schedule's value at step ``floor(progress() * total_steps)``, where ``progress()`` is the
+    fraction of a time budget spent (clipped to [0, 1]). ``total_steps`` and ``warmup_steps``
+    are then only units: warmup lasts ``warmup_steps / total_steps`` of the budget, and a linear
+    or cosine schedule reaches 0 when the budget is spent, whether the machine ran 10 or 10,000
+    steps. The schedule is read at whole units (as cramming's budget schedules), never between
+    two, so the warmup cannot overshoot the peak; ``total_steps`` sets its resolution.
+    """
+    build_scheduler(optimizer, name, warmup_steps, total_steps)  # validates name and steps
+    fn = _SCHEDULE_FNS[name](warmup_steps, total_steps)
+
+    def factor(_step: int) -> float:
+        return fn(math.floor(min(1.0, max(0.0, progress())) * total_steps))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -332,8 +332,9 @@ def _pretrain(cfg: PretrainConfig, resume: bool) -> dict:
     runtime.log(
         f"pretrain: {cfg.model if not cfg.init else cfg.init} ({n_params / 1e6:.1f}M parameters), "
         f"data {data_dir} (seq {manifest['max_seq_length']}, {'MLM+NSP' if manifest['nsp'] else 'MLM'}), "
-        f"global batch {cfg.batch_size * cfg.grad_accum * dist.world_size}, {cfg.max_steps} steps, "
-        f"{cfg.precision} on {device}"
+        f"global batch {cfg.batch_size * cfg.grad_accum * dist.world_size}, "
+        + (f"{cfg.time_budget_s:g} s time budget, " if cfg.time_budget_s > 0 else f"{cfg.max_steps} steps, ")
+        + f"{cfg.precision} on {device}"
     )
     trainer = Trainer(
         model,

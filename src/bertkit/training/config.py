@@ -16,6 +16,11 @@ class TrainConfig:
     """Every knob of the loop. Defaults follow the original BERT (AdamW, linear schedule, clip 1.0)."""
 
     max_steps: int = 1000  # optimizer steps (each = grad_accum micro-batches)
+    # > 0: a wall-clock promise (docs/TRAINING.md): training stops when this many seconds of
+    # training are spent (every process of the run, as the checkpoints count them; no step is
+    # started that would end past them) and the schedule follows the fraction spent;
+    # max_steps / warmup_steps then only set its shape (see optim.build_budget_scheduler)
+    time_budget_s: float = 0.0  # seconds of wall-clock training (0: max_steps decides)
     lr: float = 1e-4  # peak learning rate
     warmup_steps: int = 0  # steps of linear warmup to lr
     schedule: Schedule = "linear"  # learning-rate schedule after the warmup
@@ -49,6 +54,7 @@ class TrainConfig:
         """Raise :class:`BertkitError` for values the loop cannot run with."""
         checks = [
             (self.max_steps >= 1, "max_steps must be >= 1"),
+            (self.time_budget_s >= 0, "time_budget_s must be >= 0"),
             (self.lr > 0, "lr must be > 0"),
             (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
             (self.grad_accum >= 1, "grad_accum must be >= 1"),

@@ -45,7 +45,7 @@ from tqdm import tqdm
 from bertkit import runtime
 from bertkit.checkpoint import first_non_finite
 from bertkit.errors import BertkitError, Terminated
-from bertkit.optim import build_optimizer, build_scheduler
+from bertkit.optim import build_budget_scheduler, build_optimizer, build_scheduler
 from bertkit.training.checkpoints import (
     TRAINER_STATE,
     TrainerState,
@@ -185,8 +185,9 @@ class Trainer:
     """Train ``model`` with ``loss_fn`` on batches from ``train_loader``; see the module docstring.
 
     Keyword-only extras: ``flops_fn(batch) -> float`` (training FLOPs of one micro-batch, for MFU;
-    default ``6 * parameters * tokens``) and ``run_config`` (the resolved user-level config dict
-    written to ``meta.json``; default the :class:`TrainConfig`).
+    default ``6 * parameters * tokens``), ``run_config`` (the resolved user-level config dict
+    written to ``meta.json``; default the :class:`TrainConfig`) and ``clock`` (seconds, for the
+    elapsed time and ``time_budget_s``; default ``time.perf_counter``).
     """
 
     def __init__(
@@ -201,9 +202,11 @@ class Trainer:
         *,
         flops_fn: Callable[[Any], float] | None = None,
         run_config: dict | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ):
         cfg.validate()
         self.cfg = cfg
+        self._clock = clock
         self.loss_fn = loss_fn
         self.eval_fn = eval_fn
         self.tokenizer = tokenizer
@@ -230,7 +233,15 @@ class Trainer:
         self.optimizer = build_optimizer(
             self.model, cfg.optimizer, cfg.lr, cfg.weight_decay, (cfg.adam_beta1, cfg.adam_beta2), cfg.adam_eps
         )
-        self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.warmup_steps, cfg.max_steps)
+        self.state = TrainerState()
+        self._fit_start: float | None = None
+        self._last_step_s = 0.0  # duration of the last step (a time budget does not start one it cannot finish)
+        if cfg.time_budget_s > 0:
+            self.scheduler = build_budget_scheduler(
+                self.optimizer, cfg.schedule, cfg.warmup_steps, cfg.max_steps, self.budget_progress
+            )
+        else:
+            self.scheduler = build_scheduler(self.optimizer, cfg.schedule, cfg.warmup_steps, cfg.max_steps)
         self._step_lr = self.optimizer.param_groups[0]["lr"]  # the learning rate of the latest update
         self.scaler = runtime.make_grad_scaler(cfg.precision, self.device)
         self.batches = _Batches(train_loader)
@@ -239,8 +250,6 @@ class Trainer:
         self._peak = 0.0  # lazily: measuring the CPU peak takes a moment
         self._peak_checks = 0
 
-        self.state = TrainerState()
-        self._fit_start: float | None = None
         self.last_checkpoint: Path | None = None
         self._log = RunLog(self.out_dir if self.dist.is_main else None, cfg.tensorboard)
 
@@ -256,7 +265,7 @@ class Trainer:
             self._resume(resume)
         self._check_initial_weights()
         cfg = self.cfg
-        start_time = self._fit_start = time.perf_counter()
+        start_time = self._fit_start = self._clock()
         start_step = self.state.step
         last_save_time = time.monotonic()
         consecutive_bad = 0
@@ -265,10 +274,14 @@ class Trainer:
         last_text_log = -math.inf
         signals = _StopSignals(enabled=self.out_dir is not None)
         try:
-            while self.state.step < cfg.max_steps:
+            done = self._finished()
+            while not done:
+                step_start = self._clock()
                 loss, metrics, tokens, flops, grad_norm, overflow = self._train_step()
+                self._last_step_s = self._clock() - step_start
                 if overflow:  # fp16: the loss scaler skipped the update and lowered the scale
                     self.state.overflow_steps += 1
+                    done = self._finished()
                     continue
                 if not self._is_finite(loss, grad_norm):
                     self.state.skipped_steps += 1
@@ -280,24 +293,24 @@ class Trainer:
                     if consecutive_bad >= cfg.divergence_patience:
                         self._handle_divergence(consecutive_bad)
                         consecutive_bad = 0
-                        bar.reset(total=cfg.max_steps)
-                        bar.update(self.state.step)
+                        bar.reset(total=bar.total)
+                        bar.update(self._bar_position())
                         window = _Window()
+                    done = self._finished()
                     continue
                 consecutive_bad = 0
                 self.state.step += 1
                 self.state.tokens_seen += tokens * self.dist.world_size
                 window.add(loss, metrics, tokens * self.dist.world_size, flops * self.dist.world_size, grad_norm)
-                bar.update(1)
+                bar.update(self._bar_position() - bar.n)
+                done = self._finished()
 
-                if self.state.step % cfg.log_every == 0 or self.state.step == cfg.max_steps:
+                if self.state.step % cfg.log_every == 0 or done:
                     record = self._log_train(window)
                     bar.set_postfix(self._postfix(record), refresh=False)
                     window = _Window()
-                    now = time.perf_counter()
-                    if not cfg.progress and (
-                        now - last_text_log >= cfg.text_log_seconds or self.state.step == cfg.max_steps
-                    ):
+                    now = self._clock()
+                    if not cfg.progress and (now - last_text_log >= cfg.text_log_seconds or done):
                         runtime.log(self._progress_line(record, now - start_time, self.state.step - start_step))
                         last_text_log = now
                 if self.eval_fn is not None and cfg.eval_every and self.state.step % cfg.eval_every == 0:
@@ -317,7 +330,7 @@ class Trainer:
             signals.restore()
             bar.close()
             self._log.close()
-        elapsed = time.perf_counter() - start_time
+        elapsed = self._clock() - start_time
         summary = {
             "step": self.state.step,
             "train": self.state.last_train,
@@ -329,6 +342,7 @@ class Trainer:
             "tokens_seen": self.state.tokens_seen,
             "elapsed_s": self.state.elapsed_s + elapsed,  # the whole run, earlier processes included
             "elapsed_this_run_s": elapsed,
+            "time_budget_s": self.cfg.time_budget_s,
             "checkpoint": str(self.last_checkpoint) if self.last_checkpoint else None,
         }
         runtime.log(self._summary_line(summary, self.state.step - start_step))
@@ -353,6 +367,27 @@ class Trainer:
             raise BertkitError(error)
         self.last_checkpoint = target
         return target
+
+    def elapsed(self) -> float:
+        """Training seconds of the whole run: earlier processes (from the resumed checkpoint) + this fit."""
+        return self.state.elapsed_s + (self._clock() - self._fit_start if self._fit_start is not None else 0.0)
+
+    def budget_progress(self) -> float:
+        """Fraction of ``time_budget_s`` spent (0 when there is no budget)."""
+        return self.elapsed() / self.cfg.time_budget_s if self.cfg.time_budget_s > 0 else 0.0
+
+    def _finished(self) -> bool:
+        """Steps: ``max_steps`` done. Time budget: the next step, as long as the last one, would
+        end past the budget (so the loop ends on time, not one step late)."""
+        if self.cfg.time_budget_s > 0:
+            return self.elapsed() + self._last_step_s > self.cfg.time_budget_s
+        return self.state.step >= self.cfg.max_steps
+
+    def _bar_position(self) -> int:
+        """Progress bar units: seconds of the budget, or steps."""
+        if self.cfg.time_budget_s > 0:
+            return min(int(self.elapsed()), int(self.cfg.time_budget_s))
+        return self.state.step
 
     # ------------------------------------------------------------------------------ preemption
 
@@ -558,10 +593,11 @@ class Trainer:
         return result
 
     def _progress_bar(self):
+        budget = self.cfg.time_budget_s > 0
         return tqdm(
-            total=self.cfg.max_steps,
-            initial=self.state.step,
-            unit="step",
+            total=int(self.cfg.time_budget_s) if budget else self.cfg.max_steps,
+            initial=self._bar_position(),
+            unit="s" if budget else "step",
             dynamic_ncols=True,
             disable=not (self.dist.is_main and self.cfg.progress),
             desc="train",
@@ -579,10 +615,15 @@ class Trainer:
     def _progress_line(self, record: dict, elapsed: float, steps_run: int) -> str:
         """The log line that stands in for the progress bar (``progress=False``): logs, clusters."""
         cfg = self.cfg
-        eta = elapsed / max(steps_run, 1) * (cfg.max_steps - self.state.step)
         post = self._postfix(record)
+        if cfg.time_budget_s > 0:
+            eta = max(0.0, cfg.time_budget_s - self.elapsed())
+            where = f"step {self.state.step} ({100 * min(1.0, self.budget_progress()):.0f}% of the time budget)"
+        else:
+            eta = elapsed / max(steps_run, 1) * (cfg.max_steps - self.state.step)
+            where = f"step {self.state.step}/{cfg.max_steps} ({100 * self.state.step / cfg.max_steps:.0f}%)"
         return (
-            f"step {self.state.step}/{cfg.max_steps} ({100 * self.state.step / cfg.max_steps:.0f}%) loss {post['loss']} "
+            f"{where} loss {post['loss']} "
             f"lr {post['lr']} {post['tok/s']} tok/s MFU {post['mfu']} | {_fmt_duration(elapsed)} elapsed, "
             f"ETA {_fmt_duration(eta)}"
         )
@@ -592,7 +633,11 @@ class Trainer:
         took = _fmt_duration(summary["elapsed_this_run_s"])
         if self.state.elapsed_s:
             took += f" ({_fmt_duration(summary['elapsed_s'])} in all)"
-        parts = [f"done: step {summary['step']}/{self.cfg.max_steps} ({steps_run} this run) in {took}"]
+        if self.cfg.time_budget_s > 0:
+            took += f" of a {_fmt_duration(self.cfg.time_budget_s)} time budget"
+            parts = [f"done: step {summary['step']} ({steps_run} this run) in {took}"]
+        else:
+            parts = [f"done: step {summary['step']}/{self.cfg.max_steps} ({steps_run} this run) in {took}"]
         if train:
             parts.append(f"train loss {train['loss']:.4f}")
             parts.append(f"{train['tokens_per_s']:.0f} tokens/s, MFU {100 * train['mfu']:.1f}%")
@@ -618,8 +663,7 @@ class Trainer:
         return False
 
     def _write_checkpoint(self, target: Path, rng: list, data: list) -> None:
-        fit_s = time.perf_counter() - self._fit_start if self._fit_start else 0.0
-        state = dataclasses.replace(self.state, elapsed_s=self.state.elapsed_s + fit_s)
+        state = dataclasses.replace(self.state, elapsed_s=self.elapsed())
         trainer_state = {
             **state.to_dict(),
             "optimizer": self.optimizer.state_dict(),
