@@ -71,13 +71,14 @@ def test_slow_steps_still_end_on_time_with_the_schedule_completed():
     assert summary["elapsed_s"] == pytest.approx(96.5)  # on time: an 18th slow step would end at 101
     lr = lrs(summary)
     assert max(lr) == pytest.approx(1e-2, rel=0.02)  # warmed up to the peak (10 s in)
-    assert lr[-1] < 0.05 * 1e-2  # and decayed to about 0: the schedule completed
-    # The LR follows the fraction of the budget spent, not the step: after the slow-down each
-    # step's LR is the schedule at (elapsed / budget) x nominal steps.
+    # The LR follows the fraction of the budget spent, not the step: each update's LR is the
+    # schedule at (elapsed / budget) x nominal steps when the update started ...
     fn = linear_warmup_linear_decay(10, 100)
-    step_starts = calls["starts"][1:] + [clock.t]  # the LR logged after step i is for the time it ended
-    for got, t in zip(lr[20:], step_starts[20:]):
+    for got, t in zip(lr, calls["starts"]):
         assert got == pytest.approx(1e-2 * fn(math.floor(min(1.0, t / 100) * 100)), rel=1e-6, abs=1e-12)
+    # ... so the last one, started 92 s in, ran at 8/90 of the peak, on a schedule that reaches
+    # 0 when the budget ends: completed, where steps would have stopped at 37% of theirs.
+    assert calls["starts"][-1] == 92 and lr[-1] == pytest.approx(1e-2 * 8 / 90)
 
 
 def test_a_fast_machine_runs_more_steps_and_still_stops_at_the_budget():
@@ -110,7 +111,7 @@ def test_a_resumed_budget_run_continues_the_same_schedule(tmp_path):
     sb = Trainer(mb, c, loss_c, ListLoader(batches), out_dir=tmp_path / "b", clock=clock_c).fit(resume=True)
     assert sa["step"] == sb["step"] == 60
     assert sb["elapsed_s"] == pytest.approx(60) and sb["elapsed_this_run_s"] == pytest.approx(40)
-    assert lrs(sa)[-1] == 0.0  # the last step ends on the budget: the schedule is complete
+    assert lrs(sa)[-1] == pytest.approx(1e-2 * (60 - 59) / (60 - 6))  # the last update, 59 s in
     assert lrs(sb) == lrs(sa)  # the same schedule, record for record
     for (n, a), b in zip(ma.state_dict().items(), mb.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6), n
