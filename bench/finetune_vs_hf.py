@@ -69,7 +69,8 @@ def span_f1(examples, spans: list[str]) -> float:
 def run_bertkit(name: str, args: argparse.Namespace, seed: int) -> tuple[float, float, dict]:
     import tempfile
 
-    from bertkit.finetune import FinetuneConfig, _predict_file, finetune
+    import bertkit
+    from bertkit.finetune import FinetuneConfig, finetune
 
     f = files(name)
     qa = TASKS[name]["family"] == "qa"
@@ -100,7 +101,7 @@ def run_bertkit(name: str, args: argparse.Namespace, seed: int) -> tuple[float, 
         extra = {}
         if qa:
             score /= 100.0  # bertkit reports SQuAD EM/F1 in percent, as the official script
-            _, examples, preds = _predict_file(tmp, f["dev"], None, True, 64, None, False, None)
+            examples, preds = bertkit.load(tmp).predict_examples(f["dev"], batch_size=64, progress=False, labelled=True)
             if args.max_eval_examples:
                 examples, preds = examples[: args.max_eval_examples], preds[: args.max_eval_examples]
             extra["span_f1"] = span_f1(examples, [p["text"] for p in preds])
