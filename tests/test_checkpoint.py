@@ -230,3 +230,17 @@ def test_real_checkpoint_loads_clean(minilm_dir):
     assert sum(p.numel() for p in m.parameters()) == 22_713_216
     out = m(ids(T=5) + 1000)
     assert out.last_hidden_state.shape == (2, 5, 384)
+
+
+def test_saved_files_get_the_umask_mode(tmp_path):
+    """safetensors 0.8 writes model.safetensors through a 0600 temp file: a saved model was
+    unreadable to the group and others while config.json beside it was not (failed before)."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        BertModel(tiny()).save_pretrained(tmp_path / "ck")
+    finally:
+        os.umask(old)
+    for name in ("config.json", "model.safetensors"):
+        assert (tmp_path / "ck" / name).stat().st_mode & 0o777 == 0o644, name

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from bertkit.config import CONFIG_NAME, GOOGLE_CONFIG_NAME, BertConfig
 from bertkit.errors import BertkitError
-from bertkit.fileio import atomic_dir, read_json
+from bertkit.fileio import atomic_dir, publish_mode, read_json
 from bertkit.hub import resolve
 from bertkit.tf_checkpoint import is_tf_checkpoint_dir, load_bert_state_dict
 
@@ -363,6 +363,7 @@ class PretrainedMixin:
         with atomic_dir(directory) as tmp:
             self.config.save(tmp, architectures=[type(self).__name__])
             save_file(sd, str(tmp / SAFETENSORS_NAME), metadata={"format": "pt"})
+            publish_mode(tmp / SAFETENSORS_NAME)  # readable as the umask says, like config.json
             if tokenizer is not None:
                 tokenizer.save(tmp)
         return directory

@@ -23,8 +23,9 @@ def _umask() -> int:
     return mask
 
 
-def _publish_mode(path: Path, is_dir: bool) -> None:
-    """Give a temp file/dir the mode a plain open()/mkdir() would have (mkstemp/mkdtemp use 0600/0700)."""
+def publish_mode(path: Path, is_dir: bool = False) -> None:
+    """Give a temp file/dir the mode a plain open()/mkdir() would have (mkstemp/mkdtemp use
+    0600/0700, and so do libraries that write through them: safetensors 0.8's ``save_file``)."""
     os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
 
 
@@ -151,7 +152,7 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield tmp
-        _publish_mode(tmp, is_dir=True)
+        publish_mode(tmp, is_dir=True)
         if target.exists():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, old)
@@ -177,7 +178,7 @@ def atomic_open(path: str | os.PathLike) -> Iterator[io.BufferedRandom]:
             yield f  # type: ignore[misc]
             f.flush()
             os.fsync(f.fileno())
-        _publish_mode(Path(tmp), is_dir=False)
+        publish_mode(Path(tmp), is_dir=False)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -26,7 +26,7 @@ from torch import nn
 
 from bertkit import __version__, outputs
 from bertkit.errors import BertkitError
-from bertkit.fileio import atomic_dir, atomic_write_json, read_json
+from bertkit.fileio import atomic_dir, atomic_write_json, publish_mode, read_json
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 TRAINER_STATE = "trainer_state.pt"
@@ -141,6 +141,7 @@ def _save_model(model: nn.Module, directory: Path, tokenizer: Any) -> None:
         model.save_pretrained(directory, tokenizer=tokenizer)
         return
     save_model(model, str(directory / "model.safetensors"))
+    publish_mode(directory / "model.safetensors")
     if tokenizer is not None:
         tokenizer.save(directory)
 
