@@ -32,7 +32,6 @@ def tiny_config(**kw) -> BertConfig:
 
 def make_model_dir(root: Path, kind: str, seed: int = 0) -> Path:
     """``kind``: encoder | pretraining | classification | pair | tagging | qa -> a model directory."""
-    from bertkit.finetune import save_task_model
     from bertkit.heads import (
         BertForPreTraining,
         BertForQuestionAnswering,
@@ -41,6 +40,7 @@ def make_model_dir(root: Path, kind: str, seed: int = 0) -> Path:
     )
     from bertkit.model import BertModel
     from bertkit.tasks import get_task
+    from bertkit.tasks.checkpoints import save_task_model
 
     torch.manual_seed(seed)
     d = root / kind

@@ -15,9 +15,9 @@ from bertkit.cli import main
 from bertkit.config import BertConfig
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_write_json, dumps_json
-from bertkit.finetune import write_predictions
 from bertkit.heads import BertForSequenceClassification
 from bertkit.tasks import get_task
+from bertkit.tasks.checkpoints import write_predictions
 from bertkit.tasks.classification import TextExample
 from bertkit.tokenization import Tokenizer
 

@@ -14,8 +14,9 @@ import torch
 from bertkit.cli import main
 from bertkit.config import BertConfig
 from bertkit.errors import BertkitError
-from bertkit.finetune import FinetuneConfig, evaluate, finetune, predict, read_predictions
+from bertkit.finetune import FinetuneConfig, evaluate, finetune, predict
 from bertkit.model import BertModel
+from bertkit.tasks.checkpoints import read_predictions
 from bertkit.tokenization import Tokenizer
 
 WORDS = (
@@ -487,7 +488,7 @@ def test_config_errors(init_dir, tmp_path):
 def test_init_from_a_pretraining_run_directory(init_dir, tmp_path):
     import shutil
 
-    from bertkit.finetune import resolve_init
+    from bertkit.tasks.checkpoints import resolve_init
 
     run = tmp_path / "run"
     for step in (2, 10):

@@ -10,8 +10,8 @@ import torch
 
 from bertkit import BertConfig, BertForPreTraining, BertModel
 from bertkit.errors import BertkitError
-from bertkit.finetune import resolve_init
 from bertkit.hub import looks_like_repo_id, resolve
+from bertkit.tasks.checkpoints import resolve_init
 from bertkit.tokenization import Tokenizer
 
 pytest.importorskip("huggingface_hub")

@@ -63,17 +63,6 @@ LAYERS: list[tuple[str, list[str]]] = [
 ]
 
 
-# Import edges of known cycles, each with what removes it. The cycle test skips these edges;
-# test_known_cycles_are_still_there fails once an edge is gone, so the entry gets deleted.
-KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
-    ("bertkit.finetune", "bertkit.inference"): (
-        "finetune.evaluate / finetune.predict run on inference.load, while inference loads task "
-        "checkpoints through finetune (TASK_FILE, load_task_model, resolve_init, write_predictions): "
-        "moving that task-checkpoint I/O below both removes the cycle"
-    ),
-}
-
-
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(SRC).with_suffix("").parts)
     if parts[-1] == "__init__":
@@ -135,7 +124,7 @@ def test_no_module_imports_from_a_layer_above_it():
 
 
 def test_the_import_graph_has_no_cycle():
-    g = {m: {d for d in deps if (m, d) not in KNOWN_CYCLE_EDGES} for m, deps in graph().items()}
+    g = graph()
     state: dict[str, int] = {}  # 1: on the stack, 2: done
     stack: list[str] = []
 
@@ -154,12 +143,6 @@ def test_the_import_graph_has_no_cycle():
     for node in sorted(g):
         if node not in state and (cycle := visit(node)):
             raise AssertionError("import cycle: " + " -> ".join(cycle))
-
-
-def test_known_cycles_are_still_there():
-    g = graph()
-    gone = [edge for edge in KNOWN_CYCLE_EDGES if edge[1] not in g.get(edge[0], set())]
-    assert not gone, f"cycle edges no longer there (delete them from KNOWN_CYCLE_EDGES): {gone}"
 
 
 def test_the_checker_sees_a_violation(tmp_path):

@@ -435,7 +435,7 @@ def export_onnx(
         ex.tokenizer.save(tmp)
         ex.config.save(tmp, architectures=[type(getattr(ex.graph, "model", ex.graph)).__name__])
         if ex.task is not None:
-            from bertkit.finetune import TASK_FILE
+            from bertkit.tasks.checkpoints import TASK_FILE
 
             task = {"task": ex.task.name, "settings": ex.task.settings, "labels": ex.task.labels}
             atomic_write_json(tmp / TASK_FILE, task)
@@ -574,8 +574,8 @@ def load_onnx(directory: str | Path, *, int8: bool = False, max_tokens: int | No
     tok = Tokenizer.from_pretrained(d)
     kw = dict(max_tokens=max_tokens or DEFAULT_MAX_TOKENS, batch_size=DEFAULT_BATCH_SIZE)
     if info["kind"] == "task":
-        from bertkit.finetune import TASK_FILE
         from bertkit.tasks import get_task
+        from bertkit.tasks.checkpoints import TASK_FILE
 
         saved = read_json(d / TASK_FILE)
         task = get_task(saved["task"], **saved["settings"])

@@ -159,7 +159,7 @@ def load(
     ``max_position_embeddings``); ``columns`` (``{"text", "text_pair", "label", "header"}``)
     overrides a task's saved column names for :meth:`Predictor.predict_file`."""
     from bertkit.config import BertConfig
-    from bertkit.finetune import TASK_FILE, load_task_model, resolve_init
+    from bertkit.tasks.checkpoints import TASK_FILE, load_task_model, resolve_init
 
     directory = Path(resolve_init(str(path)))
     cfg = BertConfig.from_pretrained(directory)
@@ -501,7 +501,7 @@ class Predictor:
         """``bertkit predict``: predictions for every example of ``data`` (a task file, labels
         optional and copied as ``gold``) written to ``out`` (JSON lines, or the task's official
         ``.json`` format); returns the number of predictions."""
-        from bertkit.finetune import write_predictions
+        from bertkit.tasks.checkpoints import write_predictions
 
         task = self._require_task("predict_file")
         out_path = Path(out)

@@ -91,7 +91,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertkit.finetune import column_settings, finetune
+    from bertkit.finetune import finetune
+    from bertkit.tasks.checkpoints import column_settings
 
     task_settings: dict = column_settings(args.task, **columns_of(args))
     task_settings.update(
