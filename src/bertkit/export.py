@@ -48,10 +48,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from bertkit import __version__, outputs
+from bertkit import __version__, metrics, outputs
+from bertkit.config import BertConfig
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, atomic_write_json, read_json
 from bertkit.inference import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, POOLINGS, Predictor, load, pool_tokens
+from bertkit.tasks import get_task
+from bertkit.tasks.checkpoints import TASK_FILE
+from bertkit.tasks.classification import read_text_examples
+from bertkit.tasks.regression import SCORE_COLUMNS
+from bertkit.tokenization import Tokenizer
 
 OPSET = 17
 TOLERANCE = 1e-4
@@ -435,8 +441,6 @@ def export_onnx(
         ex.tokenizer.save(tmp)
         ex.config.save(tmp, architectures=[type(getattr(ex.graph, "model", ex.graph)).__name__])
         if ex.task is not None:
-            from bertkit.tasks.checkpoints import TASK_FILE
-
             task = {"task": ex.task.name, "settings": ex.task.settings, "labels": ex.task.labels}
             atomic_write_json(tmp / TASK_FILE, task)
         atomic_write_json(tmp / EXPORT_FILE, info)
@@ -447,8 +451,6 @@ def export_onnx(
 # ------------------------------------------------------------------------------------- evaluation
 def _eval_texts(ex: Exportable, path: str) -> list[str]:
     """Texts of a dev file for the parity check (first column of a task file / pair file)."""
-    from bertkit.tasks.classification import read_text_examples
-    from bertkit.tasks.regression import SCORE_COLUMNS
 
     if ex.task is not None and ex.task.name in ("classification", "pair", "regression"):
         return [e.text for e in ex.task.read(path, labelled=False)]
@@ -523,9 +525,6 @@ def _task_metrics(ex: Exportable, module: nn.Module, path: str) -> dict[str, Any
 
 @torch.no_grad()
 def _similarity_metrics(ex: Exportable, module: nn.Module, path: str) -> dict[str, Any]:
-    from bertkit import metrics
-    from bertkit.tasks.classification import read_text_examples
-    from bertkit.tasks.regression import SCORE_COLUMNS
 
     examples = read_text_examples(path, True, None, None, None, SCORE_COLUMNS, labelled=True, as_float=True)
     if not all(e.text_pair for e in examples):
@@ -561,8 +560,6 @@ def load_onnx(directory: str | Path, *, int8: bool = False, max_tokens: int | No
     """A :class:`bertkit.inference.Predictor` whose model runs in onnxruntime: an export
     directory's ``model.onnx`` (or ``model.int8.onnx`` with ``int8``). It can do what the export
     does: embed / similarity (the exported pooling), fill-mask, or the task's predict."""
-    from bertkit.config import BertConfig
-    from bertkit.tokenization import Tokenizer
 
     d = Path(directory)
     info = read_export(d)
@@ -574,9 +571,6 @@ def load_onnx(directory: str | Path, *, int8: bool = False, max_tokens: int | No
     tok = Tokenizer.from_pretrained(d)
     kw = dict(max_tokens=max_tokens or DEFAULT_MAX_TOKENS, batch_size=DEFAULT_BATCH_SIZE)
     if info["kind"] == "task":
-        from bertkit.tasks import get_task
-        from bertkit.tasks.checkpoints import TASK_FILE
-
         saved = read_json(d / TASK_FILE)
         task = get_task(saved["task"], **saved["settings"])
         task.labels = saved.get("labels")

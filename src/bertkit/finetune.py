@@ -40,6 +40,7 @@ from bertkit import heads, outputs, runtime
 from bertkit.config import BertConfig
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, atomic_write_json
+from bertkit.inference import load
 from bertkit.metrics import median_std
 from bertkit.settings import Precision, TaskName
 from bertkit.tasks import TASKS, get_task
@@ -447,7 +448,6 @@ def evaluate(
 ) -> dict[str, float]:
     """Metrics of a task checkpoint on a labelled file (same keys as ``metrics.json``).
     SQuAD v2 uses the null threshold tuned on dev at training time."""
-    from bertkit.inference import load
 
     predictor = load(model_dir, task=task, max_length=max_seq_length, batch_size=batch_size, columns=columns)
     examples, preds = predictor.predict_examples(data, progress=progress, labelled=True)
@@ -470,7 +470,6 @@ def predict(
     ending in ``.json`` the task's official format (SQuAD ``{id: answer}``); returns the count.
     Runs on :mod:`bertkit.inference` (token-budget batches, inference mode). An existing ``out``
     is replaced only with ``overwrite``, an input never."""
-    from bertkit.inference import load
 
     outputs.check_output_file(out, inputs=[data, model_dir], overwrite=overwrite)
     predictor = load(

@@ -78,6 +78,7 @@ measured deviation.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -87,11 +88,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bertkit import runtime
-from bertkit.checkpoint import tensor_names
+from bertkit import outputs, runtime
+from bertkit.checkpoint import config_file_name, tensor_names
+from bertkit.config import BertConfig
 from bertkit.errors import BertkitError
+from bertkit.fileio import atomic_open, iter_jsonl, iter_lines, open_binary, read_json
+from bertkit.heads import BertForPreTraining
+from bertkit.model import BertModel
 from bertkit.settings import InferencePrecision, Pooling, choices
-from bertkit.tasks.base import build_pair, collate, token_budget_batches
+from bertkit.tasks.base import Features, build_pair, collate, run_model, token_budget_batches
+from bertkit.tasks.checkpoints import TASK_FILE, load_task_model, resolve_init, write_predictions
+from bertkit.tasks.choice import ChoiceExample
+from bertkit.tasks.classification import TextExample
+from bertkit.tasks.readers import SquadQuestion
+from bertkit.tokenization import Tokenizer
 
 POOLINGS = choices(Pooling)
 PRECISIONS = choices(InferencePrecision)
@@ -131,8 +141,6 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def _architecture_task(directory: Path, cfg: Any) -> str | None:
     """The task family of a head checkpoint from config.json's ``architectures`` (transformers
     and bertkit write it), or None."""
-    from bertkit.checkpoint import config_file_name
-    from bertkit.fileio import read_json
 
     for arch in read_json(directory / config_file_name(directory)).get("architectures") or []:
         if arch in ARCHITECTURE_TASKS:
@@ -158,8 +166,6 @@ def load(
     caps tokens per input (default: a task model's training length, else the model's
     ``max_position_embeddings``); ``columns`` (``{"text", "text_pair", "label", "header"}``)
     overrides a task's saved column names for :meth:`Predictor.predict_file`."""
-    from bertkit.config import BertConfig
-    from bertkit.tasks.checkpoints import TASK_FILE, load_task_model, resolve_init
 
     directory = Path(resolve_init(str(path)))
     cfg = BertConfig.from_pretrained(directory)
@@ -173,9 +179,6 @@ def load(
         return Predictor(
             directory, model.bert, tok, dev, precision, max_length, batch_size, max_tokens, task_obj, model
         )
-    from bertkit.heads import BertForPreTraining
-    from bertkit.model import BertModel
-    from bertkit.tokenization import Tokenizer
 
     names = {n.removeprefix("bert.") for n in tensor_names(directory)}
     has_mlm = any(n.startswith(_MLM_PREFIX) for n in names)
@@ -468,13 +471,11 @@ class Predictor:
         return preds
 
     def _predict_tagging(self, texts: list, batch_size: int | None, progress: bool) -> list[dict]:
-        from bertkit.tasks.base import Features
 
         texts = _as_texts(texts)
         encs = self.tokenizer.encode_batch(texts, max_length=self.max_length)
         items = [{"input_ids": e.input_ids, "token_type_ids": e.token_type_ids} for e in encs]
         features = Features(items, list(range(len(texts))), n_examples=len(texts))
-        from bertkit.tasks.base import run_model
 
         with self._autocast():
             logits = run_model(
@@ -501,7 +502,6 @@ class Predictor:
         """``bertkit predict``: predictions for every example of ``data`` (a task file, labels
         optional and copied as ``gold``) written to ``out`` (JSON lines, or the task's official
         ``.json`` format); returns the number of predictions."""
-        from bertkit.tasks.checkpoints import write_predictions
 
         task = self._require_task("predict_file")
         out_path = Path(out)
@@ -553,7 +553,6 @@ def iter_input_texts(paths: Sequence[str], column: str | None = None, text_field
     empty text, so row i is line i+1), ``.jsonl`` the ``text_field`` of every record, ``.tsv``
     (header line) the ``column`` (a name, or a 0-based position; default ``text`` /
     ``sentence``). Bad input raises :class:`BertkitError` naming file and line."""
-    from bertkit.fileio import iter_jsonl, iter_lines
 
     for path in paths:
         fmt = input_format(path)
@@ -599,7 +598,6 @@ def count_input_texts(paths: Sequence[str]) -> int:
     """How many texts :func:`iter_input_texts` will yield (a fast pass over the bytes, for a
     progress bar's total): lines of ``.txt``, non-blank lines of ``.jsonl``, ``.tsv`` lines
     after the header."""
-    from bertkit.fileio import open_binary
 
     total = 0
     for path in paths:
@@ -627,8 +625,6 @@ class EmbeddingWriter:
     NPY_HEADER = 128  # bytes reserved for the .npy header (magic + version + length + dict)
 
     def __init__(self, path: str | Path, dim: int, overwrite: bool = False) -> None:
-        from bertkit import outputs
-        from bertkit.fileio import atomic_open
 
         self.path = Path(path)
         self.format = self.path.suffix.lower().lstrip(".")
@@ -646,8 +642,6 @@ class EmbeddingWriter:
         if self.format == "npy":
             self._f.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
         else:
-            import json
-
             lines = (
                 json.dumps({"text": t, "embedding": v}, ensure_ascii=False) for t, v in zip(texts, vectors.tolist())
             )
@@ -743,16 +737,12 @@ def _fill(text: str, mask_token: str, masks: list[list[dict]]) -> str:
 def _example(task: str, x: Any, line: int) -> Any:
     """One Python input as the task's example type (no gold label)."""
     if task in ("classification", "pair", "regression"):
-        from bertkit.tasks.classification import TextExample
-
         if isinstance(x, str):
             return TextExample(x, None, None, line)
         if isinstance(x, tuple | list) and len(x) == 2 and all(isinstance(t, str) for t in x):
             return TextExample(x[0], x[1], None, line)
         raise BertkitError(f"predict: input {line} must be a text or a (text, text_pair) pair, got {_clip(str(x))}")
     if task == "qa":
-        from bertkit.tasks.readers import SquadQuestion
-
         if isinstance(x, dict) and isinstance(x.get("question"), str) and isinstance(x.get("context"), str):
             q, c = x["question"], x["context"]
         elif isinstance(x, tuple | list) and len(x) == 2 and all(isinstance(t, str) for t in x):
@@ -761,8 +751,6 @@ def _example(task: str, x: Any, line: int) -> Any:
             raise BertkitError(f"predict: input {line} must be (question, context) or {{'question', 'context'}}")
         return SquadQuestion(str(line), q, c, [], False)
     if task == "choice":
-        from bertkit.tasks.choice import ChoiceExample
-
         if isinstance(x, dict) and isinstance(x.get("context"), str) and isinstance(x.get("endings"), list | tuple):
             ctx, start, endings = x["context"], x.get("start", ""), list(x["endings"])
         elif isinstance(x, tuple | list) and len(x) == 2 and isinstance(x[0], str) and isinstance(x[1], list | tuple):
