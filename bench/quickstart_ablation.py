@@ -30,7 +30,8 @@ import torch
 
 from bertkit.finetune import FinetuneConfig, finetune
 from bertkit.pretrain import PretrainConfig, pretrain
-from bertkit.quickstart import scratch_model_config, write_task_text
+from bertkit.quickstart.data import write_task_text
+from bertkit.quickstart.stages import scratch_model_config
 
 SHARED = Path(os.environ.get("BERTKIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 TASK = SHARED / "tasks" / "polarity"

@@ -4,9 +4,10 @@ and onnxruntime fp32 / int8 vs torch fp32 latency, all in one run.
     python bench/serve_load.py                        # MiniLM from ../shared/data, 32 clients
     python bench/serve_load.py --clients 32 --seconds 10 --rounds 3 --model DIR
 
-Every server is a real ``bertkit serve`` child process bound to 127.0.0.1; the clients are httpx
-async clients in this process, each sending one-text ``POST /embed`` requests back to back (texts
-from the polarity dev file) for a fixed time, then stopping. Reported per scenario: requests/s,
+Every server is a real ``bertkit serve`` child process bound to 127.0.0.1; the clients are light
+asyncio HTTP/1.1 keep-alive connections in this process (``Connection``: the load generator
+shares the machine's cores with the server, so it is kept as cheap as ``wrk``-style tools),
+each sending one-text ``POST /embed`` requests back to back (texts from the polarity dev file) for a fixed time, then stopping. Reported per scenario: requests/s,
 p50 / p99 latency, status counts, the server's peak RSS (from /proc), model calls and mean
 requests per call (from /metrics). Answers are checked: every 200 must equal the reference
 embedding of its text (unbatched torch serving, one request at a time) within 1e-4.
@@ -108,39 +109,83 @@ class Server:
         return code
 
 
-async def load(url: str, texts: list[str], clients: int, seconds: float, timeout: float = 60.0) -> dict:
-    """``clients`` concurrent loops of one-text /embed requests for ``seconds``; returns
-    latencies of 200s, status counts and (text index, embedding) of every 200."""
-    import httpx
+class Connection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams: the load generator's client.
 
+    The clients share this machine's cores with the server, so the load generator is kept as
+    light as ``wrk``-style tools: a request is one write and a response one header read plus a
+    Content-Length body read (what uvicorn sends).
+    Answers are still parsed and checked. ``bertkit serve``'s API tests use real third-party
+    clients (httpx, requests, the openai client); this is only the benchmark's load."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes, timeout: float) -> tuple[int, dict[str, str], bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        try:
+            self.writer.write(head.encode() + body)
+            raw = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), timeout)
+            lines = raw.decode("latin-1").split("\r\n")
+            status = int(lines[0].split()[1])
+            headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)}
+            data = await asyncio.wait_for(self.reader.readexactly(int(headers.get("content-length", 0))), timeout)
+        except (OSError, asyncio.IncompleteReadError, TimeoutError):
+            self.close()
+            raise
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, headers, data
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def load(url: str, texts: list[str], clients: int, seconds: float, timeout: float = 60.0) -> dict:
+    """``clients`` concurrent loops of one-text /embed requests for ``seconds``, each on its own
+    keep-alive connection; returns latencies of 200s, status counts and (text index, embedding)
+    of every 200."""
+    host, port = url.removeprefix("http://").split(":")
+    bodies = [json.dumps({"inputs": t}).encode() for t in texts]
     stop_at = time.perf_counter() + seconds
     lat: list[float] = []
     status: dict[str, int] = {}
     answers: list[tuple[int, list[float]]] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
 
-        async def worker(k: int) -> None:
-            i = k
+    async def worker(k: int) -> None:
+        conn = Connection(host, int(port))
+        i = k
+        try:
             while time.perf_counter() < stop_at:
                 t0 = time.perf_counter()
                 try:
-                    r = await client.post(f"{url}/embed", json={"inputs": texts[i % len(texts)]})
-                    code = str(r.status_code)
-                except httpx.HTTPError as e:
-                    code = type(e).__name__
-                    r = None
-                status[code] = status.get(code, 0) + 1
-                if r is not None and r.status_code == 200:
+                    code, headers, data = await conn.post("/embed", bodies[i % len(texts)], timeout)
+                    key = str(code)
+                except (OSError, asyncio.IncompleteReadError, TimeoutError) as e:
+                    code, key = 0, type(e).__name__
+                status[key] = status.get(key, 0) + 1
+                if code == 200:
                     lat.append(time.perf_counter() - t0)
-                    answers.append((i % len(texts), r.json()[0]))
-                elif r is not None and r.status_code == 503:
-                    await asyncio.sleep(float(r.headers.get("retry-after", "1")) / 10)  # a polite client backs off
+                    answers.append((i % len(texts), json.loads(data)[0]))
+                elif code == 503:
+                    await asyncio.sleep(float(headers.get("retry-after", "1")) / 10)  # a polite client backs off
                 i += clients
+        finally:
+            conn.close()
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker(k) for k in range(clients)))
-        wall = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(k) for k in range(clients)))
+    wall = time.perf_counter() - t0
     ok = len(lat)
     return {
         "clients": clients,
@@ -259,6 +304,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="length of one measured round")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of batching off / on")
     ap.add_argument("--threads", type=int, default=2, help="torch / onnxruntime threads of the server")
+    ap.add_argument(
+        "--device", default="auto", help="the batching / overload servers' device (auto: CUDA when present)"
+    )
     ap.add_argument("--overload-queue", type=int, default=64)
     ap.add_argument("--latency-seconds", type=float, default=10.0)
     ap.add_argument(
@@ -280,6 +328,7 @@ def main() -> None:
         "clients": args.clients,
         "seconds": args.seconds,
         "threads": args.threads,
+        "device": args.device,
     }
     print(json.dumps(info), flush=True)
 
@@ -287,8 +336,8 @@ def main() -> None:
     reference = None
     if "batching" in args.scenarios:
         specs = {
-            "unbatched": (args.model, ("--max-batch-tokens", "1")),
-            "batched": (args.model, ("--max-wait-ms", "5")),
+            "unbatched": (args.model, ("--max-batch-tokens", "1", "--device", args.device)),
+            "batched": (args.model, ("--max-wait-ms", "5", "--device", args.device)),
         }
         results = side_by_side(specs, args, texts, args.clients, args.seconds)
         reference = results.pop("_reference")
@@ -312,6 +361,8 @@ def main() -> None:
             "5",
             "--max-queue",
             str(args.overload_queue),
+            "--device",
+            args.device,
         )
         ov.pop("_answers")
         results["overload"] = ov
@@ -335,7 +386,7 @@ def main() -> None:
             subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
             results["export_parity"] = json.loads((exp / "export.json").read_text())["parity"]
             specs = {
-                "latency_torch_fp32": (args.model, ()),
+                "latency_torch_fp32": (args.model, ("--device", "cpu")),  # onnxruntime runs on the CPU
                 "latency_onnx_fp32": (str(exp), ("--backend", "onnx")),
                 "latency_onnx_int8": (str(exp), ("--backend", "onnx-int8")),
             }

@@ -78,7 +78,8 @@ def running(predictor, **cfg):
     ``(base_url, app)`` and stops the server (gracefully) on exit."""
     import uvicorn
 
-    from bertkit.serve import ServeConfig, create_app
+    from bertkit.serve.config import ServeConfig
+    from bertkit.serve.server import create_app
 
     app = create_app(predictor, ServeConfig(port=0, **cfg))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))

@@ -503,7 +503,8 @@ def test_init_from_a_pretraining_run_directory(init_dir, tmp_path):
 
 
 def test_epoch_loader_resumes_exactly():
-    from bertkit.tasks.base import EpochLoader, Features
+    from bertkit.tasks.base import Features
+    from bertkit.tasks.batching import EpochLoader
 
     feats = Features(
         [{"input_ids": [2, i, 3], "token_type_ids": [0, 0, 0], "labels": i % 2} for i in range(10)], list(range(10))
@@ -625,7 +626,8 @@ def test_same_seed_same_run(init_dir, tmp_path):
 
 def test_epoch_loader_group_by_length(monkeypatch):
     """Batches of similar lengths (less padding), still every item once per epoch, reshuffled, resumable."""
-    from bertkit.tasks.base import EpochLoader, Features
+    from bertkit.tasks.base import Features
+    from bertkit.tasks.batching import EpochLoader
 
     rng = random.Random(0)
     lengths = [rng.randint(3, 60) for _ in range(90)]

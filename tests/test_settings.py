@@ -98,3 +98,20 @@ def test_finetune_flags_default_to_the_config(monkeypatch, capsys):
     assert main(argv) == 0
     cfg = seen["args"][0]
     assert cfg == FinetuneConfig("classification", "a", "b", init="m", out="o")
+
+
+def test_every_flag_of_every_settings_dataclass_has_its_help_text():
+    """Each field a command turns into a flag has a documenting comment, also where the formatter
+    wrapped a long line (``format: CorpusFormat = (`` / ``"auto"  # doc`` / ``)``): that wrapped
+    form once left ``bertkit prepare --format`` with no help at all."""
+    from bertkit.quickstart.options import QuickstartOptions
+    from bertkit.serve.config import ServeConfig
+
+    not_flags = {"model_config", "tokenizer", "search_lrs", "search_batch_sizes", "search_epochs"}  # Python only
+    for cls in (TrainConfig, PretrainConfig, PrepareOptions, FinetuneConfig, QuickstartOptions, ServeConfig):
+        docs = settings.field_docs(cls)
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in docs and f.name not in not_flags]
+        assert not missing, f"{cls.__name__}: no doc comment for {missing}"
+    for cls in (settings.InferenceOptions,):
+        assert set(settings.field_docs(cls)) == {f.name for f in dataclasses.fields(cls)}
+    assert settings.field_docs(PrepareOptions)["format"].startswith("input format")

@@ -9,7 +9,7 @@ import torch
 
 from bertkit.heads import QAOutput
 from bertkit.tasks import get_task
-from bertkit.tasks.base import collate
+from bertkit.tasks.batching import collate
 from bertkit.tasks.qa import _is_max_context, _windows
 from bertkit.tokenization import Tokenizer
 

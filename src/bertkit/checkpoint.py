@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from bertkit.config import CONFIG_NAME, GOOGLE_CONFIG_NAME, BertConfig
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, publish_mode, read_json
 from bertkit.hub import resolve
-from bertkit.tf_checkpoint import is_tf_checkpoint_dir, load_bert_state_dict
+from bertkit.tf_checkpoint import bert_tensor_names, is_tf_checkpoint_dir, load_bert_state_dict
 
 log = logging.getLogger("bertkit")
 
@@ -133,13 +134,9 @@ def tensor_names(directory: str | os.PathLike) -> set[str]:
     when there is one (no tensor data read), else from :func:`read_state_dict`."""
     d = Path(directory)
     if is_tf_checkpoint_dir(d):
-        from bertkit.tf_checkpoint import bert_tensor_names
-
         return bert_tensor_names(d)
     single = d / SAFETENSORS_NAME
     if single.is_file():
-        from safetensors import safe_open
-
         try:
             with safe_open(str(single), framework="pt") as f:
                 return set(f.keys())

@@ -42,9 +42,10 @@ from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, atomic_write_json
 from bertkit.inference import load
 from bertkit.metrics import median_std
-from bertkit.settings import Precision, TaskName
+from bertkit.settings import TASK_BATCH_SIZE, Precision, TaskName
 from bertkit.tasks import TASKS, get_task
-from bertkit.tasks.base import EpochLoader, Task
+from bertkit.tasks.base import Task
+from bertkit.tasks.batching import EpochLoader
 from bertkit.tasks.checkpoints import (
     check_seq_length,
     resolve_init,
@@ -98,7 +99,7 @@ class FinetuneConfig:
     max_train_examples: int | None = None  # train on a seeded random subset of this size
     max_eval_examples: int | None = None  # first N dev / test examples only (quick runs)
     max_steps: int | None = None  # cap on optimizer steps per run (quick runs)
-    eval_batch_size: int = 64  # batch size of dev / test predictions
+    eval_batch_size: int = TASK_BATCH_SIZE  # batch size of dev / test predictions
     group_by_length: bool = False  # training batches of similar length: less padding, much faster where lengths vary (BoolQ ~3x); still shuffled, every example once per epoch
     device: str = TrainConfig.device  # auto | cpu | cuda | cuda:N
     precision: Precision = TrainConfig.precision  # bf16: autocast (CPU+CUDA); fp16: autocast + loss scaling (for CUDA)
@@ -441,7 +442,7 @@ def evaluate(
     model_dir: str,
     data: str,
     task: str | None = None,
-    batch_size: int = 64,
+    batch_size: int = TASK_BATCH_SIZE,
     max_seq_length: int | None = None,
     progress: bool = True,
     columns: dict | None = None,
@@ -458,7 +459,7 @@ def predict(
     model_dir: str,
     data: str,
     out: str,
-    batch_size: int = 64,
+    batch_size: int = TASK_BATCH_SIZE,
     task: str | None = None,
     max_seq_length: int | None = None,
     progress: bool = True,

@@ -87,6 +87,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from bertkit import outputs, runtime
 from bertkit.checkpoint import config_file_name, tensor_names
@@ -95,8 +96,9 @@ from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_open, iter_jsonl, iter_lines, open_binary, read_json
 from bertkit.heads import BertForPreTraining
 from bertkit.model import BertModel
-from bertkit.settings import InferencePrecision, Pooling, choices
-from bertkit.tasks.base import Features, build_pair, collate, run_model, token_budget_batches
+from bertkit.settings import InferenceOptions, InferencePrecision, Pooling, choices
+from bertkit.tasks.base import Features, build_pair
+from bertkit.tasks.batching import collate, run_model, token_budget_batches
 from bertkit.tasks.checkpoints import TASK_FILE, load_task_model, resolve_init, write_predictions
 from bertkit.tasks.choice import ChoiceExample
 from bertkit.tasks.classification import TextExample
@@ -105,8 +107,8 @@ from bertkit.tokenization import Tokenizer
 
 POOLINGS = choices(Pooling)
 PRECISIONS = choices(InferencePrecision)
-DEFAULT_BATCH_SIZE = 256
-DEFAULT_MAX_TOKENS = 16384
+DEFAULT_BATCH_SIZE = InferenceOptions.batch_size
+DEFAULT_MAX_TOKENS = InferenceOptions.max_tokens
 # A head model class in config.json "architectures" -> the task family that reads it.
 ARCHITECTURE_TASKS = {
     "BertForSequenceClassification": "classification",
@@ -704,8 +706,6 @@ class _texts_bar:
     def __init__(self, enabled: bool, total: int | None, desc: str) -> None:
         self.bar = None
         if enabled:
-            from tqdm.auto import tqdm
-
             self.bar = tqdm(total=total, desc=desc, unit="text", unit_scale=True, smoothing=0.1)
 
     def update(self, n: int) -> None:

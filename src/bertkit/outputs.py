@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import re
@@ -46,7 +47,9 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from bertkit import __version__
 from bertkit.errors import BertkitError
+from bertkit.fileio import atomic_write_json
 
 MARKER = ".bertkit.json"  # {"kind": ..., "bertkit": version, "time": ...}: bertkit wrote this directory
 LOCK = ".bertkit.lock"  # flock'ed by the process writing the directory; holds its pid
@@ -112,9 +115,6 @@ def output_kind(directory: str | os.PathLike) -> str | None:
 def write_marker(directory: str | os.PathLike, kind: str) -> None:
     """Mark ``directory`` as bertkit's own output of ``kind`` (write it into the temp directory
     before it is renamed into place, or at the start of an incremental run)."""
-    from bertkit import __version__
-    from bertkit.fileio import atomic_write_json
-
     atomic_write_json(
         Path(directory) / MARKER,
         {"kind": kind, "bertkit": __version__, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
@@ -261,8 +261,6 @@ def exclusive(directory: str | os.PathLike) -> Iterator[Path]:
     the lock when the process ends however it ends. A second process raises
     ``BertkitError("DIR is in use by pid N ...")`` at once instead of waiting.
     """
-    import fcntl
-
     d = Path(directory)
     created = not d.exists()
     try:

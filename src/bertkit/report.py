@@ -206,18 +206,18 @@ def headline(results: dict, ev: dict | None = None) -> dict:
     parts = []
     if verdict == "noise":
         parts.append(
-            f"Pre-trained ({a}) and from-scratch ({b}) dev accuracy differ by {g['points']:+.1f} points, "
+            f"Pre-trained ({a}) and from-scratch ({b}) mean dev accuracy over seeds differ by {g['points']:+.1f} points, "
             f"which is **within the noise** ({_interval(g)}; {where}): this run shows no benefit "
             "from pre-training."
         )
     elif verdict == "gain":
         parts.append(
-            f"Pre-training beats training from scratch: {a} vs {b} dev accuracy, "
+            f"Pre-training beats training from scratch: {a} vs {b} mean dev accuracy over seeds, "
             f"**{g['points']:+.1f} points** ({_interval(g)}; {where})."
         )
     else:
         parts.append(
-            f"Pre-training does worse than training from scratch: {a} vs {b} dev accuracy, "
+            f"Pre-training does worse than training from scratch: {a} vs {b} mean dev accuracy over seeds, "
             f"**{g['points']:+.1f} points** ({_interval(g)}; {where})."
         )
     if nothing:
@@ -248,7 +248,7 @@ def headline(results: dict, ev: dict | None = None) -> dict:
     m = ev.get("minilm_gap")
     if m is not None and "minilm" in mean:
         parts.append(
-            f"A real pre-trained BERT (MiniLM) reaches {_pct(mean['minilm'])}, "
+            f"A real pre-trained BERT (MiniLM) reaches {_pct(mean['minilm'])} mean dev accuracy, "
             f"{m['points']:+.1f} points over from scratch ({_interval(m)})."
         )
     return {"verdict": verdict, "text": " ".join(parts), "evidence": ev}

@@ -40,6 +40,20 @@ InferencePrecision = Literal["fp32", "bf16", "auto"]  # auto: bf16 only where th
 DEFAULT_MAX_SEQ_LENGTH = 128
 QA_MAX_SEQ_LENGTH = 384
 SIMILARITY_MAX_SEQ_LENGTH = 256
+TASK_BATCH_SIZE = 64  # examples per batch of bertkit evaluate / predict on a task checkpoint
+
+
+@dataclasses.dataclass
+class InferenceOptions:
+    """How :func:`bertkit.load` runs a model: the options every inference command shares (the
+    defaults of ``bertkit.load`` and of ``embed`` / ``fill-mask``; ``evaluate`` / ``predict``
+    use ``TASK_BATCH_SIZE`` and call the length ``--max-seq-length``)."""
+
+    batch_size: int = 256  # most texts in one batch
+    max_tokens: int = 16384  # most tokens in one batch, padding included
+    max_length: int | None = None  # truncate inputs to this many tokens (default: the model's maximum)
+    precision: InferencePrecision = "fp32"  # bf16: fast only with bf16 matrix units; auto: bf16 only there
+    device: str = "auto"  # auto (CUDA if present), cpu, cuda, cuda:N
 
 
 def choices(literal: Any) -> tuple:
@@ -65,10 +79,17 @@ def field_docs(cls: type) -> dict[str, str]:
     for klass in reversed(cls.__mro__):
         if not dataclasses.is_dataclass(klass):
             continue
-        for line in inspect.getsource(klass).splitlines():
+        lines = inspect.getsource(klass).splitlines()
+        for i, line in enumerate(lines):
             m = re.match(r"    (\w+): [^#]+?  #\s*(.*)", line)
             if m:
                 docs[m.group(1)] = m.group(2)
+                continue
+            # the formatter's wrapping of a long line: ``name: type = (`` / ``value  # doc`` / ``)``
+            m = re.match(r"    (\w+): [^#]+ = \($", line)
+            wrapped = re.match(r"        [^#]+?  #\s*(.*)", lines[i + 1]) if m and i + 1 < len(lines) else None
+            if wrapped:
+                docs[m.group(1)] = wrapped.group(1)
     return docs
 
 

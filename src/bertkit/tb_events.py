@@ -20,6 +20,7 @@ import struct
 import time
 from pathlib import Path
 
+from bertkit.fileio import atomic_write_bytes
 from bertkit.protowire import bytes_field, encode_varint, iter_fields, masked_crc32c
 
 
@@ -114,8 +115,6 @@ def truncate_events(path: str | os.PathLike, max_step: int) -> int:
     """Drop the scalar events after ``max_step`` from an event file (atomically rewritten; a
     record cut short by a kill goes too); returns how many events were dropped. Used on resume,
     so that no step appears twice once the resumed run logs it again."""
-    from bertkit.fileio import atomic_write_bytes
-
     data = Path(path).read_bytes()
     kept, dropped, size = [], 0, 0
     for rec in _records(data, path):

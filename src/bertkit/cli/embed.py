@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from bertkit import settings
 from bertkit.cli import summary
-from bertkit.settings import InferencePrecision, Pooling, choices
+from bertkit.settings import InferenceOptions, Pooling, choices
 
 
 def add_inference_options(p: argparse.ArgumentParser, batch_and_length: bool = True) -> None:
-    """Options every inference command shares: batching, length, precision, device
+    """Options every inference command shares, from :class:`bertkit.settings.InferenceOptions`
     (``batch_and_length=False``: a command that has its own --batch-size / length option)."""
-    if batch_and_length:
-        p.add_argument("--batch-size", type=int, default=256, help="most texts in one batch (default: 256)")
-        p.add_argument("--max-length", type=int, default=None, help="truncate inputs to this many tokens")
-    p.add_argument(
-        "--max-tokens", type=int, default=16384, help="most tokens in one batch, padding included (default: 16384)"
-    )
-    p.add_argument(
-        "--precision",
-        default="fp32",
-        choices=choices(InferencePrecision),
-        help="bf16 autocast (fast only where the CPU/GPU has bf16 matrix units); auto = bf16 only there",
-    )
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    skip = () if batch_and_length else ("batch_size", "max_length")
+    settings.add_flags(p, InferenceOptions(), skip=skip)
 
 
 def load_model(args: argparse.Namespace, **overrides):

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         metrics = embedding_similarity(
             args.model,
             args.data,
-            max_seq_length=args.max_seq_length or SIMILARITY_MAX_SEQ_LENGTH,
+            max_seq_length=args.max_length or SIMILARITY_MAX_SEQ_LENGTH,
             batch_size=args.batch_size,
             text_column=args.text_column,
             text_pair_column=args.text_pair_column,
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         args.data,
         task=args.task,
         batch_size=args.batch_size,
-        max_seq_length=args.max_seq_length,
+        max_seq_length=args.max_length,
         progress=args.progress,
         columns=columns_of(args),
     )

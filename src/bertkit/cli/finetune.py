@@ -46,8 +46,13 @@ def add_trained_model_options(p: argparse.ArgumentParser) -> None:
     progress bars and the column overrides."""
     p.add_argument("--model", required=True, metavar="DIR", help="task checkpoint written by bertkit finetune")
     p.add_argument("--data", required=True, metavar="FILE")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--max-seq-length", type=int, default=None, help="(default: as trained)")
+    settings.add_flags(
+        p,
+        settings.InferenceOptions(batch_size=settings.TASK_BATCH_SIZE),
+        only=("batch_size", "max_length"),
+        names={"max_length": "--max-seq-length"},
+        helps={"max_length": "tokens per example (default: as trained)"},
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false")
     add_column_options(p)
 

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from bertkit import outputs
 
     outputs.check_output_file(args.out, inputs=[args.data, args.model], overwrite=args.overwrite)
-    model = load_model(args, task=args.task, max_length=args.max_seq_length, columns=columns_of(args))
+    model = load_model(args, task=args.task, max_length=args.max_length, columns=columns_of(args))
     n = model.predict_file(args.data, args.out, progress=args.progress)
     print(f"wrote {n} predictions to {args.out}")
     return 0

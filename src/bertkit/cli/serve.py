@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bertkit.serve import serve
+    from bertkit.serve.server import serve
 
     serve(args.model, settings.from_args(args, ServeConfig), log_level=args.log_level)
     return 0

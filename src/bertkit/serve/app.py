@@ -37,6 +37,9 @@ from bertkit.serve.batcher import Batcher, QueueFull
 from bertkit.serve.config import ServeConfig
 from bertkit.serve.metrics import Metrics
 
+# Requests with fewer characters than this are tokenised on the event loop (see Service.off_loop).
+INLINE_TOKENIZE_CHARS = 8192
+
 
 class HTTPError(Exception):
     def __init__(self, status: int, message: str, error_type: str, headers: dict[str, str] | None = None):
@@ -156,6 +159,14 @@ class Service:
     def lengths(self, texts: list[str], field: str) -> list[int]:
         return [len(ids) for ids in self.token_ids(texts, field)]
 
+    async def off_loop(self, fn: Any, texts: list[str], field: str) -> Any:
+        """``fn(texts, field)`` (tokenising) on the event loop when the texts are short -- a few
+        tens of microseconds in the Rust tokenizer, less than a hop to a thread -- else on a
+        thread, so a large request cannot stall the other connections."""
+        if sum(map(len, texts)) <= INLINE_TOKENIZE_CHARS:
+            return fn(texts, field)
+        return await asyncio.to_thread(fn, texts, field)
+
     def fit(self, totals: list[int], field: str, truncate: bool) -> list[int]:
         """Each input's token count (special tokens included) capped at the model's length; an
         input over it is a 422 unless ``truncate``."""
@@ -198,6 +209,8 @@ class Service:
             "labels": getattr(p, "labels", None),
             "capabilities": sorted(self.capabilities),
             "backend": self.cfg.backend,
+            "device": str(getattr(p, "device", "cpu")),
+            "precision": getattr(p, "precision", "fp32"),
             "pooling": self.cfg.pooling,
             "max_input_length": self.max_length,
             "max_batch_tokens": self.cfg.max_batch_tokens,
@@ -331,7 +344,7 @@ def create_app(predictor: Any, cfg: ServeConfig | None = None) -> Any:
     async def embed_texts(texts: list[str], field: str, truncate: bool, normalize: bool) -> tuple[list, int]:
         service.require("embed", field)
         service.check_count(len(texts), field)
-        lengths = await asyncio.to_thread(service.lengths, texts, field)
+        lengths = await service.off_loop(service.lengths, texts, field)
         counts = service.fit([n + 2 for n in lengths], field, truncate)
         vecs = await service.run("embed", texts, sum(counts))
         if normalize:
@@ -341,7 +354,8 @@ def create_app(predictor: Any, cfg: ServeConfig | None = None) -> Any:
     @app.post("/embed")
     async def embed(req: EmbedRequest):
         vecs, _ = await embed_texts(_texts(req.inputs), "inputs", req.truncate, req.normalize)
-        return [v.astype(float).tolist() for v in vecs]
+        # a Response is sent as is: FastAPI's generic encoder would walk every float in Python
+        return JSONResponse([v.astype(float).tolist() for v in vecs])
 
     @app.post("/v1/embeddings")
     async def openai_embeddings(req: OpenAIEmbeddingRequest):
@@ -359,12 +373,14 @@ def create_app(predictor: Any, cfg: ServeConfig | None = None) -> Any:
                 else v32.astype(float).tolist()
             )
             data.append({"object": "embedding", "embedding": emb, "index": i})
-        return {
-            "object": "list",
-            "data": data,
-            "model": req.model or cfg.model_id,
-            "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens},
-        }
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": data,
+                "model": req.model or cfg.model_id,
+                "usage": {"prompt_tokens": n_tokens, "total_tokens": n_tokens},
+            }
+        )
 
     @app.post("/similarity")
     async def similarity(req: SimilarityRequest):
@@ -379,7 +395,7 @@ def create_app(predictor: Any, cfg: ServeConfig | None = None) -> Any:
         service.require("fill_mask", "/fill-mask")
         texts = _texts(req.inputs)
         service.check_count(len(texts), "inputs")
-        ids = await asyncio.to_thread(service.token_ids, texts, "inputs")
+        ids = await service.off_loop(service.token_ids, texts, "inputs")
         counts = service.fit([len(x) + 2 for x in ids], "inputs", req.truncate)
         mask_id, keep = service.tok.mask_id, service.max_length - 2
         mask = service.tok.convert_ids_to_tokens([mask_id])[0]
@@ -425,8 +441,8 @@ def create_app(predictor: Any, cfg: ServeConfig | None = None) -> Any:
             inputs.append((a, b) if b is not None else a)
             texts_a.append(a)
             texts_b.append(b)
-        len_a = await asyncio.to_thread(service.lengths, texts_a, "inputs")
-        len_b = await asyncio.to_thread(service.lengths, [t for t in texts_b if t is not None], "inputs")
+        len_a = await service.off_loop(service.lengths, texts_a, "inputs")
+        len_b = await service.off_loop(service.lengths, [t for t in texts_b if t is not None], "inputs")
         it = iter(len_b)
         totals = [n + 2 + (next(it) + 1 if t is not None else 0) for n, t in zip(len_a, texts_b)]
         counts = service.fit(totals, "inputs", req.truncate or task == "qa")  # qa reads long contexts in windows

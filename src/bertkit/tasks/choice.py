@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from bertkit import metrics
 from bertkit.errors import BertkitError
-from bertkit.tasks.base import Features, Task, batch_forward, build_pair, run_model
+from bertkit.tasks.base import Features, Task, build_pair
+from bertkit.tasks.batching import batch_forward, run_model
 from bertkit.tasks.readers import field_text, label_text, pick_column, read_table, require_rows
 
 

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from bertkit import metrics
 from bertkit.errors import BertkitError
-from bertkit.tasks.base import Features, Task, batch_forward, build_pair, run_model
+from bertkit.tasks.base import Features, Task, build_pair
+from bertkit.tasks.batching import batch_forward, run_model
 from bertkit.tasks.readers import field_text, label_text, pick_column, read_table, require_rows, table_format
 
 SINGLE_TEXT_COLUMNS = ("sentence", "text", "review", "content", "document")

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 from bertkit import metrics
 from bertkit.settings import QA_MAX_SEQ_LENGTH
-from bertkit.tasks.base import Features, Task, batch_forward, run_model
+from bertkit.tasks.base import Features, Task
+from bertkit.tasks.batching import batch_forward, run_model
 from bertkit.tasks.readers import SquadQuestion, read_squad
 
 

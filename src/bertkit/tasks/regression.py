@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from bertkit import metrics
 from bertkit.errors import BertkitError
-from bertkit.tasks.base import Task, batch_forward, run_model
+from bertkit.tasks.base import Task
+from bertkit.tasks.batching import batch_forward, run_model
 from bertkit.tasks.classification import TextExample, featurize_texts, read_text_examples, text_record
 
 SCORE_COLUMNS = ("score", "label", "similarity", "relatedness_score")

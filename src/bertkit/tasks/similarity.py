@@ -16,7 +16,8 @@ from tqdm.auto import tqdm
 from bertkit import metrics, runtime
 from bertkit.model import BertModel
 from bertkit.settings import SIMILARITY_MAX_SEQ_LENGTH
-from bertkit.tasks.base import build_pair, collate
+from bertkit.tasks.base import build_pair
+from bertkit.tasks.batching import collate
 from bertkit.tasks.classification import read_text_examples
 from bertkit.tasks.regression import SCORE_COLUMNS
 from bertkit.tokenization import Tokenizer

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from bertkit import metrics
 from bertkit.errors import BertkitError
-from bertkit.tasks.base import Features, Task, batch_forward, run_model
+from bertkit.tasks.base import Features, Task
+from bertkit.tasks.batching import batch_forward, run_model
 from bertkit.tasks.readers import Sentence, read_conll
 
 

@@ -33,8 +33,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tokenizers import Regex, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer as RustTokenizer
+from tqdm import tqdm
+
 from bertkit.errors import BertkitError
 from bertkit.fileio import REPLACE_HINT, iter_lines
+from bertkit.tokenization import unicode_tables as ut
 from bertkit.tokenization.tokenizer import (
     SPECIAL_TOKENS,
     Tokenizer,
@@ -114,8 +119,6 @@ def _progress(paths: Sequence[str | os.PathLike], texts: Iterable[str], show: bo
     if not show:
         yield from texts
         return
-    from tqdm import tqdm
-
     sizes = [Path(p).stat().st_size for p in paths if Path(p).is_file()]
     known = not any(str(p).endswith(".gz") for p in paths)
     with tqdm(
@@ -135,11 +138,6 @@ def _alphabet(engine, texts: Iterable[str], limit: int | None, tokenize_chinese_
     Counted by ``tokenizers``' word-level trainer over single characters (parallel, in Rust),
     which ranks equal counts by the character, so the result does not depend on hash order.
     """
-    from tokenizers import Regex, models, pre_tokenizers, trainers
-    from tokenizers import Tokenizer as RustTokenizer
-
-    from bertkit.tokenization import unicode_tables as ut
-
     counter = RustTokenizer(models.WordLevel(unk_token="[UNK]"))
     counter.normalizer = engine.normalizer
     counter.pre_tokenizer = pre_tokenizers.Sequence(
@@ -176,9 +174,6 @@ def train_vocab(
     become ``[UNK]``). Returns the :class:`Tokenizer`; its ``training_report``
     (:class:`VocabReport`) has the statistics.
     """
-    from tokenizers import Tokenizer as RustTokenizer
-    from tokenizers import models, trainers
-
     if not files:
         raise BertkitError("no input files given")
     if encoding_errors not in ("strict", "replace"):
