@@ -300,27 +300,24 @@ def test_pretraining_runs_on_a_time_budget_and_resumes_the_same_schedule(tmp_pat
     monkeypatch.setattr(stages, "mlm_majority_baseline", lambda *a: 0.05)
     opts = options.sized_options(options.QuickstartOptions(budget_s=3600), "cpu")
     prepared = {"data_dir": "d"}
+
+    def planned(resume: bool) -> tuple:
+        return (
+            3600,
+            stages.SCHEDULE_UNITS,
+            stages.SCHEDULE_UNITS // 10,
+            7200 // stages.LOG_RECORDS,
+            stages.CHECKPOINT_MINUTES,
+            resume,
+        )
+
     out = stages.run_pretrain(opts, {"tokenizer_dir": "v"}, prepared, "fp32", 0.5, tmp_path, resume=False)
-    assert seen[-1] == (
-        3600,
-        stages.SCHEDULE_UNITS,
-        stages.SCHEDULE_UNITS // 10,
-        7200 // stages.LOG_RECORDS,
-        stages.CHECKPOINT_MINUTES,
-        False,
-    )
+    assert seen[-1] == planned(False)
     assert out["budget_s"] == 3600 and out["train_s"] == 3000.0 and out["seconds"] >= 3000.0
     assert out["mlm_majority_acc"] == 0.05 and out["params"] == 123
     # resumed later on a busier machine: the timed step differs, the schedule must not
     stages.run_pretrain(opts, {"tokenizer_dir": "v"}, prepared, "fp32", 2.0, tmp_path, resume=True)
-    assert seen[-1] == (
-        3600,
-        stages.SCHEDULE_UNITS,
-        stages.SCHEDULE_UNITS // 10,
-        7200 // stages.LOG_RECORDS,
-        stages.CHECKPOINT_MINUTES,
-        True,
-    )
+    assert seen[-1] == planned(True)
 
 
 def test_stage_key_depends_on_every_input():

@@ -15,7 +15,9 @@ import dataclasses
 import difflib
 import functools
 import inspect
-import re
+import io
+import textwrap
+import tokenize
 import typing
 from pathlib import Path
 from typing import Any, Literal
@@ -74,22 +76,25 @@ def check_choice(name: str, value: Any, literal: Any) -> None:
 
 @functools.cache
 def field_docs(cls: type) -> dict[str, str]:
-    """Each field's trailing ``# comment`` in the class body (base classes included)."""
+    """Each field's trailing ``# comment`` in the class body (base classes included): the first
+    comment of the field's logical line, however the formatter wrapped it."""
     docs: dict[str, str] = {}
     for klass in reversed(cls.__mro__):
         if not dataclasses.is_dataclass(klass):
             continue
-        lines = inspect.getsource(klass).splitlines()
-        for i, line in enumerate(lines):
-            m = re.match(r"    (\w+): [^#]+?  #\s*(.*)", line)
-            if m:
-                docs[m.group(1)] = m.group(2)
-                continue
-            # the formatter's wrapping of a long line: ``name: type = (`` / ``value  # doc`` / ``)``
-            m = re.match(r"    (\w+): [^#]+ = \($", line)
-            wrapped = re.match(r"        [^#]+?  #\s*(.*)", lines[i + 1]) if m and i + 1 < len(lines) else None
-            if wrapped:
-                docs[m.group(1)] = wrapped.group(1)
+        source = textwrap.dedent(inspect.getsource(klass))
+        line: list[tokenize.TokenInfo] = []
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.NEWLINE:
+                comments = [t.string for t in line if t.type == tokenize.COMMENT]
+                if len(line) > 1 and line[0].start[1] == 4 and line[0].type == tokenize.NAME and line[1].string == ":":
+                    if comments:
+                        docs[line[0].string] = comments[0].lstrip("#").strip()
+                line = []
+            elif tok.type not in (tokenize.NL, tokenize.INDENT, tokenize.DEDENT) and (
+                line or tok.type != tokenize.COMMENT
+            ):
+                line.append(tok)
     return docs
 
 

@@ -33,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     # Every option is a field of QuickstartOptions (help from its comment, default from the
     # field); only the budget's duration syntax and the corpus list are spelled here.
     p.add_argument(
-        "--budget", default="15m", help="pre-training wall-clock budget, e.g. 15m, 90s, 1h30m (default: 15m)"
+        "--budget",
+        default=None,
+        help=f"pre-training wall-clock budget, e.g. 15m, 90s, 1h30m (default: {_D.budget_s / 60:g}m)",
     )
     p.add_argument(
         "--corpus", nargs="+", default=[], metavar="PATH", help=settings.field_docs(QuickstartOptions)["corpus"]
@@ -50,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from bertkit.quickstart.pipeline import run as run_quickstart
 
-    opts = settings.from_args(args, QuickstartOptions, budget_s=parse_duration(args.budget), corpus=list(args.corpus))
+    budget_s = _D.budget_s if args.budget is None else parse_duration(args.budget)
+    opts = settings.from_args(args, QuickstartOptions, budget_s=budget_s, corpus=list(args.corpus))
     run_quickstart(opts)
     return 0

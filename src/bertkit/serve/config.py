@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bertkit.errors import BertkitError
-from bertkit.settings import InferencePrecision, Pooling, check_choice
+from bertkit.settings import InferenceOptions, InferencePrecision, Pooling, check_choice
 
 Backend = Literal["torch", "onnx", "onnx-int8"]  # torch: a model directory; onnx*: a `bertkit export` directory
 
@@ -28,8 +28,8 @@ class ServeConfig:
     pooling: Pooling = "mean"  # embedding pooling (an ONNX export has its own)
     model_id: str = "bertkit"  # model name shown by /info and /v1/embeddings
     threads: int | None = None  # torch / onnxruntime threads (default: the library's)
-    device: str = "auto"  # torch backend: auto (CUDA when present), cpu, cuda, cuda:N
-    precision: InferencePrecision = "fp32"  # torch backend: bf16 autocast, or auto (bf16 where fast)
+    device: str = InferenceOptions.device  # torch backend: auto (CUDA when present), cpu, cuda, cuda:N
+    precision: InferencePrecision = InferenceOptions.precision  # torch backend: fp32, bf16 or auto
     graceful_timeout_s: float = 30.0  # on SIGTERM, wait this long for requests in flight
 
     def validate(self) -> None:
