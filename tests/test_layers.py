@@ -38,7 +38,10 @@ LAYERS: list[tuple[str, list[str]]] = [
             "bertkit.tf_checkpoint",
             "bertkit.tokenization",
             "bertkit.corpus",
+            "bertkit.embedding_files",
             "bertkit.downloads",
+            "bertkit.archives",
+            "bertkit.text_sources",
         ],
     ),
     (

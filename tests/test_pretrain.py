@@ -170,9 +170,9 @@ KILL_SCRIPT = textwrap.dedent("""
     hide = os.environ.get("HIDE_CHECKPOINTS_AFTER_RESTART")
     if hide is not None and hide == os.environ.get("RANK") and not killer:
         # this rank's view of the run directory lags (a shared file system's cached listing)
-        import bertkit.training.loop as L
+        import bertkit.training.resume as R
 
-        L.list_checkpoints = lambda out_dir: []
+        R.list_checkpoints = lambda out_dir: []
     sys.exit(main(sys.argv[1:]))
 """)
 

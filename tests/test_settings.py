@@ -4,6 +4,7 @@ holding TrainConfig's settings, and command-line options derived from the datacl
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 
 import pytest
@@ -14,7 +15,7 @@ from bertkit.cli import main
 from bertkit.errors import BertkitError
 from bertkit.finetune import FinetuneConfig
 from bertkit.pretrain import PretrainConfig
-from bertkit.pretraining.format import PrepareOptions
+from bertkit.pretraining.format import InspectOptions, PrepareOptions
 from bertkit.training.config import TrainConfig
 
 
@@ -112,6 +113,73 @@ def test_every_flag_of_every_settings_dataclass_has_its_help_text():
         docs = settings.field_docs(cls)
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in docs and f.name not in not_flags]
         assert not missing, f"{cls.__name__}: no doc comment for {missing}"
-    for cls in (settings.InferenceOptions,):
+    small = (settings.InferenceOptions, settings.EmbedOptions, settings.TextFileOptions, settings.FillMaskOptions)
+    small += (settings.TokenizeOptions, settings.VocabOptions, settings.ExportOptions, settings.ConvertOptions)
+    small += (InspectOptions,)
+    for cls in small:
         assert set(settings.field_docs(cls)) == {f.name for f in dataclasses.fields(cls)}
     assert settings.field_docs(PrepareOptions)["format"].startswith("input format")
+
+
+def _defaults(fn, names) -> dict:
+    params = inspect.signature(fn).parameters
+    return {n: params[n].default for n in names}
+
+
+def test_vocab_and_export_flags_pass_the_library_defaults(monkeypatch, tmp_path):
+    """A command run without option flags does what its library call does without arguments."""
+    from bertkit import export, tokenization
+
+    real_train_vocab = tokenization.train_vocab
+    seen = _captured(monkeypatch, "bertkit.tokenization.train_vocab")
+    (tmp_path / "a.txt").write_text("some text\n")
+    with pytest.raises(AttributeError):  # the fake returns no tokenizer: stop after the call
+        main(["vocab", "--input", str(tmp_path / "a.txt"), "--out", str(tmp_path / "v"), "--quiet"])
+    kw = seen["kwargs"]
+    names = [n for n in kw if n != "progress"]
+    assert len(names) == 7 and kw == {**_defaults(real_train_vocab, names), "progress": False}
+    real_export = export.export_onnx
+    seen = _captured(monkeypatch, "bertkit.export.export_onnx", {"files": [], "parity": {}})
+    assert main(["export", "--model", "m", "--out", "o"]) == 0
+    names = ["quantize", "eval_file", "kind", "pooling", "overwrite"]
+    assert {n: seen["kwargs"][n] for n in names} == _defaults(real_export, names)
+    assert main(["export", "--model", "m", "--out", "o", "--eval", "dev.tsv", "--kind", "embedding"]) == 0
+    assert (seen["kwargs"]["eval_file"], seen["kwargs"]["kind"]) == ("dev.tsv", "embedding")
+
+
+class _FakePredictor:
+    """Stands in for ``bertkit.load``'s Predictor: records the keyword arguments of each call."""
+
+    def __init__(self):
+        self.calls: dict[str, dict] = {}
+        self.config = type("C", (), {"hidden_size": 4})()
+
+    def iter_embed(self, texts, **kw):
+        self.calls["iter_embed"] = kw
+        return iter(())
+
+    def fill_mask(self, texts, **kw):
+        self.calls["fill_mask"] = kw
+        return [{"text": t} for t in texts]
+
+
+def test_embed_and_fill_mask_flags_pass_the_library_defaults(monkeypatch, tmp_path, capsys):
+    from bertkit.embedding_files import iter_input_texts
+    from bertkit.inference import Predictor, load
+
+    fake = _FakePredictor()
+    loads = _captured(monkeypatch, "bertkit.inference.load", fake)
+    reads = _captured(monkeypatch, "bertkit.embedding_files.iter_input_texts", iter(()))
+    (tmp_path / "a.txt").write_text("x\n")
+    assert main(["embed", "--model", "m", "--input", str(tmp_path / "a.txt"), "--out", str(tmp_path / "e.npy")]) == 0
+    kw = fake.calls["iter_embed"]
+    names = ["pooling", "normalize", "chunk_size"]
+    assert {n: kw[n] for n in names} == _defaults(Predictor.iter_embed, names)
+    assert reads["kwargs"] == _defaults(iter_input_texts, ["column", "text_field"])
+    load_names = ["device", "precision", "max_length", "batch_size", "max_tokens"]
+    assert loads["kwargs"] == _defaults(load, load_names)
+    assert main(["fill-mask", "--model", "m", "a [MASK] b"]) == 0
+    assert fake.calls["fill_mask"] == _defaults(Predictor.fill_mask, ["top_k"])
+    assert main(["fill-mask", "--model", "m", "--top-k", "3", "a [MASK] b"]) == 0
+    assert fake.calls["fill_mask"] == {"top_k": 3}
+    capsys.readouterr()

@@ -17,7 +17,8 @@ from bertkit.errors import BertkitError
 from bertkit.tb_events import read_scalars
 from bertkit.training.checkpoints import list_checkpoints
 from bertkit.training.config import TrainConfig
-from bertkit.training.loop import Trainer, enable_activation_checkpointing
+from bertkit.training.loop import Trainer
+from bertkit.training.steps import enable_activation_checkpointing
 
 
 class TinyNet(nn.Module):
@@ -492,7 +493,7 @@ def test_measured_peak_is_the_best_of_the_first_windows(tmp_path, monkeypatch):
     """A CPU peak measured while the cores were busy reads low and inflates MFU; the peak is
     re-measured over the first PEAK_CHECKS log windows and the best kept (then no more cost)."""
     from bertkit import runtime
-    from bertkit.training.loop import PEAK_CHECKS
+    from bertkit.training.throughput import PEAK_CHECKS
 
     monkeypatch.delenv("BERTKIT_PEAK_TFLOPS", raising=False)
     monkeypatch.setattr(runtime, "_measured_peaks", {})

@@ -14,3 +14,8 @@ class Terminated(BaseException):
     signal handler the CLI installs, so ``finally`` blocks and atomic writes clean up; the CLI
     exits with status 143. A BaseException, like KeyboardInterrupt: ``except Exception``
     does not swallow it."""
+
+
+def quoted(text: str, n: int = 60) -> str:
+    """``text`` as a message quotes it: ``repr``, cut to ``n`` characters with ``...``."""
+    return repr(text if len(text) <= n else text[:n] + "...")

@@ -53,6 +53,7 @@ from bertkit.config import BertConfig
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_dir, atomic_write_json, read_json
 from bertkit.inference import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS, POOLINGS, Predictor, load, pool_tokens
+from bertkit.settings import ExportKind, ExportOptions, Quantization, choices
 from bertkit.tasks import get_task
 from bertkit.tasks.checkpoints import TASK_FILE
 from bertkit.tasks.classification import read_text_examples
@@ -64,7 +65,7 @@ TOLERANCE = 1e-4
 MODEL_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 EXPORT_FILE = "export.json"
-KINDS = ("auto", "embedding", "fill-mask")
+KINDS = choices(ExportKind)
 INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 MISSING_HINT = "pip install 'bertkit[serve]'"
 
@@ -191,7 +192,9 @@ class Exportable:
         return int(self.config.max_position_embeddings)
 
 
-def load_exportable(model_dir: str | Path, kind: str = "auto", pooling: str = "mean") -> Exportable:
+def load_exportable(
+    model_dir: str | Path, kind: str = ExportOptions.kind, pooling: str = ExportOptions.pooling
+) -> Exportable:
     """What ``model_dir`` does (as :func:`bertkit.load` reads it), as a traceable graph."""
     if kind not in KINDS:
         raise BertkitError(f"kind: unknown value {kind!r} (choose from {', '.join(KINDS)})")
@@ -369,10 +372,10 @@ def export_onnx(
     model_dir: str | Path,
     out_dir: str | Path,
     *,
-    quantize: str | None = None,
-    eval_file: str | None = None,
-    kind: str = "auto",
-    pooling: str = "mean",
+    quantize: str | None = ExportOptions.quantize,
+    eval_file: str | None = ExportOptions.eval_file,
+    kind: str = ExportOptions.kind,
+    pooling: str = ExportOptions.pooling,
     overwrite: bool = False,
     log: Any = None,
 ) -> dict[str, Any]:
@@ -384,8 +387,8 @@ def export_onnx(
     ``TOLERANCE`` on the parity texts."""
     onnx, ort = require_onnx()
     say = log or (lambda msg: None)
-    if quantize not in (None, "int8"):
-        raise BertkitError(f"quantize: unknown value {quantize!r} (choose int8)")
+    if quantize is not None and quantize not in choices(Quantization):
+        raise BertkitError(f"quantize: unknown value {quantize!r} (choose {', '.join(choices(Quantization))})")
     out = Path(out_dir)
     outputs.check_output_dir(out, "export", inputs=[model_dir, eval_file], overwrite=overwrite)
     if eval_file is not None and not Path(eval_file).is_file():

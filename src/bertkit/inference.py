@@ -37,7 +37,7 @@ Methods (every one returns results in input order):
   progress=False) -> np.ndarray`` float32 (N, H). ``mean`` averages the last hidden states
   over real tokens ([CLS] and [SEP] included, padding excluded: sentence-transformers' mean
   pooling), ``cls`` takes [CLS]'s last hidden state (no pooler), ``max`` the element-wise max.
-* ``iter_embed(texts: Iterable[str], chunk_size=4096, ...) -> Iterator[(texts, np.ndarray)]``:
+* ``iter_embed(texts: Iterable[str], chunk_size=8192, ...) -> Iterator[(texts, np.ndarray)]``:
   the same for inputs larger than memory, one pair per chunk of texts (memory bounded by the chunk).
 * ``fill_mask(texts, top_k=5) -> list[dict]``: per text ``{"text", "masks", "filled"}``;
   ``masks[k]`` = the top-k ``{"token_id", "token", "score"}`` (softmax probability) for the
@@ -78,8 +78,6 @@ measured deviation.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -89,20 +87,25 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from bertkit import outputs, runtime
+from bertkit import runtime
 from bertkit.checkpoint import config_file_name, tensor_names
 from bertkit.config import BertConfig
-from bertkit.errors import BertkitError
-from bertkit.fileio import atomic_open, iter_jsonl, iter_lines, open_binary, read_json
+from bertkit.errors import BertkitError, quoted
+from bertkit.fileio import read_json
 from bertkit.heads import BertForPreTraining
 from bertkit.model import BertModel
-from bertkit.settings import InferenceOptions, InferencePrecision, Pooling, choices
+from bertkit.settings import (
+    EmbedOptions,
+    FillMaskOptions,
+    InferenceOptions,
+    InferencePrecision,
+    Pooling,
+    choices,
+)
 from bertkit.tasks.base import Features, build_pair
 from bertkit.tasks.batching import collate, run_model, token_budget_batches
 from bertkit.tasks.checkpoints import TASK_FILE, load_task_model, resolve_init, write_predictions
-from bertkit.tasks.choice import ChoiceExample
-from bertkit.tasks.classification import TextExample
-from bertkit.tasks.readers import SquadQuestion
+from bertkit.tasks.results import input_example, qa_result, tagging_result
 from bertkit.tokenization import Tokenizer
 
 POOLINGS = choices(Pooling)
@@ -297,8 +300,8 @@ class Predictor:
     def embed(
         self,
         texts: Sequence[str],
-        pooling: str = "mean",
-        normalize: bool = False,
+        pooling: str = EmbedOptions.pooling,
+        normalize: bool = EmbedOptions.normalize,
         batch_size: int | None = None,
         max_length: int | None = None,
         progress: bool = False,
@@ -311,11 +314,11 @@ class Predictor:
     def iter_embed(
         self,
         texts: Iterable[str],
-        pooling: str = "mean",
-        normalize: bool = False,
+        pooling: str = EmbedOptions.pooling,
+        normalize: bool = EmbedOptions.normalize,
         batch_size: int | None = None,
         max_length: int | None = None,
-        chunk_size: int = 4096,
+        chunk_size: int = EmbedOptions.chunk_size,
         progress: bool = False,
         total: int | None = None,
     ) -> Iterator[tuple[list[str], np.ndarray]]:
@@ -360,7 +363,11 @@ class Predictor:
         return F.normalize(pooled, p=2, dim=1) if normalize else pooled
 
     def similarity(
-        self, a: str | Sequence[str], b: str | Sequence[str], pooling: str = "mean", batch_size: int | None = None
+        self,
+        a: str | Sequence[str],
+        b: str | Sequence[str],
+        pooling: str = EmbedOptions.pooling,
+        batch_size: int | None = None,
     ) -> np.ndarray:
         """Cosine similarity of every text of ``a`` with every text of ``b``: ``(len(a), len(b))``."""
         a = [a] if isinstance(a, str) else list(a)
@@ -372,7 +379,7 @@ class Predictor:
     def fill_mask(
         self,
         texts: Sequence[str],
-        top_k: int = 5,
+        top_k: int = FillMaskOptions.top_k,
         batch_size: int | None = None,
         max_length: int | None = None,
         progress: bool = False,
@@ -396,11 +403,11 @@ class Predictor:
             pos = [j for j, t in enumerate(it["input_ids"]) if t == tok.mask_id]
             n_literal = text.count(mask_token)
             if not pos:
-                raise BertkitError(f"fill-mask: input {i + 1} has no {mask_token} token: {_clip(text)}")
+                raise BertkitError(f"fill-mask: input {i + 1} has no {mask_token} token: {quoted(text)}")
             if len(pos) < n_literal:
                 raise BertkitError(
                     f"fill-mask: input {i + 1}: {n_literal - len(pos)} of its {n_literal} {mask_token} tokens lie "
-                    f"beyond max_length {max_length}: {_clip(text)}"
+                    f"beyond max_length {max_length}: {quoted(text)}"
                 )
             positions.append(pos)
         results: list[dict | None] = [None] * len(texts)
@@ -463,13 +470,13 @@ class Predictor:
         inputs = list(inputs)
         if task.name == "tagging":
             return self._predict_tagging(inputs, batch_size, progress)
-        examples = [_example(task.name, x, i + 1) for i, x in enumerate(inputs)]
+        examples = [input_example(task.name, x, i + 1) for i, x in enumerate(inputs)]
         features = task.featurize(examples, self.tokenizer, None, training=False)
         if features.n_truncated:
             runtime.log(f"predict: {features.n_truncated} of {len(examples)} inputs truncated")
         preds = self._run_task(features, examples, batch_size, progress)
         if task.name == "qa":
-            return [_qa_result(task, p) for p in preds]
+            return [qa_result(task, p) for p in preds]
         return preds
 
     def _predict_tagging(self, texts: list, batch_size: int | None, progress: bool) -> list[dict]:
@@ -491,7 +498,7 @@ class Predictor:
             )  # (T, K) each
         id2label = dict(enumerate(self.task.labels))
         unk = self.tokenizer.unk_id
-        return [_tagging_result(text, enc, lg, id2label, unk) for text, enc, lg in zip(texts, encs, logits)]
+        return [tagging_result(text, enc, lg, id2label, unk) for text, enc, lg in zip(texts, encs, logits)]
 
     def predict_file(
         self,
@@ -533,146 +540,6 @@ class Predictor:
         return examples, self._run_task(features, examples, batch_size, progress)
 
 
-# ---------------------------------------------------------------------------------------- files
-
-INPUT_FORMATS = ("txt", "jsonl", "tsv")
-TSV_TEXT_COLUMNS = ("text", "sentence")
-
-
-def input_format(path: str | Path) -> str:
-    """``txt`` / ``jsonl`` / ``tsv`` from the file name (``.gz`` allowed)."""
-    name = Path(str(path).removesuffix(".gz")).name.lower()
-    for fmt, suffixes in (("txt", (".txt",)), ("jsonl", (".jsonl",)), ("tsv", (".tsv",))):
-        if name.endswith(suffixes):
-            return fmt
-    raise BertkitError(
-        f"{path}: unknown input format; name it .txt (one text per line), .jsonl (a text field) or .tsv (a column)"
-    )
-
-
-def iter_input_texts(paths: Sequence[str], column: str | None = None, text_field: str = "text") -> Iterator[str]:
-    """The texts of input files, in order, streamed: ``.txt`` every line (an empty line is an
-    empty text, so row i is line i+1), ``.jsonl`` the ``text_field`` of every record, ``.tsv``
-    (header line) the ``column`` (a name, or a 0-based position; default ``text`` /
-    ``sentence``). Bad input raises :class:`BertkitError` naming file and line."""
-
-    for path in paths:
-        fmt = input_format(path)
-        if fmt == "txt":
-            for _, line in iter_lines(path):
-                yield line
-        elif fmt == "jsonl":
-            for lineno, obj in iter_jsonl(path):
-                value = obj.get(text_field)
-                if not isinstance(value, str):
-                    raise BertkitError(f"{path}:{lineno}: no text field {text_field!r} (a string); see --text-field")
-                yield value
-        else:
-            lines = iter_lines(path)
-            first = next(lines, None)
-            if first is None:
-                continue
-            columns = first[1].split("\t")
-            at = _tsv_column(path, columns, column)
-            for lineno, line in lines:
-                fields = line.split("\t")
-                if len(fields) != len(columns):
-                    raise BertkitError(
-                        f"{path}:{lineno}: {len(fields)} tab-separated fields, the header has {len(columns)}"
-                    )
-                yield fields[at]
-
-
-def _tsv_column(path: str, columns: list[str], column: str | None) -> int:
-    if column is None:
-        found = next((c for c in TSV_TEXT_COLUMNS if c in columns), None)
-        if found is None:
-            raise BertkitError(f"{path}: no text column ({' or '.join(TSV_TEXT_COLUMNS)}) in {columns}; pass --column")
-        return columns.index(found)
-    if column in columns:
-        return columns.index(column)
-    if column.isdigit() and int(column) < len(columns):
-        return int(column)
-    raise BertkitError(f"{path}: no column {column!r} (columns: {', '.join(columns)})")
-
-
-def count_input_texts(paths: Sequence[str]) -> int:
-    """How many texts :func:`iter_input_texts` will yield (a fast pass over the bytes, for a
-    progress bar's total): lines of ``.txt``, non-blank lines of ``.jsonl``, ``.tsv`` lines
-    after the header."""
-
-    total = 0
-    for path in paths:
-        fmt = input_format(path)
-        n = last = 0
-        with open_binary(path) as f:
-            if fmt == "jsonl":
-                n = sum(1 for raw in f if raw.strip())
-            else:
-                while block := f.read(1 << 20):
-                    n += block.count(b"\n")
-                    last = block[-1]
-                n += last not in (0, 10)  # a last line without its newline
-                n -= fmt == "tsv" and n > 0
-        total += n
-    return total
-
-
-class EmbeddingWriter:
-    """Rows of embeddings streamed into ``.npy`` (float32 (N, H), header written at the end) or
-    ``.jsonl`` (``{"text", "embedding"}`` per line), atomically: the file appears under its name
-    only when :meth:`close` succeeds. An existing file is refused unless ``overwrite``
-    (:func:`bertkit.outputs.check_output_file`)."""
-
-    NPY_HEADER = 128  # bytes reserved for the .npy header (magic + version + length + dict)
-
-    def __init__(self, path: str | Path, dim: int, overwrite: bool = False) -> None:
-
-        self.path = Path(path)
-        self.format = self.path.suffix.lower().lstrip(".")
-        if self.format not in ("npy", "jsonl"):
-            raise BertkitError(f"{self.path}: output must end in .npy or .jsonl")
-        outputs.check_output_file(self.path, overwrite=overwrite)
-        self.dim = dim
-        self.rows = 0
-        self._ctx = atomic_open(self.path)
-        self._f = self._ctx.__enter__()
-        if self.format == "npy":
-            self._f.write(b"\0" * self.NPY_HEADER)
-
-    def write(self, vectors: np.ndarray, texts: Sequence[str]) -> None:
-        if self.format == "npy":
-            self._f.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
-        else:
-            lines = (
-                json.dumps({"text": t, "embedding": v}, ensure_ascii=False) for t, v in zip(texts, vectors.tolist())
-            )
-            self._f.write("".join(line + "\n" for line in lines).encode("utf-8"))
-        self.rows += len(vectors)
-
-    def close(self) -> None:
-        if self.format == "npy":
-            self._f.seek(0)
-            self._f.write(npy_header(self.rows, self.dim, self.NPY_HEADER))
-        self._ctx.__exit__(None, None, None)
-
-    def __enter__(self) -> EmbeddingWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:  # drop the temporary file: the output never appears
-            self._ctx.__exit__(exc_type, exc, tb)
-
-
-def npy_header(rows: int, dim: int, size: int) -> bytes:
-    """A ``.npy`` v1.0 header of exactly ``size`` bytes for a little-endian float32 (rows, dim) array."""
-    text = f"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {dim}), }}"
-    body = text.ljust(size - 10 - 1) + "\n"
-    return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body.encode("ascii")
-
-
 # ---------------------------------------------------------------------------------------- helpers
 
 
@@ -694,10 +561,6 @@ def _check_finite(values: np.ndarray, what: str) -> None:
             f"the model's {what} is not finite (NaN or infinity) for input {int(np.argmax(bad)) + 1}: its "
             "activations overflow on that input; refusing to return non-finite outputs"
         )
-
-
-def _clip(text: str, n: int = 60) -> str:
-    return repr(text if len(text) <= n else text[:n] + "...")
 
 
 class _texts_bar:
@@ -734,115 +597,11 @@ def _fill(text: str, mask_token: str, masks: list[list[dict]]) -> str:
     return out
 
 
-def _example(task: str, x: Any, line: int) -> Any:
-    """One Python input as the task's example type (no gold label)."""
-    if task in ("classification", "pair", "regression"):
-        if isinstance(x, str):
-            return TextExample(x, None, None, line)
-        if isinstance(x, tuple | list) and len(x) == 2 and all(isinstance(t, str) for t in x):
-            return TextExample(x[0], x[1], None, line)
-        raise BertkitError(f"predict: input {line} must be a text or a (text, text_pair) pair, got {_clip(str(x))}")
-    if task == "qa":
-        if isinstance(x, dict) and isinstance(x.get("question"), str) and isinstance(x.get("context"), str):
-            q, c = x["question"], x["context"]
-        elif isinstance(x, tuple | list) and len(x) == 2 and all(isinstance(t, str) for t in x):
-            q, c = x
-        else:
-            raise BertkitError(f"predict: input {line} must be (question, context) or {{'question', 'context'}}")
-        return SquadQuestion(str(line), q, c, [], False)
-    if task == "choice":
-        if isinstance(x, dict) and isinstance(x.get("context"), str) and isinstance(x.get("endings"), list | tuple):
-            ctx, start, endings = x["context"], x.get("start", ""), list(x["endings"])
-        elif isinstance(x, tuple | list) and len(x) == 2 and isinstance(x[0], str) and isinstance(x[1], list | tuple):
-            ctx, start, endings = x[0], "", list(x[1])
-        else:
-            raise BertkitError(f"predict: input {line} must be (context, endings) or {{'context', 'endings'}}")
-        if len(endings) < 2 or not all(isinstance(e, str) for e in endings):
-            raise BertkitError(f"predict: input {line} needs at least two endings (texts)")
-        return ChoiceExample(ctx, start, endings, None, line)
-    raise BertkitError(f"predict: task {task!r} has no Python input form")
-
-
-def _qa_result(task: Any, p: dict) -> dict:
-    answer = task.answer(p)
-    found = answer != "" and p["start"] is not None
-    return {
-        "answer": answer,
-        "start": p["start"] if found else None,
-        "end": p["end"] if found else None,
-        "score": p["score"] if found else 0.0,
-        "null_score_diff": p["null_score_diff"],
-    }
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
-def _tag_type(label: str) -> tuple[str, str]:
-    """``(B|I, type)`` of a tag, as transformers' pipeline reads it (no prefix = I)."""
-    if label.startswith(("B-", "I-")):
-        return label[0], label[2:]
-    return "I", label
-
-
-def _tagging_result(text: str, enc: Any, logits: np.ndarray, id2label: dict[int, str], unk_id: int) -> dict:
-    """Per-word labels (first piece) and transformers-"simple" grouped entities of one text."""
-    probs = _softmax(logits.astype(np.float64))  # (T, K)
-    words: list[dict] = []
-    tokens: list[dict] = []
-    seen: set[int] = set()
-    for t, (wid, special) in enumerate(zip(enc.word_ids, enc.special_tokens_mask)):
-        if special:
-            continue
-        start, end = enc.offsets[t]
-        k = int(probs[t].argmax())
-        piece = text[start:end] if enc.input_ids[t] == unk_id else enc.tokens[t]  # as the pipeline
-        tokens.append({"label": id2label[k], "score": float(probs[t, k]), "token": piece, "start": start, "end": end})
-        if wid is not None and wid not in seen:
-            seen.add(wid)
-            words.append({"word": text[start:end], "label": id2label[k], "start": start, "end": end})
-        elif wid is not None:
-            words[-1]["end"] = end
-            words[-1]["word"] = text[words[-1]["start"] : end]
-    groups: list[list[dict]] = []
-    for tk in tokens:
-        bi, typ = _tag_type(tk["label"])
-        if groups and bi != "B" and _tag_type(groups[-1][-1]["label"])[1] == typ:
-            groups[-1].append(tk)
-        else:
-            groups.append([tk])
-    entities = []
-    for g in groups:
-        typ = _tag_type(g[0]["label"])[1]
-        if typ == "O":
-            continue
-        entities.append(
-            {
-                "entity_group": typ,
-                "score": float(np.mean([tk["score"] for tk in g])),
-                "word": _join_pieces([tk["token"] for tk in g]),
-                "start": g[0]["start"],
-                "end": g[-1]["end"],
-            }
-        )
-    return {"words": words, "entities": entities}
-
-
-def _join_pieces(tokens: list[str]) -> str:
-    """WordPiece tokens as text (transformers' ``convert_tokens_to_string`` for BERT)."""
-    return re.sub(r" ##", "", " ".join(tokens)).strip()
-
-
 __all__ = [
     "load",
     "Predictor",
     "native_bf16",
     "resolve_precision",
-    "iter_input_texts",
-    "count_input_texts",
-    "EmbeddingWriter",
     "POOLINGS",
     "PRECISIONS",
 ]

@@ -38,9 +38,10 @@ from bertkit.heads import BertForPreTraining, pretraining_loss
 from bertkit.pretraining.format import MANIFEST, check_vocab
 from bertkit.pretraining.loader import PretrainingLoader
 from bertkit.tokenization import Tokenizer
+from bertkit.training.batches import move_to
 from bertkit.training.checkpoints import CHECKPOINT_RE, checkpoint_bytes, list_checkpoints, read_meta
 from bertkit.training.config import TrainConfig
-from bertkit.training.loop import Trainer, move_to
+from bertkit.training.loop import Trainer
 
 
 @dataclass

@@ -36,6 +36,9 @@ Split = Literal["train", "validation"]
 TaskName = Literal["classification", "pair", "regression", "tagging", "qa", "choice"]
 Pooling = Literal["mean", "cls", "max"]  # sentence embeddings (bertkit.inference)
 InferencePrecision = Literal["fp32", "bf16", "auto"]  # auto: bf16 only where the hardware has bf16 matmul units
+ExportKind = Literal["auto", "embedding", "fill-mask"]  # what a checkpoint without a task exports
+Quantization = Literal["int8"]  # onnxruntime dynamic quantization of the matmul weights
+TfGelu = Literal["erf", "tanh"]  # the GELU a converted Google checkpoint computes
 
 # Task defaults quoted in several places: the sequence length of every task but QA (and of
 # ``bertkit prepare``), QA's, and the similarity task's.
@@ -56,6 +59,72 @@ class InferenceOptions:
     max_length: int | None = None  # truncate inputs to this many tokens (default: the model's maximum)
     precision: InferencePrecision = "fp32"  # bf16: fast only with bf16 matrix units; auto: bf16 only there
     device: str = "auto"  # auto (CUDA if present), cpu, cuda, cuda:N
+
+
+@dataclasses.dataclass
+class EmbedOptions:
+    """How texts become sentence embeddings: ``Predictor.embed`` / ``iter_embed`` and ``bertkit
+    embed`` (``pooling`` is also the default of ``bertkit export`` and ``bertkit serve``)."""
+
+    pooling: Pooling = "mean"  # token vectors -> one vector: mean of the real tokens, [CLS]'s vector, or max
+    normalize: bool = False  # L2-normalise each embedding
+    chunk_size: int = 8192  # texts read, sorted by length and embedded at a time (bounds memory)
+
+
+@dataclasses.dataclass
+class TextFileOptions:
+    """Which text of each record an input file holds (``bertkit embed``, ``embedding_files.iter_input_texts``)."""
+
+    column: str | None = None  # .tsv: the text column, by name or 0-based position (default: text / sentence)
+    text_field: str = "text"  # .jsonl: the field holding the text
+
+
+@dataclasses.dataclass
+class FillMaskOptions:
+    """``Predictor.fill_mask`` and ``bertkit fill-mask``."""
+
+    top_k: int = 5  # most likely tokens shown per [MASK]
+    lines_per_batch: int = 256  # stdin lines read before predicting (piped input)
+
+
+@dataclasses.dataclass
+class TokenizeOptions:
+    """``bertkit tokenize``."""
+
+    pair: bool = False  # lines are TEXT<TAB>PAIR, encoded as a pair
+    max_length: int | None = None  # truncate to this many tokens
+    batch_size: int = 1000  # lines encoded at once (piped input; a terminal gets each line at once)
+
+
+@dataclasses.dataclass
+class VocabOptions:
+    """How a WordPiece vocabulary is learned: ``bertkit vocab`` and the defaults of
+    ``bertkit.tokenization.train_vocab``."""
+
+    vocab_size: int = 30000  # total tokens, specials and [unusedN] included
+    cased: bool = False  # keep case and accents (off: lowercase and strip accents, an uncased vocabulary)
+    unused: int = 0  # reserve N [unusedI] tokens after the specials
+    min_frequency: int = 2  # minimum count of a merged piece
+    limit_alphabet: int | None = 1000  # keep the N most frequent characters; rarer ones become [UNK]
+    preserve_hangul_kana: bool = True  # keep Hangul syllables and kana whole when stripping accents (BERT splits them)
+    encoding_errors: EncodingErrors = "strict"  # invalid UTF-8: stop with an error (strict) or read U+FFFD (replace)
+
+
+@dataclasses.dataclass
+class ExportOptions:
+    """What ``bertkit export`` / ``bertkit.export.export_onnx`` write besides model.onnx."""
+
+    kind: ExportKind = "auto"  # a checkpoint without a task: auto = fill-mask when it has an MLM head, else embedding
+    pooling: Pooling = EmbedOptions.pooling  # embedding pooling inside the graph
+    quantize: Quantization | None = None  # also write model.int8.onnx (dynamic quantization of the matmul weights)
+    eval_file: str | None = None  # labelled dev file: the metric of torch fp32, onnx fp32 (+ int8) and the change
+
+
+@dataclasses.dataclass
+class ConvertOptions:
+    """``bertkit convert --from-tf``."""
+
+    gelu: TfGelu = "erf"  # erf: exact (hidden_act gelu, as transformers converts); tanh: gelu_new, as the TF code
 
 
 def choices(literal: Any) -> tuple:

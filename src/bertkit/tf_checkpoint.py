@@ -39,6 +39,10 @@ from bertkit.config import GOOGLE_CONFIG_NAME as BERT_CONFIG_NAME
 from bertkit.errors import BertkitError
 from bertkit.fileio import read_json
 from bertkit.protowire import fixed32, iter_fields, masked_crc32c, read_varint, signed64
+from bertkit.settings import TfGelu
+
+# the GELU a converted checkpoint computes (settings.ConvertOptions.gelu) -> BertConfig.hidden_act
+GELU_ACT: dict[TfGelu, str] = {"erf": "gelu", "tanh": "gelu_new"}
 
 DEFAULT_PREFIX = "bert_model.ckpt"
 VOCAB_NAME = "vocab.txt"

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 
+from bertkit import settings
 from bertkit.cli import summary
-
-GELU_ACT = {"erf": "gelu", "tanh": "gelu_new"}
+from bertkit.settings import ConvertOptions
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Read a google-research/bert TensorFlow checkpoint (bert_config.json, "
         "bert_model.ckpt.index + .data-*, vocab.txt) without TensorFlow and write a checkpoint "
         "directory that bertkit and transformers load unchanged. Optimizer slots and global_step "
-        "are dropped; the pre-training heads are kept when the checkpoint has them.",
+        "are dropped; the pre-training heads are kept when the checkpoint has them. --gelu tanh computes what google-research/bert computes (closest to the TF model's own outputs); erf is the exact GELU transformers' converter picks.",
     )
     p.add_argument(
         "--from-tf",
@@ -41,14 +41,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     case = p.add_mutually_exclusive_group()
     case.add_argument("--cased", dest="lower", action="store_false", default=None, help="keep case when tokenizing")
     case.add_argument("--uncased", dest="lower", action="store_true", help="lower-case and strip accents")
-    p.add_argument(
-        "--gelu",
-        choices=sorted(GELU_ACT),
-        default="erf",
-        help="erf (default): hidden_act 'gelu', the exact GELU, as transformers' converter does; "
-        "tanh: hidden_act 'gelu_new', the tanh approximation google-research/bert computes "
-        "(closest to the TF model's own outputs)",
-    )
+    settings.add_flags(p, ConvertOptions())
     return p
 
 
@@ -61,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from bertkit.fileio import atomic_dir
     from bertkit.heads import BertForPreTraining
     from bertkit.model import BertModel
-    from bertkit.tf_checkpoint import converted_size, find_prefix, is_tf_checkpoint_dir, tokenizer_casing
+    from bertkit.tf_checkpoint import GELU_ACT, converted_size, find_prefix, is_tf_checkpoint_dir, tokenizer_casing
     from bertkit.tokenization import Tokenizer, read_vocab
 
     src, out = resolve_pretrained(Path(args.from_tf)), Path(args.out)
@@ -71,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     need_bytes, has_heads = converted_size(src)
     outputs.check_output_dir(out, "convert", inputs=[src], overwrite=args.overwrite, need_bytes=need_bytes)
     cls = BertForPreTraining if has_heads else BertModel
-    model = cls.from_pretrained(src, hidden_act=GELU_ACT[args.gelu])
+    model = cls.from_pretrained(src, hidden_act=GELU_ACT[settings.from_args(args, ConvertOptions).gelu])
     vocab = src / "vocab.txt"
     tok = Tokenizer(read_vocab(vocab), do_lower_case=tokenizer_casing(src, args.lower), source=str(vocab))
     with atomic_dir(out) as tmp, outputs.disk_errors(out, "the converted checkpoint"):

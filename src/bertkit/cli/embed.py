@@ -6,7 +6,7 @@ import argparse
 
 from bertkit import settings
 from bertkit.cli import summary
-from bertkit.settings import InferenceOptions, Pooling, choices
+from bertkit.settings import EmbedOptions, InferenceOptions, TextFileOptions
 
 
 def add_inference_options(p: argparse.ArgumentParser, batch_and_length: bool = True) -> None:
@@ -42,22 +42,17 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, metavar="DIR", help="any model directory (encoder, pre-training, task)")
     p.add_argument("--input", required=True, nargs="+", metavar="FILE", help="text files, read in the order given")
     p.add_argument("--out", required=True, metavar="OUT", help="OUT.npy or OUT.jsonl (must not exist)")
-    p.add_argument("--pooling", default="mean", choices=choices(Pooling))
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file (never an input)")
-    p.add_argument("--normalize", action="store_true", help="L2-normalise each embedding")
-    p.add_argument("--column", default=None, help=".tsv: the text column, by name or 0-based position")
-    p.add_argument("--text-field", default="text", help=".jsonl: the text field (default: text)")
-    p.add_argument(
-        "--chunk-size", type=int, default=8192, help="texts read, sorted and embedded at a time (default: 8192)"
-    )
+    settings.add_flags(p, EmbedOptions())
+    settings.add_flags(p, TextFileOptions())
     add_inference_options(p)
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from bertkit import outputs
-    from bertkit.inference import EmbeddingWriter, count_input_texts, iter_input_texts
+    from bertkit.embedding_files import EmbeddingWriter, count_input_texts, iter_input_texts
 
     outputs.check_output_file(args.out, inputs=[*args.input, args.model], overwrite=args.overwrite)  # before loading
     model = load_model(args)

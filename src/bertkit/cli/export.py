@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from bertkit import settings
 from bertkit.cli import summary
-from bertkit.settings import Pooling, choices
+from bertkit.settings import ExportOptions
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -17,32 +18,16 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "files, config.json (+ task.json) and export.json. An encoder exports with its pooling in the "
         "graph (output 'embedding'), a pre-training checkpoint its MLM logits, a fine-tuned task "
         "directory its task head. Before anything is written, onnxruntime must reproduce bertkit's "
-        "torch outputs on real text within 1e-4 (fp32). Needs onnx + onnxruntime: pip install 'bertkit[serve]'.",
+        "torch outputs on real text within 1e-4 (fp32). --eval scores a task model with its task's metrics, an encoder on a scored pair file (Spearman of cosine similarity). Needs onnx + onnxruntime: pip install 'bertkit[serve]'.",
     )
     p.add_argument("--model", required=True, metavar="DIR", help="checkpoint or fine-tuned task directory")
-    p.add_argument("--out", required=True, metavar="DIR", help="export directory (must not exist)")
     p.add_argument(
-        "--quantize",
-        choices=["int8"],
-        default=None,
-        help="also write model.int8.onnx (onnxruntime dynamic quantization of the matmul weights)",
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="export directory: new, empty, or an earlier export with --overwrite",
     )
-    p.add_argument(
-        "--eval",
-        metavar="FILE",
-        default=None,
-        help="labelled dev file: report the metric of torch fp32, onnx fp32 (and int8) and the change "
-        "(task models: the task's metrics; encoders: a scored pair file, Spearman of cosine similarity)",
-    )
-    p.add_argument(
-        "--kind",
-        choices=["auto", "embedding", "fill-mask"],
-        default="auto",
-        help="for a checkpoint without a task: auto = fill-mask when it has an MLM head, else embedding",
-    )
-    p.add_argument(
-        "--pooling", choices=list(choices(Pooling)), default="mean", help="embedding pooling inside the graph"
-    )
+    settings.add_flags(p, ExportOptions(), names={"eval_file": "--eval"})
     p.add_argument("--overwrite", action="store_true", help="replace an existing bertkit export at --out")
     return p
 
@@ -51,13 +36,14 @@ def run(args: argparse.Namespace) -> int:
     from bertkit import runtime
     from bertkit.export import export_onnx
 
+    opts = settings.from_args(args, ExportOptions)
     info = export_onnx(
         args.model,
         args.out,
-        quantize=args.quantize,
-        eval_file=args.eval,
-        kind=args.kind,
-        pooling=args.pooling,
+        quantize=opts.quantize,
+        eval_file=opts.eval_file,
+        kind=opts.kind,
+        pooling=opts.pooling,
         overwrite=args.overwrite,
         log=runtime.log,
     )

@@ -6,8 +6,10 @@ import argparse
 import json
 import sys
 
+from bertkit import settings
 from bertkit.cli import summary
 from bertkit.cli.embed import add_inference_options, load_model
+from bertkit.settings import FillMaskOptions
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -21,8 +23,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--model", required=True, metavar="DIR", help="a checkpoint with an MLM head")
     p.add_argument("texts", nargs="*", metavar="TEXT", help="texts with [MASK] (default: stdin lines)")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--lines-per-batch", type=int, default=256, help="stdin lines read before predicting (piped input)")
+    settings.add_flags(p, FillMaskOptions())
     add_inference_options(p)
     return p
 

@@ -6,8 +6,7 @@ import argparse
 
 from bertkit import settings
 from bertkit.cli import summary
-from bertkit.pretraining.format import PrepareOptions
-from bertkit.settings import Split
+from bertkit.pretraining.format import InspectOptions, PrepareOptions
 
 FLAGS = {"masked_lm_prob": "--mask-prob"}  # the original's flag name
 
@@ -25,8 +24,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--tokenizer", metavar="DIR", help="directory with vocab.txt (+ tokenizer_config.json)")
     p.add_argument("--out", metavar="DIR", help="output directory")
     p.add_argument("--inspect", metavar="DIR", help="print the manifest and decode a few instances of DIR")
-    p.add_argument("-n", type=int, default=3, help="instances to decode with --inspect (default 3)")
-    p.add_argument("--split", default="train", choices=settings.choices(Split), help="split for --inspect")
+    settings.add_flags(p, InspectOptions(), names={"n": "-n"})
     p.add_argument("--workers", type=int, default=None, help="processes (default: CPU cores)")
     settings.add_flags(p.add_argument_group("options (recorded in the manifest)"), PrepareOptions(), names=FLAGS)
     p.add_argument(

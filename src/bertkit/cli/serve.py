@@ -23,12 +23,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--model", required=True, metavar="DIR", help="model directory (or ONNX export with --backend onnx)")
     settings.add_flags(p, ServeConfig())
-    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from bertkit.serve.server import serve
 
-    serve(args.model, settings.from_args(args, ServeConfig), log_level=args.log_level)
+    serve(args.model, settings.from_args(args, ServeConfig))
     return 0

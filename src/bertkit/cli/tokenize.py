@@ -6,7 +6,9 @@ import argparse
 import json
 import sys
 
+from bertkit import settings
 from bertkit.cli import summary
+from bertkit.settings import TokenizeOptions
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -18,9 +20,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--pair each line holds two tab-separated texts, encoded as a pair.",
     )
     p.add_argument("--model", required=True, metavar="DIR", help="directory with vocab.txt (+ tokenizer_config.json)")
-    p.add_argument("--pair", action="store_true", help="lines are TEXT<TAB>PAIR")
-    p.add_argument("--max-length", type=int, default=None, help="truncate to this many tokens")
-    p.add_argument("--batch-size", type=int, default=1000, help="lines encoded at once")
+    settings.add_flags(p, TokenizeOptions())
     return p
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bertkit import settings
 from bertkit.cli import summary
+from bertkit.settings import VocabOptions
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -25,31 +27,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="DIR",
         help="output directory (new, empty, or an earlier vocab with --overwrite)",
     )
-    p.add_argument("--vocab-size", type=int, default=30000, help="total tokens (default 30000)")
-    p.add_argument("--cased", action="store_true", help="keep case and accents (default: lowercase and strip accents)")
-    p.add_argument(
-        "--unused", type=int, default=0, metavar="N", help="reserve N [unusedI] tokens after the specials (default 0)"
-    )
-    p.add_argument("--min-frequency", type=int, default=2, help="minimum count of a merged piece (default 2)")
-    p.add_argument(
-        "--limit-alphabet",
-        type=int,
-        default=1000,
-        help="keep the N most frequent characters; rarer ones become [UNK] (default 1000)",
-    )
-    p.add_argument(
-        "--preserve-hangul-kana",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="when stripping accents keep Hangul syllables and kana whole instead of "
-        "decomposing them like the original BERT (default: on)",
-    )
-    p.add_argument(
-        "--encoding-errors",
-        choices=["strict", "replace"],
-        default="strict",
-        help="invalid UTF-8: stop with an error (strict, default) or use U+FFFD",
-    )
+    settings.add_flags(p, VocabOptions())
     p.add_argument("--overwrite", action="store_true", help="replace a vocabulary bertkit wrote in --out before")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -62,15 +40,16 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     outputs.check_output_dir(out, "vocab", inputs=args.input, overwrite=args.overwrite, need_bytes=4 << 20)
+    opts = settings.from_args(args, VocabOptions)
     tok = train_vocab(
         args.input,
-        vocab_size=args.vocab_size,
-        lowercase=not args.cased,
-        preserve_hangul_kana=args.preserve_hangul_kana,
-        unused=args.unused,
-        min_frequency=args.min_frequency,
-        limit_alphabet=args.limit_alphabet,
-        encoding_errors=args.encoding_errors,
+        vocab_size=opts.vocab_size,
+        lowercase=not opts.cased,
+        preserve_hangul_kana=opts.preserve_hangul_kana,
+        unused=opts.unused,
+        min_frequency=opts.min_frequency,
+        limit_alphabet=opts.limit_alphabet,
+        encoding_errors=opts.encoding_errors,
         progress=not args.quiet,
     )
     report = tok.training_report

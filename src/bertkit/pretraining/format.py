@@ -17,7 +17,7 @@ import numpy as np
 from bertkit.corpus import DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_LINE_BYTES
 from bertkit.errors import BertkitError
 from bertkit.fileio import read_json
-from bertkit.settings import DEFAULT_MAX_SEQ_LENGTH, CorpusFormat, EncodingErrors, Masking, check_choice
+from bertkit.settings import DEFAULT_MAX_SEQ_LENGTH, CorpusFormat, EncodingErrors, Masking, Split, check_choice
 
 FORMAT_NAME = "bertkit-pretraining-data"
 FORMAT_VERSION = 1
@@ -99,6 +99,14 @@ class PrepareOptions:
 
 # ---------------------------------------------------------------------------------------------
 # vocabulary facts the workers and the loader need
+
+
+@dataclass
+class InspectOptions:
+    """What ``bertkit prepare --inspect`` shows of prepared data."""
+
+    n: int = 3  # instances to decode with --inspect
+    split: Split = "train"  # the split --inspect shows
 
 
 @dataclass

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from bertkit.fileio import read_json
-from bertkit.pretraining.format import IGNORE_INDEX, MANIFEST
+from bertkit.pretraining.format import IGNORE_INDEX, MANIFEST, InspectOptions
 from bertkit.pretraining.loader import PretrainingLoader
 from bertkit.tokenization import Tokenizer
 
 
-def inspect(data_dir: str | os.PathLike, n: int = 3, split: str = "train") -> str:
+def inspect(data_dir: str | os.PathLike, n: int = InspectOptions.n, split: str = InspectOptions.split) -> str:
     """A readable summary of prepared data: manifest facts and ``n`` decoded instances
     (tokens with masked positions as ``[MASK:label]``-style marks, segments, NSP label)."""
     data_dir = Path(data_dir)

@@ -36,6 +36,7 @@ from bertkit.errors import BertkitError
 from bertkit.serve.batcher import Batcher, QueueFull
 from bertkit.serve.config import ServeConfig
 from bertkit.serve.metrics import Metrics
+from bertkit.settings import FillMaskOptions
 
 # Requests with fewer characters than this are tokenised on the event loop (see Service.off_loop).
 INLINE_TOKENIZE_CHARS = 8192
@@ -73,7 +74,7 @@ class PredictRequest(_Body):
 
 class FillMaskRequest(_Body):
     inputs: Texts
-    top_k: int = Field(5, ge=1, le=100)
+    top_k: int = Field(FillMaskOptions.top_k, ge=1, le=100)
     truncate: bool = False
 
 

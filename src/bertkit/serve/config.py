@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bertkit.errors import BertkitError
-from bertkit.settings import InferenceOptions, InferencePrecision, Pooling, check_choice
+from bertkit.settings import EmbedOptions, InferenceOptions, InferencePrecision, Pooling, check_choice
 
 Backend = Literal["torch", "onnx", "onnx-int8"]  # torch: a model directory; onnx*: a `bertkit export` directory
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]  # uvicorn's
 
 
 @dataclass
@@ -25,12 +26,13 @@ class ServeConfig:
     max_inputs: int = 64  # inputs per request at most; beyond: 413
     max_body_bytes: int = 2 * 1024 * 1024  # request body size at most; beyond: 413
     request_timeout_s: float = 30.0  # answer within this or 504
-    pooling: Pooling = "mean"  # embedding pooling (an ONNX export has its own)
+    pooling: Pooling = EmbedOptions.pooling  # embedding pooling (an ONNX export has its own)
     model_id: str = "bertkit"  # model name shown by /info and /v1/embeddings
     threads: int | None = None  # torch / onnxruntime threads (default: the library's)
     device: str = InferenceOptions.device  # torch backend: auto (CUDA when present), cpu, cuda, cuda:N
     precision: InferencePrecision = InferenceOptions.precision  # torch backend: fp32, bf16 or auto
     graceful_timeout_s: float = 30.0  # on SIGTERM, wait this long for requests in flight
+    log_level: LogLevel = "info"  # server log messages shown (uvicorn's levels)
 
     def validate(self) -> None:
         for name in ("max_batch_tokens", "max_queue", "max_inputs", "max_body_bytes"):
@@ -41,3 +43,4 @@ class ServeConfig:
         check_choice("backend", self.backend, Backend)
         check_choice("pooling", self.pooling, Pooling)
         check_choice("precision", self.precision, InferencePrecision)
+        check_choice("log_level", self.log_level, LogLevel)

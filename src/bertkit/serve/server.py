@@ -44,7 +44,7 @@ def create_app(predictor: Any, cfg: ServeConfig | None = None) -> Any:
     return create(predictor, cfg)
 
 
-def serve(model: str, cfg: ServeConfig, log_level: str = "info") -> None:
+def serve(model: str, cfg: ServeConfig) -> None:
     """Load ``model`` and serve it until SIGTERM / SIGINT: uvicorn then stops accepting
     connections, finishes the requests in flight (up to ``cfg.graceful_timeout_s``), and the
     batch worker drains its queue before the process exits."""
@@ -57,7 +57,7 @@ def serve(model: str, cfg: ServeConfig, log_level: str = "info") -> None:
         app,
         host=cfg.host,
         port=cfg.port,
-        log_level=log_level,
+        log_level=cfg.log_level,
         timeout_graceful_shutdown=cfg.graceful_timeout_s,
         access_log=False,
     )

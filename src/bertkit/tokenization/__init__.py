@@ -5,11 +5,11 @@ slow ``BertTokenizer``), with offsets into the original text; ``train_vocab`` le
 WordPiece vocabulary from a corpus.
 """
 
+from bertkit.tokenization.encoding import Encoding
 from bertkit.tokenization.tokenizer import (
     CONFIG_FILE,
     PRESERVE_HANGUL_KANA_KEY,
     VOCAB_FILE,
-    Encoding,
     Tokenizer,
     read_vocab,
 )

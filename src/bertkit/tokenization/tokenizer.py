@@ -6,14 +6,9 @@ spaces around CJK ideographs, NFC, optionally lowercase and strip accents (NFD, 
 split on whitespace and punctuation; then greedy longest-match-first WordPiece with ``##``
 continuations, words over 100 characters or without a match becoming ``[UNK]``.
 
-The engine is a ``tokenizers.Tokenizer`` configured with character classes computed from
-Python's own Unicode tables (see :mod:`bertkit.tokenization.unicode_tables`) instead of the
-built-in ``BertNormalizer`` / ``BertPreTokenizer``, which drift from the original. The few
-remaining differences (context-dependent final sigma, characters whose case/normalisation
-mapping differs between the Python and Rust Unicode versions, lone surrogates) are fixed by a
-small Python pre-pass that only runs on texts containing such characters.
-
-Offsets are character spans into the original string, through every normalisation step.
+The normaliser, the pre-tokenizer and the Python pre-pass that make the Rust ``tokenizers``
+engine match the original are built in :mod:`bertkit.tokenization.normalization`; the
+result of encoding is an :class:`~bertkit.tokenization.encoding.Encoding`.
 """
 
 from __future__ import annotations
@@ -21,18 +16,24 @@ from __future__ import annotations
 import functools
 import os
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from tokenizers import AddedToken, Regex, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers import AddedToken, decoders, models, normalizers, processors
 from tokenizers import Tokenizer as RustTokenizer
 
 from bertkit.errors import BertkitError
 from bertkit.fileio import atomic_write_json, atomic_write_text, read_json
 from bertkit.hub import resolve
 from bertkit.tf_checkpoint import is_tf_checkpoint_dir, tokenizer_casing
-from bertkit.tokenization import unicode_tables as ut
+from bertkit.tokenization.encoding import Encoding, _check_options, _truncated_lengths
+from bertkit.tokenization.normalization import (
+    _prepass_regex,
+    _python_prepass,
+    _resolve_strip,
+    build_normalizer,
+    build_pre_tokenizer,
+)
 
 VOCAB_FILE = "vocab.txt"
 CONFIG_FILE = "tokenizer_config.json"
@@ -49,188 +50,8 @@ _DEFAULT_SPECIALS = {
     "sep_token": "[SEP]",
     "mask_token": "[MASK]",
 }
-TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
-_CGJ = "\u034f"  # COMBINING GRAPHEME JOINER
 # Anything but printable ASCII, tab, newline and carriage return.
 _NOT_CLEAN_ASCII = re.compile(r"[^\t\n\r\x20-\x7e]")
-
-
-class Encoding:
-    """One encoded input (a text or a text pair), with special tokens and optional padding.
-
-    Fields (plain lists, computed from the engine's result on first access):
-
-    * ``input_ids``, ``token_type_ids`` (0 for ``[CLS] text [SEP]``, 1 for ``pair [SEP]``),
-      ``attention_mask`` (0 on padding), ``special_tokens_mask`` (1 on [CLS]/[SEP]/[PAD]);
-    * ``offsets``: ``(start, end)`` character spans into the ORIGINAL text the token came from
-      (the first text where ``sequence_ids`` is 0, the pair where it is 1); ``(0, 0)`` for
-      special and padding tokens;
-    * ``word_ids``: the basic-tokenizer word of each token, numbered from 0 in each text
-      (``None`` for special and padding tokens); ``sequence_ids``: 0, 1 or ``None``;
-    * ``tokens``: the piece strings.
-    """
-
-    __slots__ = ("_raw", "_texts", "_maps", "_refetch", "_id_to_token", "_cache")
-    FIELDS = (
-        "input_ids",
-        "token_type_ids",
-        "attention_mask",
-        "special_tokens_mask",
-        "offsets",
-        "word_ids",
-        "tokens",
-        "sequence_ids",
-    )
-
-    def __init__(
-        self, raw, texts: tuple[str, ...], maps: tuple[list[int] | None, ...], id_to_token: Sequence[str], refetch=None
-    ):
-        self._raw = raw  # tokenizers.Encoding, specials added (and padded)
-        self._texts = texts  # the original text (and pair)
-        self._maps = maps  # per text: pre-pass index map, or None
-        self._id_to_token = id_to_token
-        # ``raw`` from the engine's fast mode has no offsets / words; ``refetch()`` encodes the
-        # same input again in full mode (only when offsets or word_ids are asked for).
-        self._refetch = refetch
-        self._cache: dict = {}
-
-    def _full(self):
-        """The engine result with offsets and words (padded like ``_raw``)."""
-        if self._refetch is None:
-            return self._raw
-        full = self._cache.get("_full")
-        if full is None:
-            full = self._refetch()
-            if len(full) < len(self._raw):
-                full.pad(len(self._raw))
-            self._cache["_full"] = full
-        return full
-
-    def _get(self, name: str, compute):
-        value = self._cache.get(name)
-        if value is None:
-            value = self._cache[name] = compute()
-        return value
-
-    @property
-    def input_ids(self) -> list[int]:
-        return self._get("input_ids", lambda: self._raw.ids)
-
-    @property
-    def token_type_ids(self) -> list[int]:
-        return self._get("token_type_ids", lambda: self._raw.type_ids)
-
-    @property
-    def attention_mask(self) -> list[int]:
-        return self._get("attention_mask", lambda: self._raw.attention_mask)
-
-    @property
-    def special_tokens_mask(self) -> list[int]:
-        return self._get("special_tokens_mask", lambda: self._raw.special_tokens_mask)
-
-    @property
-    def tokens(self) -> list[str]:
-        return self._get("tokens", lambda: [self._id_to_token[i] for i in self.input_ids])
-
-    @property
-    def word_ids(self) -> list[int | None]:
-        return self._get("word_ids", lambda: self._full().word_ids)
-
-    @property
-    def sequence_ids(self) -> list[int | None]:
-        return self._get(
-            "sequence_ids",
-            lambda: [None if special else t for t, special in zip(self.token_type_ids, self.special_tokens_mask)],
-        )
-
-    @property
-    def offsets(self) -> list[tuple[int, int]]:
-        return self._get("offsets", self._original_offsets)
-
-    def _original_offsets(self) -> list[tuple[int, int]]:
-        offsets = self._full().offsets
-        seq = self.sequence_ids
-        for s, (text, index) in enumerate(zip(self._texts, self._maps)):
-            if index is None and not _MARK_RE.search(text):
-                continue
-            positions = [k for k, q in enumerate(seq) if q == s]
-            spans = [offsets[k] for k in positions]
-            if index is not None:
-                spans = [_map_span(index, a, b) for a, b in spans]
-            if _MARK_RE.search(text):
-                spans = _absorb_marks(text, spans)
-            for k, span in zip(positions, spans):
-                offsets[k] = span
-        return offsets
-
-    def __len__(self) -> int:
-        return len(self._raw)
-
-    def to_dict(self) -> dict:
-        return {name: getattr(self, name) for name in self.FIELDS}
-
-    def __getstate__(self):
-        return self.to_dict()
-
-    def __setstate__(self, state):
-        # A pickled Encoding is plain data: every field already computed.
-        self._raw, self._texts, self._maps, self._refetch, self._id_to_token = None, (), (), None, ()
-        self._cache = dict(state)
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Encoding) and self.to_dict() == other.to_dict()
-
-    def __repr__(self) -> str:
-        return "Encoding(" + ", ".join(f"{k}={v!r}" for k, v in self.to_dict().items()) + ")"
-
-
-def _resolve_strip(do_lower_case: bool, strip_accents: bool | None) -> bool:
-    """The original's rule: ``strip_accents=None`` follows ``do_lower_case``."""
-    return do_lower_case if strip_accents is None else bool(strip_accents)
-
-
-def build_normalizer(*, do_lower_case: bool, strip: bool, preserve_hangul_kana: bool):
-    """The ``tokenizers`` normalizer of the original basic tokenizer (clean, NFC, lower, strip)."""
-    removed = ut.onig_class(ut._without_surrogates(ut.removed_ranges()))
-    steps = [normalizers.Replace(Regex(removed), "")]
-    if not strip:
-        # transformers' slow tokenizer NFC-normalises the text. When accents are stripped the NFD
-        # below makes that step redundant (NFD(lower(NFC(x))) == NFD(lower(x)) for every
-        # character, checked by a test), and leaving it out keeps offsets per character.
-        steps.append(normalizers.NFC())
-    if do_lower_case:
-        steps.append(normalizers.Lowercase())
-    if strip:
-        steps.append(normalizers.NFD())
-        if preserve_hangul_kana:
-            # Strip every Mn except kana voicing marks that follow kana; NFC then recomposes the
-            # Hangul syllables (NFD split them into jamo) and the voiced kana.
-            voicing = {ord(c) for c in ut.KANA_VOICING_MARKS}
-            marks = [(cp, cp) for a, b in ut.mark_ranges() for cp in range(a, b + 1) if cp not in voicing]
-            kana = ut.onig_class(ut.KANA_RANGES)
-            pattern = ut.onig_class(ut._merge(marks)) + f"|(?<!{kana})[\\x{{3099}}\\x{{309A}}]"
-            steps.append(normalizers.Replace(Regex(pattern), ""))
-            # NFC must not recompose anything else the original leaves decomposed (Indic
-            # two-part vowels): a combining grapheme joiner between such pairs blocks it.
-            firsts, seconds = ut.compose_pairs()
-            block = f"(?<={ut.onig_class(firsts)})(?={ut.onig_class(seconds)})"
-            steps.append(normalizers.Replace(Regex(block), _CGJ))
-            steps.append(normalizers.NFC())
-            steps.append(normalizers.Replace(_CGJ, ""))
-        else:
-            steps.append(normalizers.Replace(Regex(ut.onig_class(ut.mark_ranges())), ""))
-    return normalizers.Sequence(steps)
-
-
-def build_pre_tokenizer(*, tokenize_chinese_chars: bool):
-    """Split on whitespace, then isolate each punctuation character (and CJK ideograph)."""
-    split_ranges = list(ut.punct_ranges()) + (list(ut.CJK_RANGES) if tokenize_chinese_chars else [])
-    return pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.WhitespaceSplit(),
-            pre_tokenizers.Split(Regex(ut.onig_class(ut._merge(split_ranges))), "isolated"),
-        ]
-    )
 
 
 def _build_engine(
@@ -266,16 +87,6 @@ def _build_engine(
     )
     tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
     return tok
-
-
-@functools.cache
-def _prepass_regex(do_lower_case: bool) -> re.Pattern:
-    """Texts matching this need the Python pre-pass: drift chars, surrogates, capital sigma."""
-    chars = set(ut.drift_chars())
-    if do_lower_case:
-        chars.add(ut.GREEK_CAPITAL_SIGMA)
-    ranges = ut._merge([(ord(c), ord(c)) for c in chars] + [(0xD800, 0xDFFF)])
-    return re.compile(ut.py_class(ranges))
 
 
 class Tokenizer:
@@ -423,7 +234,7 @@ class Tokenizer:
     # ------------------------------------------------------------------ tokenizing
 
     def _prepass(self, text: str) -> tuple[str, list[int] | None]:
-        """Fix, in Python, what the Rust engine would get wrong (see module docstring).
+        """Fix, in Python, what the Rust engine would get wrong (see :mod:`bertkit.tokenization.normalization`).
 
         Returns the text for the engine and, when its length changed, the original index of each
         of its characters (plus one end sentinel) to map offsets back.
@@ -587,164 +398,3 @@ def read_vocab(path: str | os.PathLike) -> list[str]:
     if not tokens:
         raise BertkitError(f"{p}: empty vocabulary")
     return tokens
-
-
-def _check_options(max_length, truncation, padding) -> None:
-    if truncation not in (False, None, True) and truncation not in TRUNCATION_STRATEGIES:
-        raise BertkitError(f"unknown truncation {truncation!r}; use one of {', '.join(TRUNCATION_STRATEGIES)} or False")
-    if padding not in (False, True, "longest", "max_length", "do_not_pad"):
-        raise BertkitError(f"unknown padding {padding!r}; use False, True/'longest' or 'max_length'")
-    if padding == "max_length" and max_length is None:
-        raise BertkitError("padding='max_length' needs max_length")
-    if max_length is not None and max_length < 1:
-        raise BertkitError(f"max_length must be positive, got {max_length}")
-
-
-def _truncated_lengths(la: int, lb: int | None, max_length: int, strategy: str) -> tuple[int, int]:
-    """Lengths of the first / second sequence after truncation, as transformers' slow tokenizer
-    (``truncate_sequences``) computes them; ``lb`` is ``None`` for a single text."""
-    n_special = 2 if lb is None else 3
-    lb_ = lb or 0
-    excess = la + lb_ + n_special - max_length
-    if excess <= 0:
-        return la, lb_
-    if max_length < n_special:
-        raise BertkitError(
-            f"cannot truncate to max_length={max_length}: "
-            + ("a pair ([CLS] a [SEP] b [SEP])" if lb is not None else "a text ([CLS] a [SEP])")
-            + f" needs {n_special} special tokens alone; use max_length >= {n_special}"
-        )
-    if strategy == "only_first" or (strategy == "longest_first" and lb is None):
-        if la <= excess:
-            raise BertkitError(
-                f"cannot truncate to max_length={max_length}: the first sequence "
-                f"has {la} tokens and {excess} would have to go"
-            )
-        return la - excess, lb_
-    if strategy == "only_second":
-        if lb is None:
-            raise BertkitError("truncation='only_second' needs a pair")
-        if lb_ <= excess:
-            raise BertkitError(
-                f"cannot truncate to max_length={max_length}: the second sequence "
-                f"has {lb_} tokens and {excess} would have to go"
-            )
-        return la, lb_ - excess
-    # longest_first with a pair: one token at a time from the longer one (the pair on ties).
-    for _ in range(excess):
-        if la > lb_:
-            la -= 1
-        else:
-            lb_ -= 1
-    return la, lb_
-
-
-# Characters that NFC can compose onto the preceding one: combining marks (M*) and the Hangul
-# medial vowel / final consonant jamo. The engine aligns a composed character with its first
-# source character only, so such trailing characters are given back to the token (below).
-_MARK_RE = re.compile(ut.py_class(ut.composing_ranges()))
-
-
-def _is_composing(ch: str) -> bool:
-    return _MARK_RE.match(ch) is not None
-
-
-def _absorb_marks(text: str, offsets: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Extend each token's span over directly following composing characters no token covers."""
-    out = list(offsets)
-    n = len(text)
-    for k, (s, e) in enumerate(out):
-        if e <= s:
-            continue
-        limit = out[k + 1][0] if k + 1 < len(out) and out[k + 1][1] > out[k + 1][0] else n
-        while e < n and e < limit and _is_composing(text[e]):
-            e += 1
-        out[k] = (s, e)
-    return out
-
-
-def _map_span(index: list[int], s: int, e: int) -> tuple[int, int]:
-    """Map a span of the pre-passed text back to the original (``index`` has an end sentinel)."""
-    if e <= s:
-        return index[s], index[s]
-    return index[s], index[e - 1] + 1
-
-
-def _python_prepass(text: str, lower: bool, strip: bool, preserve: bool) -> tuple[str, list[int]]:
-    """Rewrite the characters the Rust engine would treat differently, keeping an index map.
-
-    * lone surrogates are dropped (the original removes them as control characters);
-    * a capital sigma becomes the final-form small sigma where Python's ``str.lower`` would make
-      it one (it depends on the surrounding word, which the engine's per-character lowercase
-      cannot see);
-    * a drift character is replaced by what the original pipeline turns it into.
-    """
-    drift = ut.drift_chars()
-    out: list[str] = []
-    index: list[int] = []
-    final_sigma = _final_sigma_positions(text) if lower and ut.GREEK_CAPITAL_SIGMA in text else set()
-    for i, ch in enumerate(text):
-        if 0xD800 <= ord(ch) <= 0xDFFF:
-            continue
-        if i in final_sigma:
-            out.append("\u03c2")
-            index.append(i)
-            continue
-        if ch in drift:
-            rep = unicodedata.normalize("NFC", ch)
-            if lower:
-                rep = rep.lower()
-            if strip:
-                rep = "".join(
-                    c
-                    for c in unicodedata.normalize("NFD", rep)
-                    if unicodedata.category(c) != "Mn" or (preserve and c in ut.KANA_VOICING_MARKS)
-                )
-            out.extend(rep)
-            index.extend([i] * len(rep))
-            continue
-        out.append(ch)
-        index.append(i)
-    index.append(len(text))
-    return "".join(out), index
-
-
-def _final_sigma_positions(text: str) -> set[int]:
-    """Indices of capital sigmas that the original's per-word ``lower()`` makes final (ς).
-
-    The original lowercases each whitespace-separated word of the cleaned, CJK-padded,
-    NFC-normalised text, so the context is taken from exactly that word.
-    """
-    kept = [i for i, ch in enumerate(text) if not (ut.is_removed(ch) or 0xD800 <= ord(ch) <= 0xDFFF)]
-    positions: set[int] = set()
-    word: list[int] = []
-
-    def flush():
-        if not word:
-            return
-        w = "".join(text[i] for i in word)
-        if ut.GREEK_CAPITAL_SIGMA in w:
-            sig = [i for i in word if text[i] == ut.GREEK_CAPITAL_SIGMA]
-            low = unicodedata.normalize("NFC", w).lower()
-            finals = [c == "\u03c2" for c in low if c in "\u03c3\u03c2"]
-            # σ/ς already in the word stay as they are; map the results back to capitals in order.
-            originals = [c for c in unicodedata.normalize("NFC", w) if c in "\u03a3\u03c3\u03c2"]
-            k = 0
-            for c, fin in zip(originals, finals):
-                if c == ut.GREEK_CAPITAL_SIGMA:
-                    if fin:
-                        positions.add(sig[k])
-                    k += 1
-        word.clear()
-
-    for i in kept:
-        ch = text[i]
-        if ch.isspace() or ut.is_cjk(ch):
-            flush()
-            if ut.is_cjk(ch):
-                word.append(i)
-                flush()
-            continue
-        word.append(i)
-    flush()
-    return positions

@@ -39,16 +39,16 @@ from tqdm import tqdm
 
 from bertkit.errors import BertkitError
 from bertkit.fileio import REPLACE_HINT, iter_lines
+from bertkit.settings import EncodingErrors, VocabOptions, check_choice
 from bertkit.tokenization import unicode_tables as ut
-from bertkit.tokenization.tokenizer import (
-    SPECIAL_TOKENS,
-    Tokenizer,
+from bertkit.tokenization.normalization import (
     _prepass_regex,
     _python_prepass,
     _resolve_strip,
     build_normalizer,
     build_pre_tokenizer,
 )
+from bertkit.tokenization.tokenizer import SPECIAL_TOKENS, Tokenizer
 
 HELDOUT_EVERY = 50
 HELDOUT_MAX = 5000
@@ -151,18 +151,21 @@ def _alphabet(engine, texts: Iterable[str], limit: int | None, tokenize_chinese_
     return kept, [c for c in kept if not any(a <= ord(c) <= b for a, b in isolated)]
 
 
+_DEFAULTS = VocabOptions()  # bertkit vocab's defaults are train_vocab's
+
+
 def train_vocab(
     files: Sequence[str | os.PathLike],
-    vocab_size: int = 30000,
-    lowercase: bool = True,
+    vocab_size: int = _DEFAULTS.vocab_size,
+    lowercase: bool = not _DEFAULTS.cased,
     *,
     strip_accents: bool | None = None,
     tokenize_chinese_chars: bool = True,
-    preserve_hangul_kana: bool = True,
-    unused: int = 0,
-    min_frequency: int = 2,
-    limit_alphabet: int | None = 1000,
-    encoding_errors: str = "strict",
+    preserve_hangul_kana: bool = _DEFAULTS.preserve_hangul_kana,
+    unused: int = _DEFAULTS.unused,
+    min_frequency: int = _DEFAULTS.min_frequency,
+    limit_alphabet: int | None = _DEFAULTS.limit_alphabet,
+    encoding_errors: str = _DEFAULTS.encoding_errors,
     progress: bool = True,
 ) -> Tokenizer:
     """Learn a WordPiece vocabulary of ``vocab_size`` tokens from ``files``.
@@ -176,8 +179,7 @@ def train_vocab(
     """
     if not files:
         raise BertkitError("no input files given")
-    if encoding_errors not in ("strict", "replace"):
-        raise BertkitError(f"encoding_errors must be 'strict' or 'replace', not {encoding_errors!r}")
+    check_choice("encoding_errors", encoding_errors, EncodingErrors)
     if unused < 0:
         raise BertkitError(f"the [unused] reserve must be >= 0, got {unused}")
     if limit_alphabet is not None and limit_alphabet < 1:
