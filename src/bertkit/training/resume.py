@@ -27,7 +27,8 @@ from bertkit.training.config import TrainConfig
 
 def newest_checkpoint(out_dir: Path | None) -> Path | None:
     """The newest complete checkpoint in ``out_dir`` (None without one, or without ``out_dir``)."""
-    return list_checkpoints(out_dir)[-1] if out_dir is not None and list_checkpoints(out_dir) else None
+    found = list_checkpoints(out_dir) if out_dir is not None else []
+    return found[-1] if found else None
 
 
 def checkpoint_due(cfg: TrainConfig, out_dir: Path | None, step: int, last_save_time: float) -> bool:
