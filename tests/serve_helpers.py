@@ -31,8 +31,9 @@ def tiny_config(**kw) -> BertConfig:
 
 
 def make_model_dir(root: Path, kind: str, seed: int = 0) -> Path:
-    """``kind``: encoder | pretraining | classification | pair | tagging | qa -> a model directory."""
+    """``kind``: encoder | pretraining | classification | pair | tagging | qa | choice -> a model directory."""
     from bertkit.heads import (
+        BertForMultipleChoice,
         BertForPreTraining,
         BertForQuestionAnswering,
         BertForSequenceClassification,
@@ -51,12 +52,15 @@ def make_model_dir(root: Path, kind: str, seed: int = 0) -> Path:
     if kind == "pretraining":
         BertForPreTraining(tiny_config()).save_pretrained(d, tokenizer=tok)
         return d
-    labels = {"classification": ["neg", "pos"], "pair": ["no", "yes"], "tagging": TAGS, "qa": None}[kind]
+    labels = {"classification": ["neg", "pos"], "pair": ["no", "yes"], "tagging": TAGS, "qa": None, "choice": None}[
+        kind
+    ]
     head = {
         "classification": BertForSequenceClassification,
         "pair": BertForSequenceClassification,
         "tagging": BertForTokenClassification,
         "qa": BertForQuestionAnswering,
+        "choice": BertForMultipleChoice,
     }[kind]
     cfg = tiny_config()
     if labels:

@@ -278,3 +278,12 @@ def test_predict_regression_and_choice(tmp_path):
     assert sum(got[1]["probabilities"]) == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(BertkitError, match="needs at least two endings"):
         ch.predict([("ctx", ["only one"])])
+    # inputs with different numbers of endings in one call (a server merges requests): each gets
+    # its own choices (the batch took the first input's count: extra padding choices, or a crash)
+    mixed = [("a dog", endings[:2]), ("the man is very good .", endings), ("a film", endings[1:])]
+    for order in (mixed, mixed[::-1]):
+        together = ch.predict(order)
+        for x, g in zip(order, together):
+            alone = ch.predict([x])[0]
+            assert len(g["probabilities"]) == len(x[1]) and g["choice"] == alone["choice"]
+            assert g["probabilities"] == pytest.approx(alone["probabilities"], abs=1e-5)

@@ -35,7 +35,10 @@ SRC = Path(bertkit.__file__).resolve().parents[1]  # the bertkit under test, for
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
-    return {k: make_model_dir(root, k) for k in ("encoder", "pretraining", "classification", "pair", "tagging", "qa")}
+    return {
+        k: make_model_dir(root, k)
+        for k in ("encoder", "pretraining", "classification", "pair", "tagging", "qa", "choice")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +171,32 @@ def test_predict_routes(predictors):
         body = requests.post(f"{url}/predict", json={"inputs": [q]}).json()
         want = predictors["qa"].predict([q])[0]
         assert body[0]["answer"] == want["answer"]
+        # one object is one input (the documented form, and what the web page sends): was a 422
+        one = requests.post(f"{url}/predict", json={"inputs": q})
+        assert one.status_code == 200 and one.json() == body[0]
+
+
+def test_multiple_choice_over_http_equals_the_library(predictors):
+    """A multiple-choice model answers /predict (it was refused with a 400): one object or a list,
+    the library's probabilities, one-line 422s for malformed inputs and over-long endings."""
+    requests = pytest.importorskip("requests")
+    x = {"context": "the man sat on the mat .", "start": "he", "endings": ["eats food", "runs", "sleeps today"]}
+    y = {"context": "the dog runs in paris", "endings": ["and rome", "very good"]}
+    want = predictors["choice"].predict([x, y])
+    with running(predictors["choice"]) as (url, _):
+        one = requests.post(f"{url}/predict", json={"inputs": x})
+        assert one.status_code == 200
+        assert one.json()["choice"] == want[0]["choice"]
+        assert one.json()["probabilities"] == pytest.approx(want[0]["probabilities"], abs=1e-5)
+        both = requests.post(f"{url}/predict", json={"inputs": [x, y]}).json()
+        assert [b["choice"] for b in both] == [w["choice"] for w in want] and len(both[1]["probabilities"]) == 2
+        bad = requests.post(f"{url}/predict", json={"inputs": [y, {"context": "a", "endings": ["only one"]}]})
+        assert bad.status_code == 422 and bad.json()["error"].startswith("inputs[1]: a multiple-choice input is")
+        long = {"context": "the film " * 10, "endings": ["good", "the plot " * 20]}
+        r = requests.post(f"{url}/predict", json={"inputs": long})
+        assert r.status_code == 422 and r.json()["error"].startswith("inputs[0].endings[1]:")
+        r = requests.post(f"{url}/predict", json={"inputs": long, "truncate": True})
+        assert r.status_code == 200 and len(r.json()["probabilities"]) == 2
 
 
 # ------------------------------------------------------------------------------------- limits

@@ -44,7 +44,7 @@ def browser():
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
-    return {k: make_model_dir(root, k) for k in ("encoder", "pretraining", "classification", "tagging")}
+    return {k: make_model_dir(root, k) for k in ("encoder", "pretraining", "classification", "tagging", "qa", "choice")}
 
 
 def open_page(browser, url):
@@ -90,6 +90,38 @@ def test_page_class_probabilities_and_entities(browser, models):
         marks = page.locator("#predict-result mark.entity")
         assert marks.count() == len(api["entities"])
         assert page.inner_text("#predict-result .tagged").replace("\n", "") != ""
+
+
+def test_page_question_answering_and_multiple_choice(browser, models):
+    """The QA form posts one {question, context} object (the server refused it with a 422 before)
+    and multiple choice shows each ending's probability, best first."""
+    with running(bertkit.load(models["qa"], device="cpu")) as (url, _):
+        page = open_page(browser, url)
+        assert page.inner_text("#predict-text-label") == "Question:" and page.is_visible("#predict-pair")
+        q = {"question": "where does mary live ?", "context": "mary lives in paris today"}
+        page.fill("#predict-text", q["question"])
+        page.fill("#predict-pair", q["context"])
+        page.click("#predict-submit")
+        page.wait_for_selector("#predict-result[data-state]")
+        assert page.get_attribute("#predict-result", "data-state") == "done", page.inner_text("#predict-result")
+        api = httpx.post(f"{url}/predict", json={"inputs": q}).json()
+        shown = page.inner_text("#predict-result .answer-text")
+        assert shown == (api["answer"] or "(no answer in the text)")
+    with running(bertkit.load(models["choice"], device="cpu")) as (url, _):
+        page = open_page(browser, url)
+        assert page.inner_text("#predict-pair-label") == "Endings (one per line):"
+        endings = ["eats food", "runs", "sleeps today"]
+        page.fill("#predict-text", "the man sat on the mat .")
+        page.fill("#predict-pair", "\n".join(endings))
+        page.click("#predict-submit")
+        page.wait_for_selector("#predict-result[data-state]")
+        assert page.get_attribute("#predict-result", "data-state") == "done", page.inner_text("#predict-result")
+        names = page.locator("#predict-result .candidate .name").all_inner_texts()
+        scores = [float(x) for x in page.locator("#predict-result .candidate .score").all_inner_texts()]
+        api = httpx.post(f"{url}/predict", json={"inputs": {"context": "the man sat on the mat .", "endings": endings}})
+        probs = api.json()["probabilities"]
+        want = sorted(zip(endings, probs), key=lambda kv: -kv[1])
+        assert names == [e for e, _ in want] and scores == pytest.approx([p for _, p in want], abs=1e-3)
 
 
 def test_page_similarity(browser, models):

@@ -5,6 +5,7 @@ Routes (docs/SERVING.md has curl examples):
 * ``POST /embed`` ``{"inputs": str | [str], "normalize": true, "truncate": false}`` -> ``[[float]]``
 * ``POST /predict`` ``{"inputs": ..., "truncate": false}`` -> classification: ``[{"label", "score"}]``
   (all labels, best first; a list of those for a batch); other tasks: bertkit's prediction dicts
+  (one object input -- qa ``{"question", "context"}``, choice ``{"context", "endings"}`` -- or a list)
 * ``POST /fill-mask`` ``{"inputs": str | [str], "top_k": 5}`` -> ``{"text", "masks", "filled"}`` (a list for a batch)
 * ``POST /similarity`` ``{"inputs": {"source_sentence": str, "sentences": [str]}}`` -> ``[float]``
 * ``POST /v1/embeddings`` ``{"input": str | [str], "model": str, "encoding_format": "float" | "base64"}``
@@ -67,7 +68,7 @@ class EmbedRequest(_Body):
 
 
 class PredictRequest(_Body):
-    inputs: str | list[str | list[str] | dict[str, Any]]
+    inputs: str | dict[str, Any] | list[str | list[str] | dict[str, Any]]
     truncate: bool = False
     raw_scores: bool = False
 
@@ -414,17 +415,16 @@ def create_app(predictor: Any, cfg: ServeConfig | None = None) -> Any:
     async def predict(req: PredictRequest):
         service.require("predict", "/predict")
         task = predictor.task_name
-        if task == "choice":
-            raise HTTPError(
-                400, "/predict: multiple-choice models are not served over HTTP (use bertkit predict)", "Unsupported"
-            )
         if req.raw_scores:
             raise HTTPError(422, "raw_scores: not supported (scores are probabilities)", "Validation")
         pair_task = task in ("pair", "qa")
         raw = req.inputs
-        single = isinstance(raw, str) or (pair_task and len(raw) == 2 and all(isinstance(x, str) for x in raw))
+        single = isinstance(raw, str | dict) or (pair_task and len(raw) == 2 and all(isinstance(x, str) for x in raw))
         items = [raw] if single else list(raw)
         service.check_count(len(items), "inputs")
+        if task == "choice":
+            preds = await predict_choices(items, req.truncate)
+            return preds[0] if single else preds
         inputs, texts_a, texts_b = [], [], []
         for i, x in enumerate(items):
             if isinstance(x, dict):
@@ -450,6 +450,38 @@ def create_app(predictor: Any, cfg: ServeConfig | None = None) -> Any:
         preds = await service.run("predict", inputs, sum(counts))
         out = [_tei_prediction(p) for p in preds]
         return out[0] if single else out
+
+    async def predict_choices(items: list[Any], truncate: bool) -> list[dict]:
+        """Multiple choice: each input ``{"context", "endings": [...], "start"?}`` is one model
+        row per ending ([CLS] context [SEP] start ending [SEP]); each row must fit the model."""
+        inputs, contexts, seconds = [], [], []
+        for i, x in enumerate(items):
+            endings = x.get("endings") if isinstance(x, dict) else None
+            start = x.get("start", "") if isinstance(x, dict) else ""
+            if (
+                not isinstance(x, dict)
+                or not isinstance(x.get("context"), str)
+                or not isinstance(start, str)
+                or not isinstance(endings, list)
+                or len(endings) < 2
+                or not all(isinstance(e, str) for e in endings)
+            ):
+                raise HTTPError(
+                    422,
+                    f'inputs[{i}]: a multiple-choice input is {{"context": str, "endings": [str, str, ...], '
+                    '"start": str (optional)}',
+                    "Validation",
+                )
+            inputs.append({"context": x["context"], "start": start, "endings": endings})
+            contexts.append(x["context"])
+            seconds.extend((start + " " + e).strip() for e in endings)
+        len_c = await service.off_loop(service.lengths, contexts, "inputs")
+        len_s = iter(await service.off_loop(service.lengths, seconds, "inputs"))
+        tokens = 0
+        for i, (x, n) in enumerate(zip(inputs, len_c)):
+            rows = [n + next(len_s) + 3 for _ in x["endings"]]
+            tokens += sum(service.fit(rows, f"inputs[{i}].endings", truncate))
+        return await service.run("predict", inputs, tokens)
 
     return LimitsAndMetrics(app, service)
 

@@ -24,16 +24,19 @@ def collate(items: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Ten
     """Pad a list of feature items into a batch of tensors.
 
     ``input_ids`` / ``token_type_ids`` / ``attention_mask`` are ``(B, T)``, or ``(B, C, T)`` for
-    multiple choice; list-valued ``labels`` (tagging) are padded with -100 to ``(B, T)``.
+    multiple choice (C: the most choices of any item; an item with fewer gets padding rows that
+    attend to their first position only, and :func:`run_model` drops their outputs);
+    list-valued ``labels`` (tagging) are padded with -100 to ``(B, T)``.
     """
     first = items[0]["input_ids"]
     choice = bool(first) and isinstance(first[0], list)
     if choice:
         T = max(len(seq) for it in items for seq in it["input_ids"])
-        C = len(first)
+        C = max(len(it["input_ids"]) for it in items)
         ids = torch.full((len(items), C, T), pad_id, dtype=torch.long)  # (B, C, T)
         types = torch.zeros((len(items), C, T), dtype=torch.long)
         mask = torch.zeros((len(items), C, T), dtype=torch.long)
+        mask[:, :, 0] = 1  # a padding choice row is never all-masked (no NaN from an empty softmax)
         for i, it in enumerate(items):
             for c, (seq, ty) in enumerate(zip(it["input_ids"], it["token_type_ids"])):
                 ids[i, c, : len(seq)] = torch.tensor(seq)
@@ -188,6 +191,7 @@ def run_model(
     model.eval()
     device = model_device(model)
     lengths = [_item_len(it) for it in features.items]
+    choices = [_item_choices(it) for it in features.items]
     outputs: list[Any] = [None] * len(features)
     batches = token_budget_batches(lengths, max_tokens, batch_size)
     with torch.inference_mode():
@@ -208,10 +212,17 @@ def run_model(
                         f"activations overflow on that input; refusing to score or write non-finite outputs"
                     )
             for j, i in enumerate(idx):
-                per_item = tuple(p[j, : lengths[i]] if token_level else p[j] for p in parts)
+                cut = lengths[i] if token_level else choices[i]  # None: the whole output
+                per_item = tuple(p[j] if cut is None else p[j, :cut] for p in parts)
                 outputs[i] = per_item[0] if len(per_item) == 1 else per_item
     model.train(was_training)
     return outputs
+
+
+def _item_choices(item: dict[str, Any]) -> int | None:
+    """A multiple-choice item's number of choices (None for any other item)."""
+    ids = item["input_ids"]
+    return len(ids) if ids and isinstance(ids[0], list) else None
 
 
 def _item_len(item: dict[str, Any]) -> int:
