@@ -9,7 +9,8 @@ import torch
 
 from bertkit.heads import QAOutput
 from bertkit.tasks import get_task
-from bertkit.tasks.batching import collate
+from bertkit.tasks.base import Features
+from bertkit.tasks.batching import collate, run_model
 from bertkit.tasks.qa import _is_max_context, _windows
 from bertkit.tokenization import Tokenizer
 
@@ -227,6 +228,26 @@ def test_choice_features(tok, tmp_path):
     ]
     batch = collate(feats.items, tok.pad_id)
     assert batch["input_ids"].shape == (1, 4, len(it["input_ids"][3]))  # (B, C, T) padded to longest choice
+
+
+def test_run_model_counts_every_choice_row_against_the_token_budget():
+    """A multiple-choice item is C rows: max_tokens bounds the padded (B, C, T) batch, not (B, T)
+    (a batch of 4-ending items was 4x over the budget)."""
+    shapes = []
+
+    class Scores(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))  # where run_model reads the device
+
+        def forward(self, ids, mask, types):
+            shapes.append(tuple(ids.shape))
+            return (mask.sum(-1).float(),)  # (B, C)
+
+    items = [{"input_ids": [[2] + [5] * 8 + [3]] * 4, "token_type_ids": [[0] * 10] * 4} for _ in range(6)]
+    out = run_model(Scores(), Features(items, list(range(6))), batch_size=64, pad_id=0, max_tokens=100)
+    assert all(b * c * t <= 100 for b, c, t in shapes) and sum(b for b, _, _ in shapes) == 6
+    assert all(o.tolist() == [10.0] * 4 for o in out)
 
 
 def test_unknown_task_is_an_error():

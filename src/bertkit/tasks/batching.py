@@ -193,7 +193,8 @@ def run_model(
     lengths = [_item_len(it) for it in features.items]
     choices = [_item_choices(it) for it in features.items]
     outputs: list[Any] = [None] * len(features)
-    batches = token_budget_batches(lengths, max_tokens, batch_size)
+    cost = [n * (c or 1) for n, c in zip(lengths, choices)]  # a choice item is C rows of its length
+    batches = token_budget_batches(cost, max_tokens, batch_size)
     with torch.inference_mode():
         for idx in tqdm(batches, desc=desc, disable=not progress, leave=False, unit="batch"):
             batch = collate([features.items[i] for i in idx], pad_id)
