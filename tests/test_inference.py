@@ -112,6 +112,18 @@ def test_pooling_definitions(dirs):
     np.testing.assert_allclose(np.diag(sim[:, :2]), 1.0, atol=1e-6)
 
 
+def test_embed_token_ids_equals_embed(dirs):
+    """What bertkit serve calls with the ids it counted: the same rows as embed(texts), truncation
+    included; ids outside the vocabulary are one clear error."""
+    m = bertkit.load(dirs["encoder"], device="cpu")
+    ids = m.tokenizer.tokenize_ids_batch(TEXTS)
+    for pooling in ("mean", "cls"):
+        np.testing.assert_array_equal(m.embed_token_ids(ids, pooling=pooling), m.embed(TEXTS, pooling=pooling))
+    np.testing.assert_array_equal(m.embed_token_ids(ids, max_length=4), m.embed(TEXTS, max_length=4))
+    with pytest.raises(BertkitError, match="input 2: token ids must be in 0.."):
+        m.embed_token_ids([ids[0], [1, 10**6]])
+
+
 def test_iter_embed_streams_in_order(dirs):
     m = bertkit.load(dirs["encoder"], device="cpu")
     chunks = list(m.iter_embed(iter(TEXTS), chunk_size=3))

@@ -257,10 +257,10 @@ class Gate:
     def __getattr__(self, name):
         return getattr(self.p, name)
 
-    def embed(self, *a, **kw):
+    def embed_token_ids(self, *a, **kw):  # what the embedding routes call
         self.calls += 1
         self.event.wait(30)
-        return self.p.embed(*a, **kw)
+        return self.p.embed_token_ids(*a, **kw)
 
     def open(self):
         self.event.set()
@@ -272,10 +272,13 @@ def test_queue_full_is_503_with_retry_after_and_timeout_is_504(predictors):
         service = app.service
         with ThreadPoolExecutor(2) as pool:
             first = pool.submit(httpx.post, f"{url}/embed", json={"inputs": "a dog"}, timeout=30)
+            deadline = time.time() + 30  # a hang here fails the test instead of stalling the suite
             while service.batcher.running == 0:  # the first is in the (stuck) model call
+                assert time.time() < deadline, "the first request never reached the model"
                 time.sleep(0.01)
             second = pool.submit(httpx.post, f"{url}/embed", json={"inputs": "a cat"}, timeout=30)
             while service.batcher.depth == 0:  # the second waits in the queue
+                assert time.time() < deadline, "the second request never queued"
                 time.sleep(0.01)
             r = httpx.post(f"{url}/embed", json={"inputs": "a man"})
             assert r.status_code == 503 and r.headers["retry-after"] == "1"

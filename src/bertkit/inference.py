@@ -277,9 +277,13 @@ class Predictor:
     # -- batching -------------------------------------------------------------------------------
     def _encode_texts(self, texts: Sequence[str], max_length: int) -> tuple[list[dict], int]:
         """``[CLS] text [SEP]`` feature items (truncated to ``max_length``) and the number cut."""
+        return self._encode_ids(self.tokenizer.tokenize_ids_batch(list(texts)), max_length)
+
+    def _encode_ids(self, token_ids: Sequence[Sequence[int]], max_length: int) -> tuple[list[dict], int]:
+        """``[CLS] ids [SEP]`` feature items (truncated to ``max_length``) and the number cut."""
         tok = self.tokenizer
         items, truncated = [], 0
-        for ids in tok.tokenize_ids_batch(list(texts)):
+        for ids in token_ids:
             seq, types, cut = build_pair(ids, None, max_length, tok.cls_id, tok.sep_id)
             truncated += cut
             items.append({"input_ids": seq, "token_type_ids": types})
@@ -337,14 +341,35 @@ class Predictor:
             if chunk:
                 yield chunk, self._embed(_as_texts(chunk), pooling, normalize, batch_size, max_length, bar.update)
 
+    def embed_token_ids(
+        self,
+        token_ids: Sequence[Sequence[int]],
+        pooling: str = EmbedOptions.pooling,
+        normalize: bool = EmbedOptions.normalize,
+        batch_size: int | None = None,
+        max_length: int | None = None,
+    ) -> np.ndarray:
+        """:meth:`embed` of texts already split into WordPiece ids without [CLS] / [SEP]
+        (``tokenizer.tokenize_ids_batch(texts)``): the same rows, for a caller that tokenised
+        first to count tokens (``bertkit serve`` checks its limits that way)."""
+        vocab = self.config.vocab_size
+        for i, ids in enumerate(token_ids):
+            if len(ids) and not (0 <= min(ids) and max(ids) < vocab):
+                raise BertkitError(f"input {i + 1}: token ids must be in 0..{vocab - 1}")
+        return self._embed_ids(token_ids, pooling, normalize, batch_size, max_length, None)
+
     def _embed(self, texts, pooling, normalize, batch_size, max_length, on_batch) -> np.ndarray:
+        ids = self.tokenizer.tokenize_ids_batch(list(texts))
+        return self._embed_ids(ids, pooling, normalize, batch_size, max_length, on_batch)
+
+    def _embed_ids(self, token_ids, pooling, normalize, batch_size, max_length, on_batch) -> np.ndarray:
         if pooling not in POOLINGS:
             raise BertkitError(f"pooling: unknown value {pooling!r} (choose from {', '.join(POOLINGS)})")
         max_length = self._check_length(max_length or self.max_length)
-        items, truncated = self._encode_texts(texts, max_length)
+        items, truncated = self._encode_ids(token_ids, max_length)
         if truncated:
-            runtime.log(f"embed: {truncated} of {len(texts)} texts truncated to {max_length} tokens")
-        out = np.empty((len(texts), self.config.hidden_size), dtype=np.float32)
+            runtime.log(f"embed: {truncated} of {len(token_ids)} texts truncated to {max_length} tokens")
+        out = np.empty((len(token_ids), self.config.hidden_size), dtype=np.float32)
         with torch.inference_mode(), self._autocast():
             for idx, b in self._batches(items, batch_size, on_batch):
                 out[idx] = self._pool(b, pooling, normalize).cpu().numpy()

@@ -118,8 +118,11 @@ class Service:
         self.metrics.gauge("bertkit_batch_running", "requests in the model call now", lambda: self.batcher.running)
 
     # -- model calls (worker thread) ------------------------------------------------------------
-    def _run_embed(self, texts: list[str]) -> list[np.ndarray]:
-        vecs = self.predictor.embed(texts, pooling=self.cfg.pooling, normalize=False, batch_size=len(texts))
+    def _run_embed(self, token_ids: list[list[int]]) -> list[np.ndarray]:
+        # ids from the request's own token count: each text is tokenised once
+        vecs = self.predictor.embed_token_ids(
+            token_ids, pooling=self.cfg.pooling, normalize=False, batch_size=len(token_ids)
+        )
         return list(vecs)
 
     def _run_fill_mask(self, items: list[tuple[str, int]]) -> list[dict]:
@@ -346,9 +349,9 @@ def create_app(predictor: Any, cfg: ServeConfig | None = None) -> Any:
     async def embed_texts(texts: list[str], field: str, truncate: bool, normalize: bool) -> tuple[list, int]:
         service.require("embed", field)
         service.check_count(len(texts), field)
-        lengths = await service.off_loop(service.lengths, texts, field)
-        counts = service.fit([n + 2 for n in lengths], field, truncate)
-        vecs = await service.run("embed", texts, sum(counts))
+        ids = await service.off_loop(service.token_ids, texts, field)
+        counts = service.fit([len(x) + 2 for x in ids], field, truncate)
+        vecs = await service.run("embed", ids, sum(counts))
         if normalize:
             vecs = [v / max(float(np.linalg.norm(v)), 1e-12) for v in vecs]
         return vecs, sum(counts)
