@@ -4,7 +4,9 @@ fill-mask commands, and one-line errors."""
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -203,7 +205,7 @@ def test_npy_header_reads_back(tmp_path):
             assert np.load(p).shape == (rows, dim)
 
 
-def test_cli_embed_and_fill_mask(dirs, tmp_path, capsys):
+def test_cli_embed_and_fill_mask(dirs, tmp_path, capsys, monkeypatch):
     src = tmp_path / "in.txt"
     src.write_text("\n".join(TEXTS) + "\n", "utf-8")
     out = tmp_path / "e.npy"
@@ -225,6 +227,10 @@ def test_cli_embed_and_fill_mask(dirs, tmp_path, capsys):
     recs = [json.loads(x) for x in (tmp_path / "e.jsonl").read_text().splitlines()]
     assert [r["text"] for r in recs] == TEXTS
     np.testing.assert_allclose([r["embedding"] for r in recs], m.embed(TEXTS, pooling="cls"), atol=1e-5)
+    # --input - reads stdin, one text per line (progress on: a bar without a total)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(("\n".join(TEXTS) + "\n").encode())))
+    assert main(["embed", "--model", dirs["pretrain"], "--input", "-", "--out", str(tmp_path / "s.npy")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "s.npy"), m.embed(TEXTS), atol=1e-5, rtol=0)
     # a bad input line: one error line, no output file
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "a"}\n{"text": 3}\n', "utf-8")

@@ -1,5 +1,6 @@
 """The files of ``bertkit embed``: input texts streamed from ``.txt`` / ``.jsonl`` / ``.tsv``
-(``.gz`` too), and embeddings streamed into ``.npy`` or ``.jsonl``, written atomically."""
+(``.gz`` too) or standard input (``-``: one text per line), and embeddings streamed into
+``.npy`` or ``.jsonl``, written atomically."""
 
 from __future__ import annotations
 
@@ -11,21 +12,25 @@ import numpy as np
 
 from bertkit import outputs
 from bertkit.errors import BertkitError
-from bertkit.fileio import atomic_open, iter_jsonl, iter_lines, open_binary
+from bertkit.fileio import atomic_open, iter_jsonl, iter_lines, iter_stdin_lines, open_binary
 from bertkit.settings import TextFileOptions
 
 INPUT_FORMATS = ("txt", "jsonl", "tsv")
 TSV_TEXT_COLUMNS = ("text", "sentence")
+STDIN = "-"  # an input path meaning standard input, read as .txt
 
 
 def input_format(path: str | Path) -> str:
-    """``txt`` / ``jsonl`` / ``tsv`` from the file name (``.gz`` allowed)."""
+    """``txt`` / ``jsonl`` / ``tsv`` from the file name (``.gz`` allowed; ``-``, stdin: ``txt``)."""
+    if str(path) == STDIN:
+        return "txt"
     name = Path(str(path).removesuffix(".gz")).name.lower()
     for fmt, suffixes in (("txt", (".txt",)), ("jsonl", (".jsonl",)), ("tsv", (".tsv",))):
         if name.endswith(suffixes):
             return fmt
     raise BertkitError(
-        f"{path}: unknown input format; name it .txt (one text per line), .jsonl (a text field) or .tsv (a column)"
+        f"{path}: unknown input format; name it .txt (one text per line), .jsonl (a text field) or .tsv "
+        "(a column), or pipe it in with --input - (one text per line)"
     )
 
 
@@ -39,7 +44,9 @@ def iter_input_texts(
 
     for path in paths:
         fmt = input_format(path)
-        if fmt == "txt":
+        if str(path) == STDIN:
+            yield from iter_stdin_lines()
+        elif fmt == "txt":
             for _, line in iter_lines(path):
                 yield line
         elif fmt == "jsonl":
@@ -77,11 +84,13 @@ def _tsv_column(path: str, columns: list[str], column: str | None) -> int:
     raise BertkitError(f"{path}: no column {column!r} (columns: {', '.join(columns)})")
 
 
-def count_input_texts(paths: Sequence[str]) -> int:
+def count_input_texts(paths: Sequence[str]) -> int | None:
     """How many texts :func:`iter_input_texts` will yield (a fast pass over the bytes, for a
     progress bar's total): lines of ``.txt``, non-blank lines of ``.jsonl``, ``.tsv`` lines
-    after the header."""
+    after the header; None when an input is stdin (it can be read only once)."""
 
+    if any(str(p) == STDIN for p in paths):
+        return None
     total = 0
     for path in paths:
         fmt = input_format(path)

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import zlib
 from collections.abc import Iterator
@@ -93,6 +94,15 @@ def iter_lines(
             text = decode_line(path, lineno, raw, offset, errors, hint)
             offset += len(raw)
             yield lineno, text
+
+
+def iter_stdin_lines() -> Iterator[str]:
+    """Standard input's lines as text, without newlines, checked as :func:`iter_lines` checks a
+    file (errors name ``<stdin>``, the line and the byte offset)."""
+    offset = 0
+    for lineno, raw in enumerate(sys.stdin.buffer, start=1):
+        yield decode_line("<stdin>", lineno, raw, offset)
+        offset += len(raw)
 
 
 def decode_line(

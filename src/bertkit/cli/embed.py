@@ -40,7 +40,13 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "atomically; an existing output file is refused unless --overwrite. Inputs are streamed (memory bounded by --chunk-size).",
     )
     p.add_argument("--model", required=True, metavar="DIR", help="any model directory (encoder, pre-training, task)")
-    p.add_argument("--input", required=True, nargs="+", metavar="FILE", help="text files, read in the order given")
+    p.add_argument(
+        "--input",
+        required=True,
+        nargs="+",
+        metavar="FILE",
+        help="text files, read in the order given; - reads stdin (one text per line)",
+    )
     p.add_argument("--out", required=True, metavar="OUT", help="OUT.npy or OUT.jsonl (must not exist)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file (never an input)")
     settings.add_flags(p, EmbedOptions())

@@ -9,6 +9,7 @@ import sys
 from bertkit import settings
 from bertkit.cli import summary
 from bertkit.cli.embed import add_inference_options, load_model
+from bertkit.fileio import iter_stdin_lines
 from bertkit.settings import FillMaskOptions
 
 
@@ -28,15 +29,6 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def _stdin_lines():
-    from bertkit.fileio import decode_line
-
-    offset = 0
-    for lineno, raw in enumerate(sys.stdin.buffer, start=1):
-        yield decode_line("<stdin>", lineno, raw, offset)
-        offset += len(raw)
-
-
 def run(args: argparse.Namespace) -> int:
     model = load_model(args)
     # Interactive use answers each line at once; piped input is predicted in batches.
@@ -49,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         pending.clear()
 
-    for text in args.texts or _stdin_lines():
+    for text in args.texts or iter_stdin_lines():
         pending.append(text)
         if len(pending) >= per_batch:
             flush()
