@@ -244,6 +244,7 @@ def test_cli_tokenize_pair_and_errors(minilm_dir, monkeypatch, capsys):
     assert len(r.stdout.splitlines()) == 1  # the good line before the error was written
     r = _run_tokenize(model, b"ok\n\xff\n", monkeypatch, capsys)
     assert r.returncode == 2 and b"<stdin>:2: invalid UTF-8 at byte offset 3" in r.stderr
+    assert len(r.stdout.splitlines()) == 1
 
 
 # ------------------------------------------------------------------ reproducibility

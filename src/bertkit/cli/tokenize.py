@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from bertkit.errors import BertkitError
+    from bertkit.fileio import iter_stdin_lines
     from bertkit.tokenization import Tokenizer
 
     tok = Tokenizer.from_pretrained(args.model)
@@ -55,24 +56,18 @@ def run(args: argparse.Namespace) -> int:
         firsts.clear()
         pairs.clear()
 
-    offset = 0
-    for lineno, raw in enumerate(sys.stdin.buffer, start=1):
-        try:
-            line = raw.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError as e:
-            flush()
-            raise BertkitError(f"<stdin>:{lineno}: invalid UTF-8 at byte offset {offset + e.start}") from None
-        offset += len(raw)
-        if args.pair:
-            parts = line.split("\t")
-            if len(parts) != 2:
+    try:
+        for lineno, line in enumerate(iter_stdin_lines(), start=1):
+            if args.pair:
+                parts = line.split("\t")
+                if len(parts) != 2:
+                    raise BertkitError(f"<stdin>:{lineno}: --pair expects two tab-separated fields, found {len(parts)}")
+                firsts.append(parts[0])
+                pairs.append(parts[1])
+            else:
+                firsts.append(line)
+            if len(firsts) >= batch_size:
                 flush()
-                raise BertkitError(f"<stdin>:{lineno}: --pair expects two tab-separated fields, found {len(parts)}")
-            firsts.append(parts[0])
-            pairs.append(parts[1])
-        else:
-            firsts.append(line)
-        if len(firsts) >= batch_size:
-            flush()
-    flush()
+    finally:
+        flush()  # the lines before a bad one are written
     return 0
