@@ -296,6 +296,8 @@ def test_predict_regression_and_choice(tmp_path):
     assert sum(got[1]["probabilities"]) == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(BertkitError, match="needs at least two endings"):
         ch.predict([("ctx", ["only one"])])
+    with pytest.raises(BertkitError, match="input 1 must be"):  # a non-text start: was a TypeError
+        ch.predict([{"context": "a dog", "start": 5, "endings": endings}])
     # inputs with different numbers of endings in one call (a server merges requests): each gets
     # its own choices (the batch took the first input's count: extra padding choices, or a crash)
     mixed = [("a dog", endings[:2]), ("the man is very good .", endings), ("a film", endings[1:])]

@@ -38,6 +38,7 @@ from bertkit.serve.batcher import Batcher, QueueFull
 from bertkit.serve.config import ServeConfig
 from bertkit.serve.metrics import Metrics
 from bertkit.settings import FillMaskOptions
+from bertkit.tasks.results import input_example
 
 # Requests with fewer characters than this are tokenised on the event loop (see Service.off_loop).
 INLINE_TOKENIZE_CHARS = 8192
@@ -457,34 +458,27 @@ def create_app(predictor: Any, cfg: ServeConfig | None = None) -> Any:
     async def predict_choices(items: list[Any], truncate: bool) -> list[dict]:
         """Multiple choice: each input ``{"context", "endings": [...], "start"?}`` is one model
         row per ending ([CLS] context [SEP] start ending [SEP]); each row must fit the model."""
-        inputs, contexts, seconds = [], [], []
+        examples = []
         for i, x in enumerate(items):
-            endings = x.get("endings") if isinstance(x, dict) else None
-            start = x.get("start", "") if isinstance(x, dict) else ""
-            if (
-                not isinstance(x, dict)
-                or not isinstance(x.get("context"), str)
-                or not isinstance(start, str)
-                or not isinstance(endings, list)
-                or len(endings) < 2
-                or not all(isinstance(e, str) for e in endings)
-            ):
+            try:
+                if not isinstance(x, dict):  # the HTTP form is an object
+                    raise BertkitError("not an object")
+                examples.append(input_example("choice", x, i + 1))  # the library's own check
+            except BertkitError:
                 raise HTTPError(
                     422,
                     f'inputs[{i}]: a multiple-choice input is {{"context": str, "endings": [str, str, ...], '
                     '"start": str (optional)}',
                     "Validation",
-                )
-            inputs.append({"context": x["context"], "start": start, "endings": endings})
-            contexts.append(x["context"])
-            seconds.extend((start + " " + e).strip() for e in endings)
-        len_c = await service.off_loop(service.lengths, contexts, "inputs")
+                ) from None
+        len_c = await service.off_loop(service.lengths, [e.context for e in examples], "inputs")
+        seconds = [s for e in examples for s in e.second_segments]
         len_s = iter(await service.off_loop(service.lengths, seconds, "inputs"))
         tokens = 0
-        for i, (x, n) in enumerate(zip(inputs, len_c)):
-            rows = [n + next(len_s) + 3 for _ in x["endings"]]
+        for i, (e, n) in enumerate(zip(examples, len_c)):
+            rows = [n + next(len_s) + 3 for _ in e.endings]
             tokens += sum(service.fit(rows, f"inputs[{i}].endings", truncate))
-        return await service.run("predict", inputs, tokens)
+        return await service.run("predict", items, tokens)
 
     return LimitsAndMetrics(app, service)
 

@@ -29,6 +29,11 @@ class ChoiceExample:
     label: int | None
     line: int
 
+    @property
+    def second_segments(self) -> list[str]:
+        """Each ending after the start: the second segment of its [CLS] context [SEP] ... [SEP] row."""
+        return [(self.start + " " + end).strip() for end in self.endings]
+
 
 class ChoiceTask(Task):
     name = "choice"
@@ -83,7 +88,7 @@ class ChoiceTask(Task):
     def featurize(self, examples, tokenizer, label2id, training):
         max_len = self.settings["max_seq_length"]
         ctx_ids = tokenizer.tokenize_ids_batch([e.context for e in examples])
-        second = [(e.start + " " + end).strip() for e in examples for end in e.endings]
+        second = [s for e in examples for s in e.second_segments]
         second_ids = tokenizer.tokenize_ids_batch(second)
         items, truncated, k = [], 0, 0
         for e, a in zip(examples, ctx_ids):

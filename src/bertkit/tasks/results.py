@@ -33,7 +33,12 @@ def input_example(task: str, x: Any, line: int) -> Any:
             raise BertkitError(f"predict: input {line} must be (question, context) or {{'question', 'context'}}")
         return SquadQuestion(str(line), q, c, [], False)
     if task == "choice":
-        if isinstance(x, dict) and isinstance(x.get("context"), str) and isinstance(x.get("endings"), list | tuple):
+        if (
+            isinstance(x, dict)
+            and isinstance(x.get("context"), str)
+            and isinstance(x.get("endings"), list | tuple)
+            and isinstance(x.get("start", ""), str)
+        ):
             ctx, start, endings = x["context"], x.get("start", ""), list(x["endings"])
         elif isinstance(x, tuple | list) and len(x) == 2 and isinstance(x[0], str) and isinstance(x[1], list | tuple):
             ctx, start, endings = x[0], "", list(x[1])
